@@ -1,0 +1,3 @@
+from sesam_tls.cli import run
+
+run()

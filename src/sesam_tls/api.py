@@ -1,0 +1,174 @@
+"""The operations, for Python callers and the CLI alike: issue, status.
+
+Each operation checks what it can before doing anything costly, holds the
+node's lock while it changes things, and records what it deployed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from cryptography import x509
+
+from .agent_config import AgentConfig
+from .bundle import Bundle, fingerprint, key_matches_cert, san_names
+from .deploy import DeployOptions, DeployResult, deploy
+from .errors import SesamTLSError
+from .keys import key_type_of
+from .nginx import NginxContainer
+from .node import Node
+from .providers.base import CertRequest, Provider
+from .state import load_metadata, node_lock, save_metadata
+from .store import SslFolder
+from .verify import parse_address, served_certificate
+
+__all__ = ["Outcome", "issue", "preflight", "status"]
+
+log = logging.getLogger("sesam_tls")
+
+HISTORY = 10
+
+
+@dataclass(frozen=True)
+class Outcome:
+    bundle: Bundle
+    deployment: DeployResult
+    metadata: dict[str, Any]
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def preflight(node: Node, options: DeployOptions) -> None:
+    """Fail before any cost or write: the agent config parses, Docker and the container answer."""
+    AgentConfig.read(node.agent_config).plan(node.container_cert_path, node.container_key_path)
+    if options.restart:
+        NginxContainer(node.container, node.docker_host, timeout=options.timeout).check()
+    SslFolder(node.ssl_dir).check_writable()
+
+
+def issue(
+    request: CertRequest,
+    provider: Provider,
+    *,
+    node: Optional[Node] = None,
+    options: DeployOptions = DeployOptions(),
+    now: Optional[dt.datetime] = None,
+) -> Outcome:
+    """Get a certificate from ``provider`` and deploy it to ``node``."""
+    node = node or Node.from_settings()
+    preflight(node, options)
+    with node_lock(node.state_dir):
+        bundle = provider.issue(request)
+        result = deploy(node, bundle, options, now=now)
+        meta = record(node, provider, request, bundle, result, now=now or _now())
+    return Outcome(bundle, result, meta)
+
+
+def describe(bundle: Bundle) -> dict[str, Any]:
+    """What a certificate is, for metadata and ``status``: no secrets."""
+    return {
+        "names": bundle.dns_names,
+        "ips": bundle.ip_addresses,
+        "key_type": bundle.key_type,
+        "serial": bundle.serial,
+        "fingerprint_sha256": bundle.fingerprint,
+        "issuer": bundle.leaf.issuer.rfc4514_string(),
+        "not_before": bundle.not_before.isoformat(),
+        "not_after": bundle.not_after.isoformat(),
+    }
+
+
+def record(
+    node: Node,
+    provider: Provider,
+    request: CertRequest,
+    bundle: Bundle,
+    result: DeployResult,
+    *,
+    now: dt.datetime,
+) -> dict[str, Any]:
+    old = load_metadata(node.metadata_path) or {}
+    history = list(old.get("history") or [])
+    if old.get("certificate"):
+        entry = {k: old["certificate"].get(k) for k in ("serial", "fingerprint_sha256", "not_after")}
+        history = [{**entry, "version": old.get("deployment", {}).get("version")}, *history][:HISTORY]
+    settings = getattr(provider, "settings", None)
+    meta = {
+        "provider": provider.name,
+        "request": {
+            "names": list(request.names),
+            "ips": [str(ip) for ip in request.ips],
+            "key_type": request.key_type,
+            "days": request.days,
+        },
+        "provider_settings": settings() if callable(settings) else {},
+        "certificate": describe(bundle),
+        "deployment": {
+            "version": result.version,
+            "previous_version": result.previous_version,
+            "deployed_at": now.isoformat(),
+            "action": result.action,
+            "verified": result.verified,
+            "ssl_dir": str(node.ssl_dir),
+            "agent_config": str(node.agent_config),
+            "container": node.container,
+        },
+        "history": history,
+    }
+    save_metadata(node.metadata_path, meta)
+    return meta
+
+
+def status(node: Optional[Node] = None, *, verify: Optional[str] = None, now: Optional[dt.datetime] = None) -> dict[str, Any]:
+    """What the node has: the managed certificate, what is on disk, what the config and nginx say."""
+    node = node or Node.from_settings()
+    now = now or _now()
+    meta = load_metadata(node.metadata_path)
+    out: dict[str, Any] = {
+        "managed": meta is not None,
+        "provider": meta.get("provider") if meta else None,
+        "ssl_dir": str(node.ssl_dir),
+        "agent_config": str(node.agent_config),
+        "container": node.container,
+    }
+    folder = SslFolder(node.ssl_dir)
+    pair = folder.read_pair()
+    deployed: Optional[x509.Certificate] = None
+    if pair is None:
+        out["deployed"] = None
+    else:
+        try:
+            bundle = Bundle.from_pem(pair[0], pair[1], source=str(node.ssl_dir))
+        except SesamTLSError as exc:
+            out["deployed"] = {"error": str(exc)}
+        else:
+            deployed = bundle.leaf
+            info = describe(bundle)
+            info["days_left"] = round((bundle.not_after - now).total_seconds() / 86400, 1)
+            info["version"] = folder.live_version()
+            out["deployed"] = info
+    try:
+        cert_path, key_path = AgentConfig.read(node.agent_config).ssl_paths()
+        out["agent_config_points_here"] = (cert_path, key_path) == (node.container_cert_path, node.container_key_path)
+    except SesamTLSError as exc:
+        out["agent_config_points_here"] = None
+        out["agent_config_error"] = str(exc)
+    if verify:
+        host, port = parse_address(verify)
+        try:
+            der = served_certificate(host, port, timeout=5.0)
+            served = fingerprint(x509.load_der_x509_certificate(der))
+            out["served_fingerprint_sha256"] = served
+            out["serving_deployed"] = deployed is not None and served == fingerprint(deployed)
+        except ConnectionError as exc:
+            out["served_fingerprint_sha256"] = None
+            out["serving_deployed"] = False
+            out["verify_error"] = str(exc)
+    return out
+
+

@@ -1,0 +1,88 @@
+"""The ``sesam-tls`` command: ``main(argv) -> int``, one module per verb.
+
+Each verb module has ``add_arguments(parser)`` and ``run(args) -> int`` and
+imports what it needs inside ``run``, so ``--help`` and a renewal with
+nothing due stay fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from typing import Optional, Sequence
+
+from ..errors import EXIT_CODES, SesamTLSError
+
+__all__ = ["main", "run"]
+
+#: verb -> (module, one-line help). A plain table is the whole plugin system.
+VERBS = {
+    "issue": ("sesam_tls.cli.issue", "get a certificate (Let's Encrypt or self-signed) and deploy it"),
+    "status": ("sesam_tls.cli.status", "show the node's certificate and whether nginx serves it"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .. import __version__
+
+    epilog = "exit codes:\n" + "\n".join(f"  {code:>2}  {text}" for code, text in sorted(EXIT_CODES.items()))
+    parser = argparse.ArgumentParser(
+        prog="sesam-tls",
+        description="TLS certificates for self-hosted Sesam nodes: issue, import, renew, deploy to nginx.",
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"sesam-tls {__version__}")
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
+    for verb, (module_name, help_text) in VERBS.items():
+        module = importlib.import_module(module_name)
+        sub = verbs.add_parser(verb, help=help_text, description=help_text)
+        module.add_arguments(sub)
+        sub.set_defaults(_module=module)
+    return parser
+
+
+class _OneLine(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        prefix = "" if record.levelno <= logging.INFO else f"{record.levelname.lower()}: "
+        return f"sesam-tls: {prefix}{record.getMessage()}"
+
+
+def _setup_logging(args: argparse.Namespace) -> logging.Handler:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_OneLine())
+    logger = logging.getLogger("sesam_tls")
+    logger.addHandler(handler)
+    level = logging.DEBUG if getattr(args, "debug", False) else logging.INFO
+    if getattr(args, "quiet", False):
+        level = logging.WARNING
+    logger.setLevel(level)
+    logger.propagate = False
+    return handler
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: --help, --version, usage errors
+        return int(exc.code or 0)
+    handler = _setup_logging(args)
+    try:
+        return int(args._module.run(args))
+    except SesamTLSError as exc:
+        if getattr(args, "debug", False):
+            logging.getLogger("sesam_tls").exception("traceback")
+        print(f"sesam-tls: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("sesam-tls: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        logging.getLogger("sesam_tls").removeHandler(handler)
+
+
+def run() -> None:
+    sys.exit(main())

@@ -1,0 +1,184 @@
+"""Deployment: files -> agent config -> reload/restart -> verify -> (rollback).
+
+Every provider's bundle goes through :func:`deploy`. Everything that can be
+checked is checked before the first write (config parses, folder writable,
+Docker answers), and once something is written, any failure, Ctrl-C
+included, puts the previous pair and config back and restarts nginx on them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from typing import Optional
+
+from .agent_config import AgentConfig
+from .bundle import Bundle, fingerprint
+from .errors import DeployError, DockerError, SesamTLSError, UsageError
+from .nginx import NginxContainer
+from .node import Node
+from .store import SslFolder
+from .verify import parse_address, served_certificate
+
+__all__ = ["DeployOptions", "DeployResult", "deploy", "RELOAD_MODES"]
+
+log = logging.getLogger("sesam_tls")
+
+RELOAD_MODES = ("auto", "reload", "restart")
+
+
+@dataclass(frozen=True)
+class DeployOptions:
+    """How a bundle reaches nginx.
+
+    ``restart=False`` writes the files and the agent config only.
+    ``reload_mode``: ``auto`` restarts when the agent config changed (the
+    agent's settings are read at container start) and reloads otherwise.
+    ``verify``: ``HOST:PORT`` where a TLS handshake must show the new certificate.
+    """
+
+    restart: bool = True
+    reload_mode: str = "auto"
+    verify: Optional[str] = None
+    verify_name: Optional[str] = None
+    timeout: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.reload_mode not in RELOAD_MODES:
+            raise UsageError(f"unknown reload mode {self.reload_mode!r}: choose one of {', '.join(RELOAD_MODES)}")
+        if self.verify:
+            parse_address(self.verify)
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    version: str
+    previous_version: Optional[str]
+    config_changed: bool
+    action: str  # "restart", "reload" or "none"
+    verified: bool
+
+
+def choose_action(options: DeployOptions, config_changed: bool) -> str:
+    """Pure: what makes nginx take the new files."""
+    if not options.restart:
+        return "none"
+    if options.reload_mode == "restart" or (options.reload_mode == "auto" and config_changed):
+        return "restart"
+    return "reload"
+
+
+def deploy(
+    node: Node,
+    bundle: Bundle,
+    options: DeployOptions = DeployOptions(),
+    *,
+    now: Optional[dt.datetime] = None,
+) -> DeployResult:
+    folder = SslFolder(node.ssl_dir)
+
+    # 1. Everything that can fail without a write, fails here.
+    config = AgentConfig.read(node.agent_config)
+    new_config = config.plan(node.container_cert_path, node.container_key_path)
+    folder.check_writable()
+    folder.sweep_temp()
+    container = NginxContainer(node.container, node.docker_host, timeout=options.timeout)
+    if options.restart:
+        container.check()
+
+    # 2. The new version sits beside the live one; nginx sees nothing yet.
+    previous = folder.adopt()
+    version = folder.stage(bundle, now=now)
+    log.info("wrote %s and %s (version %s)", node.cert_path, node.key_path, version)
+
+    old_config = config.raw
+    action = choose_action(options, new_config is not None)
+    verified = False
+    try:
+        # 3. Key and certificate change together: one rename of `live`.
+        folder.activate(version)
+        if new_config is not None:
+            config.write(new_config)
+            log.info("set nginx.ssl_cert and nginx.ssl_key in %s", node.agent_config)
+        # 4. nginx takes the pair.
+        if action != "none":
+            action = _apply(container, action)
+            # 5. Proof: nginx serves it.
+            if options.verify:
+                _verify(options, bundle)
+                verified = True
+    except BaseException as exc:
+        served_again = _rollback(folder, config, old_config, container, previous, action)
+        if isinstance(exc, SesamTLSError):
+            tail = "; restored the previous certificate"
+            if action != "none":
+                tail += " and nginx serves it again" if served_again else ", but nginx did not come back up"
+            raise DeployError(f"{exc}{tail}") from exc
+        raise
+    folder.prune(keep=(version, previous))
+    return DeployResult(
+        version=version,
+        previous_version=previous,
+        config_changed=new_config is not None,
+        action=action,
+        verified=verified,
+    )
+
+
+def _apply(container: NginxContainer, action: str) -> str:
+    if action == "reload":
+        try:
+            container.test_config()
+            container.reload()
+            log.info("reloaded nginx in container %s", container.name)
+            return "reload"
+        except DockerError as exc:
+            log.warning("reload failed (%s); restarting container %s instead", exc, container.name)
+    container.restart()
+    log.info("restarted container %s", container.name)
+    return "restart"
+
+
+def _verify(options: DeployOptions, bundle: Bundle) -> None:
+    host, port = parse_address(options.verify or "")
+    name = options.verify_name or (bundle.dns_names[0] if bundle.dns_names else None)
+    try:
+        der = served_certificate(host, port, server_name=name, timeout=options.timeout)
+    except ConnectionError as exc:
+        raise DeployError(f"verification failed: {exc}") from None
+    from cryptography import x509
+
+    served = fingerprint(x509.load_der_x509_certificate(der))
+    if served != bundle.fingerprint:
+        raise DeployError(
+            f"verification failed: {host}:{port} serves certificate {served[:16]}…, not the new {bundle.fingerprint[:16]}…"
+        )
+    log.info("verified: %s:%d serves the new certificate (sha256 %s…)", host, port, bundle.fingerprint[:16])
+
+
+def _rollback(
+    folder: SslFolder,
+    config: AgentConfig,
+    old_config: bytes,
+    container: NginxContainer,
+    previous: Optional[str],
+    action: str,
+) -> bool:
+    """Put the previous pair and config back; True when nginx runs on them again."""
+    log.warning("deployment failed; restoring the previous certificate")
+    try:
+        folder.activate(previous)
+        if config.raw != old_config:
+            config.write(old_config)
+    except SesamTLSError as exc:
+        log.error("restoring the previous certificate failed: %s", exc)
+        return False
+    if action == "none":
+        return True
+    try:
+        container.restart()
+    except DockerError as exc:
+        log.error("restarting container %s on the previous certificate failed too: %s", container.name, exc)
+        return False
+    return True

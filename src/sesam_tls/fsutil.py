@@ -1,0 +1,84 @@
+"""Durable, atomic file writes. The final mode is set when the file is created."""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+from pathlib import Path
+from typing import Optional
+
+from .errors import StorageError
+
+__all__ = ["atomic_write", "fsync_dir", "write_new", "TMP_MARK", "describe_oserror"]
+
+#: Every temporary name we create contains this, so a later run can sweep them.
+TMP_MARK = ".sesam-tls-tmp-"
+
+
+def describe_oserror(exc: OSError) -> str:
+    reason = {
+        errno.EROFS: "read-only file system",
+        errno.ENOSPC: "no space left on device",
+        errno.EACCES: "permission denied",
+        errno.EPERM: "operation not permitted",
+        errno.ELOOP: "refusing to follow a symbolic link",
+        errno.EEXIST: "already exists",
+    }.get(exc.errno or 0)
+    return reason or (exc.strerror or str(exc)).lower()
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_new(path: Path, data: bytes, mode: int, *, uid: int = -1, gid: int = -1) -> None:
+    """Create ``path`` (which must not exist) with ``mode`` from its first byte.
+
+    O_EXCL|O_NOFOLLOW: never write through a planted symlink or an old file.
+    The umask can only take bits away, and the fchmod afterwards only
+    widens to exactly ``mode``, so a secret is never readable by others.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    try:
+        os.fchmod(fd, mode)
+        if (uid != -1 or gid != -1) and os.geteuid() == 0:
+            os.fchown(fd, uid, gid)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        _unlink_quietly(path)
+        raise
+    os.close(fd)
+
+
+def atomic_write(
+    path: Path, data: bytes, mode: int = 0o644, *, uid: int = -1, gid: int = -1, what: Optional[str] = None
+) -> None:
+    """Replace ``path`` with ``data``: temp file in the same folder, fsync, rename, fsync folder."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}{TMP_MARK}{secrets.token_hex(6)}")
+    try:
+        write_new(tmp, data, mode, uid=uid, gid=gid)
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            _unlink_quietly(tmp)
+            raise
+        fsync_dir(path.parent)
+    except OSError as exc:
+        raise StorageError(f"cannot write {what or path}: {describe_oserror(exc)}") from exc
+
+
+def _unlink_quietly(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass

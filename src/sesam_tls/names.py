@@ -1,0 +1,64 @@
+"""Validation of the names and addresses a certificate is requested for (pure)."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+from .errors import UsageError
+
+__all__ = ["normalize_domain", "normalize_ip", "MAX_NAMES"]
+
+#: Let's Encrypt's limit of names on one certificate; we apply it everywhere.
+MAX_NAMES = 100
+
+_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+def normalize_domain(value: str, *, allow_wildcard: bool = True) -> str:
+    """Return ``value`` as a lower-case ASCII DNS name or raise UsageError.
+
+    Internationalised names are converted to their ``xn--`` form, because
+    that is what goes into a certificate's SAN and what clients compare.
+    """
+    raw = value.strip().rstrip(".")
+    if not raw:
+        raise UsageError("invalid domain name '': empty")
+    try:
+        name = raw.encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        raise UsageError(f"invalid domain name {value!r}: not a valid (internationalised) DNS name") from None
+    if len(name) > 253:
+        raise UsageError(f"invalid domain name {value!r}: longer than 253 characters")
+    labels = name.split(".")
+    if labels[0] == "*":
+        if not allow_wildcard:
+            raise UsageError(
+                f"invalid domain name {value!r}: wildcards cannot be validated over HTTP-01"
+            )
+        if len(labels) < 3:
+            raise UsageError(f"invalid domain name {value!r}: a wildcard needs at least two labels after '*'")
+        labels = labels[1:]
+    for label in labels:
+        if not _LABEL.match(label):
+            raise UsageError(
+                f"invalid domain name {value!r}: label {label!r} must be 1-63 letters, digits "
+                "or hyphens, not starting or ending with a hyphen"
+            )
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        pass
+    else:  # pragma: no cover - labels regex lets dotted quads through
+        raise UsageError(f"invalid domain name {value!r}: that is an IP address, use --ip")
+    if labels[-1].isdigit():
+        raise UsageError(f"invalid domain name {value!r}: the last label cannot be all digits")
+    return name
+
+
+def normalize_ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """Return ``value`` as an IP address or raise UsageError."""
+    try:
+        return ipaddress.ip_address(value.strip().strip("[]"))
+    except ValueError:
+        raise UsageError(f"invalid IP address {value!r}") from None

@@ -1,0 +1,62 @@
+"""The provider protocol and the request every provider answers."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Optional, Protocol, Sequence, Union
+
+from ..bundle import Bundle
+from ..errors import UsageError
+from ..keys import DEFAULT_KEY_TYPE, check_key_type
+from ..names import MAX_NAMES, normalize_domain, normalize_ip
+
+__all__ = ["CertRequest", "Provider"]
+
+IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
+
+
+@dataclass(frozen=True)
+class CertRequest:
+    """What the node needs a certificate for. Validated on creation."""
+
+    names: tuple[str, ...] = ()
+    ips: tuple[IPAddress, ...] = ()
+    key_type: str = DEFAULT_KEY_TYPE
+    days: Optional[int] = None
+
+    @classmethod
+    def build(
+        cls,
+        names: Sequence[str] = (),
+        ips: Sequence[str] = (),
+        *,
+        key_type: str = DEFAULT_KEY_TYPE,
+        days: Optional[int] = None,
+        allow_wildcard: bool = True,
+    ) -> "CertRequest":
+        seen: dict[str, None] = {}
+        for name in names:
+            seen.setdefault(normalize_domain(name, allow_wildcard=allow_wildcard), None)
+        addresses: dict[IPAddress, None] = {}
+        for ip in ips:
+            addresses.setdefault(normalize_ip(ip), None)
+        if not seen and not addresses:
+            raise UsageError("no names given: use --domain NAME (and/or --ip ADDRESS)")
+        if len(seen) + len(addresses) > MAX_NAMES:
+            raise UsageError(f"too many names: {len(seen) + len(addresses)} (at most {MAX_NAMES} on one certificate)")
+        if days is not None and not 1 <= days <= 3650:
+            raise UsageError(f"invalid --days {days}: must be between 1 and 3650")
+        return cls(tuple(seen), tuple(addresses), check_key_type(key_type), days)
+
+    @property
+    def identifiers(self) -> list[str]:
+        return [*self.names, *(str(ip) for ip in self.ips)]
+
+
+class Provider(Protocol):
+    """Turns a request into a certificate bundle. Writes nothing, restarts nothing."""
+
+    name: str
+
+    def issue(self, request: CertRequest) -> Bundle: ...

@@ -1,0 +1,81 @@
+"""What sesam-tls keeps in its state folder: the managed certificate's metadata, the lock.
+
+``certificate.json`` describes what the certificate *is* (provider, names,
+key type, validity, where it is deployed), never the command line that made
+it, and never a secret. Its ``schema`` number changes whenever a field's
+meaning does; readers refuse a schema newer than they know.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+from .errors import LockError, StorageError
+from .fsutil import atomic_write, describe_oserror
+
+__all__ = ["SCHEMA", "load_metadata", "save_metadata", "node_lock"]
+
+SCHEMA = 1
+
+
+def load_metadata(path: Path) -> Optional[dict[str, Any]]:
+    try:
+        data = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise StorageError(f"cannot read {path}: {exc.__class__.__name__}; move it aside to start afresh") from None
+    if not isinstance(data, dict) or not isinstance(data.get("schema"), int):
+        raise StorageError(f"{path} is not a sesam-tls metadata file; move it aside to start afresh")
+    if data["schema"] > SCHEMA:
+        raise StorageError(f"{path} has schema {data['schema']}, newer than this sesam-tls knows ({SCHEMA})")
+    return data
+
+
+def save_metadata(path: Path, data: dict[str, Any]) -> None:
+    _ensure_dir(path.parent)
+    body = json.dumps({"schema": SCHEMA, **data}, indent=2, sort_keys=False) + "\n"
+    atomic_write(path, body.encode(), 0o644, what=f"metadata {path}")
+
+
+def _ensure_dir(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise StorageError(f"cannot create state folder {path}: {describe_oserror(exc)}") from None
+
+
+@contextlib.contextmanager
+def node_lock(state_dir: Path, *, wait: float = 10.0) -> Iterator[None]:
+    """One sesam-tls run at a time per node; a second one waits ``wait`` s, then fails."""
+    _ensure_dir(state_dir)
+    path = state_dir / "lock"
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise StorageError(f"cannot open lock {path}: {describe_oserror(exc)}") from None
+    try:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+                if time.monotonic() >= deadline:
+                    holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+                    raise LockError(f"another sesam-tls run (pid {holder}) holds {path}; try again later") from None
+                time.sleep(0.05)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
