@@ -1,0 +1,110 @@
+"""Shared fixtures: the loopback testbed (dockerd, nginx image, Pebble).
+
+Session fixtures call the idempotent scripts in testbed/, so they start
+whatever is not running yet. A missing part (no dockerd, no pebble binary)
+makes the tests that need it FAIL, with a hint to run `make testbed`.
+SESAM_TLS_NO_INTEGRATION=1 deselects the tests marked `integration`
+(an explicit local opt-out; CI never sets it).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import testbed  # noqa: E402  (tests/testbed.py)
+
+
+def pytest_collection_modifyitems(config, items):
+    if os.environ.get("SESAM_TLS_NO_INTEGRATION") != "1":
+        return
+    keep, drop = [], []
+    for item in items:
+        (drop if item.get_closest_marker("integration") else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+def _fail(e: Exception):
+    pytest.fail(f"testbed not available: {e}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def docker_host():
+    """Start the loopback dockerd if needed; return its DOCKER_HOST url
+    (also set in os.environ for the session)."""
+    try:
+        url = testbed.start_dockerd()
+    except testbed.TestbedError as e:
+        _fail(e)
+    old = os.environ.get("DOCKER_HOST")
+    os.environ["DOCKER_HOST"] = url
+    yield url
+    if old is None:
+        os.environ.pop("DOCKER_HOST", None)
+    else:
+        os.environ["DOCKER_HOST"] = old
+
+
+@pytest.fixture(scope="session")
+def docker_client(docker_host):
+    """docker.DockerClient bound to the testbed's dockerd."""
+    client = testbed.docker_client(docker_host)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def nginx_image(docker_host):
+    """Name of the nginx test image (built if missing): 'sesam-nginx-test:1'."""
+    try:
+        return testbed.build_nginx_image()
+    except testbed.TestbedError as e:
+        _fail(e)
+
+
+@pytest.fixture(scope="session")
+def pebble() -> testbed.Pebble:
+    """The main Pebble instance (no EAB), started if needed."""
+    try:
+        return testbed.start_pebble(
+            "pebble",
+            port=int(os.environ.get("PEBBLE_PORT", 14000)),
+            mgmt_port=int(os.environ.get("PEBBLE_MGMT_PORT", 15000)),
+            http_port=int(os.environ.get("PEBBLE_HTTP_PORT", 5002)),
+        )
+    except testbed.TestbedError as e:
+        _fail(e)
+
+
+@pytest.fixture(scope="session")
+def pebble_eab() -> testbed.Pebble:
+    """A second Pebble that requires External Account Binding
+    (keys in .eab_keys), started if needed."""
+    try:
+        return testbed.start_pebble(
+            "pebble-eab",
+            port=int(os.environ.get("PEBBLE_EAB_PORT", 14100)),
+            mgmt_port=int(os.environ.get("PEBBLE_EAB_MGMT_PORT", 15100)),
+            http_port=int(os.environ.get("PEBBLE_HTTP_PORT", 5002)),
+            eab=True,
+        )
+    except testbed.TestbedError as e:
+        _fail(e)
+
+
+@pytest.fixture
+def nginx_container(nginx_image, docker_client, tmp_path_factory):
+    """Factory: nginx_container(ssl_dir, https_port, http_port=None, name=None,
+    *, wait=True) -> container name. Containers are removed at teardown.
+    The factory also has .client, .container(name), .status(name),
+    .logs(name), .wait_listening(name, port), .wait_exited(name)."""
+    factory = testbed.NginxContainers(docker_client, tmp_path_factory.mktemp("nginx-sites"))
+    yield factory
+    factory.cleanup()

@@ -1,0 +1,370 @@
+"""Helpers for integration tests against the loopback testbed.
+
+The testbed (dockerd without bridge, the image sesam-nginx-test:1, Pebble) is
+installed and started by the scripts in testbed/ (`make testbed`); the pytest
+fixtures in conftest.py call those scripts, which are idempotent, so a test
+run also works when nothing was started beforehand.
+
+Everything listens on 127.0.0.1 only; containers use the host's network.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+TESTBED = REPO / "testbed"
+
+NGINX_IMAGE = "sesam-nginx-test:1"
+CONTAINER_PREFIX = "sesam-tls-test-"
+# Mount points inside the image (they mirror a Sesam node's nginx container).
+CONTAINER_SSL_DIR = "/etc/nginx/includes.d/ssl"
+CONTAINER_SITES_DIR = "/etc/nginx/sites"
+
+SETUP_HINT = "run `make testbed` (or testbed/setup.sh as root) to install the testbed"
+
+
+class TestbedError(RuntimeError):
+    """A testbed script failed (missing binary, service that won't start)."""
+
+    __test__ = False  # not a test class, whatever its name
+
+
+def testbed_dir() -> Path:
+    return Path(os.environ.get("SESAM_TESTBED_DIR", "/tmp/sesam-testbed"))
+
+
+def run_script(script: str, *args: str, env: dict[str, str] | None = None,
+               replace_env: bool = False, timeout: float = 120) -> str:
+    """Run testbed/<script> <args>; return its stdout (stripped).
+
+    env is added to os.environ (or used alone with replace_env=True).
+    Raises TestbedError with the script's stderr when it fails.
+    """
+    path = TESTBED / script
+    full_env = {} if replace_env else dict(os.environ)
+    if env:
+        full_env.update(env)
+    try:
+        proc = subprocess.run(
+            ["bash", str(path), *args], env=full_env, stdin=subprocess.DEVNULL,
+            capture_output=True, text=True, timeout=timeout,
+        )
+    except subprocess.TimeoutExpired as e:
+        raise TestbedError(f"{script} {' '.join(args)} timed out after {timeout}s") from e
+    if proc.returncode != 0:
+        raise TestbedError(
+            f"{script} {' '.join(args)} failed (exit {proc.returncode}):\n"
+            f"{proc.stderr.strip()}\n{proc.stdout.strip()}\n{SETUP_HINT}"
+        )
+    return proc.stdout.strip()
+
+
+# --------------------------------------------------------------------------
+# dockerd
+
+
+def start_dockerd() -> str:
+    """Start the loopback dockerd (no-op when it answers); return DOCKER_HOST."""
+    if shutil.which("dockerd") is None:
+        raise TestbedError(f"no dockerd binary on this machine: {SETUP_HINT}")
+    return run_script("dockerd.sh", "start").splitlines()[-1]
+
+
+def build_nginx_image() -> str:
+    """Build sesam-nginx-test:1 unless it exists; return the image name."""
+    if not Path("/usr/sbin/nginx").exists():
+        raise TestbedError(f"no /usr/sbin/nginx on this machine: {SETUP_HINT}")
+    run_script("nginx-image.sh")
+    return NGINX_IMAGE
+
+
+def docker_client(docker_host: str | None = None):
+    import docker  # the SDK; imported late so unit tests don't need it loaded
+
+    return docker.DockerClient(
+        base_url=docker_host or os.environ["DOCKER_HOST"], version="auto", timeout=60,
+    )
+
+
+# --------------------------------------------------------------------------
+# Pebble
+
+
+@dataclass
+class Pebble:
+    """A running Pebble instance.
+
+    directory:  ACME directory URL, e.g. https://127.0.0.1:14000/dir
+    ca_bundle:  PEM file that verifies Pebble's own API certificate (pass it
+                explicitly as `verify=`: REQUESTS_CA_BUNDLE is set machine-wide
+                here and points at the system store)
+    mgmt_url:   management API, e.g. https://127.0.0.1:15000
+    http_port:  port Pebble's VA connects to for HTTP-01 (on 127.0.0.1)
+    eab_keys:   {kid: base64url HMAC key} when EAB is required, else {}
+    """
+
+    name: str
+    directory: str
+    ca_bundle: str
+    mgmt_url: str
+    port: int
+    mgmt_port: int
+    http_port: int
+    tls_port: int
+    eab_required: bool = False
+    eab_keys: dict[str, str] = field(default_factory=dict)
+
+    def _get(self, path: str) -> str:
+        import requests
+
+        r = requests.get(self.mgmt_url + path, verify=self.ca_bundle, timeout=10)
+        r.raise_for_status()
+        return r.text
+
+    def root_pem(self, index: int = 0) -> str:
+        """PEM of the issuing root (changes at every Pebble start)."""
+        return self._get(f"/roots/{index}")
+
+    def intermediate_pem(self, index: int = 0) -> str:
+        return self._get(f"/intermediates/{index}")
+
+    def root_der(self, index: int = 0) -> bytes:
+        return ssl.PEM_cert_to_DER_cert(self.root_pem(index))
+
+
+def start_pebble(
+    instance: str = "pebble",
+    *,
+    port: int = 14000,
+    mgmt_port: int = 15000,
+    http_port: int = 5002,
+    eab: bool = False,
+    knobs: dict[str, str] | None = None,
+) -> Pebble:
+    """Start (or reuse) a Pebble instance via testbed/pebble.sh.
+
+    knobs: Pebble's own PEBBLE_* variables (e.g. {"PEBBLE_WFE_NONCEREJECT":
+    "50"}); defaults PEBBLE_VA_NOSLEEP=1, PEBBLE_AUTHZREUSE=0. An instance
+    already running with other knobs is restarted (new roots!), so give
+    fault-injecting instances their own name and ports.
+    """
+    if shutil.which("pebble") is None or shutil.which("pebble-challtestsrv") is None:
+        raise TestbedError(f"no pebble binary on this machine: {SETUP_HINT}")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PEBBLE_")}
+    env.update(knobs or {})
+    env.update(
+        PEBBLE_INSTANCE=instance,
+        PEBBLE_PORT=str(port),
+        PEBBLE_MGMT_PORT=str(mgmt_port),
+        PEBBLE_HTTP_PORT=str(http_port),
+        PEBBLE_EAB="1" if eab else "0",
+    )
+    ca_bundle = run_script("pebble.sh", "start", env=env, replace_env=True).splitlines()[-1]
+    cfg = json.loads((testbed_dir() / "pebble" / f"{instance}.json").read_text())["pebble"]
+    return Pebble(
+        name=instance,
+        directory=f"https://127.0.0.1:{port}/dir",
+        ca_bundle=ca_bundle,
+        mgmt_url=f"https://127.0.0.1:{mgmt_port}",
+        port=port,
+        mgmt_port=mgmt_port,
+        http_port=int(cfg["httpPort"]),
+        tls_port=int(cfg["tlsPort"]),
+        eab_required=bool(cfg.get("externalAccountBindingRequired")),
+        eab_keys=dict(cfg.get("externalAccountMACKeys") or {}),
+    )
+
+
+def stop_pebble(instance: str) -> None:
+    """Stop a Pebble instance started with start_pebble(instance, ...)."""
+    run_script("pebble.sh", "stop", env={"PEBBLE_INSTANCE": instance})
+
+
+# --------------------------------------------------------------------------
+# network helpers
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, host: str = "127.0.0.1", timeout: float = 10) -> None:
+    """Wait until host:port accepts TCP connections."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=1):
+                return
+        except OSError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.02)
+
+
+def served_cert_der(host: str, port: int, server_hostname: str | None = None,
+                    timeout: float = 5) -> bytes:
+    """DER of the leaf certificate served at host:port (real TLS handshake).
+
+    No verification. server_hostname is sent as SNI (none when None).
+    Retries connection errors and failed handshakes until `timeout` seconds
+    have passed (the port may be coming up), then raises the last error.
+    """
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=2) as raw:
+                with ctx.wrap_socket(raw, server_hostname=server_hostname) as tls:
+                    der = tls.getpeercert(binary_form=True)
+                    if der:
+                        return der
+                    raise ssl.SSLError("server sent no certificate")
+        except (OSError, ssl.SSLError):
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
+
+
+def wait_served_cert(host: str, port: int, expected_der: bytes,
+                     server_hostname: str | None = None, timeout: float = 10) -> None:
+    """Wait until host:port serves expected_der (e.g. after `nginx -s reload`,
+    while old workers finish). Raises AssertionError on timeout."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        try:
+            last = served_cert_der(host, port, server_hostname,
+                                   timeout=max(0.1, deadline - time.monotonic()))
+        except (OSError, ssl.SSLError):
+            last = None
+        if last == expected_der:
+            return
+        if time.monotonic() >= deadline:
+            raise AssertionError(
+                f"{host}:{port} did not serve the expected certificate within {timeout}s"
+                + ("" if last is not None else " (no handshake)")
+            )
+        time.sleep(0.05)
+
+
+# --------------------------------------------------------------------------
+# nginx containers
+
+
+def sites_conf(https_port: int, http_port: int | None = None) -> str:
+    """nginx sites conf: TLS on 127.0.0.1:https_port with the includes.d/ssl
+    pair, plain HTTP on 127.0.0.1:http_port when given."""
+    conf = f"""server {{
+    listen 127.0.0.1:{https_port} ssl;
+    ssl_certificate     {CONTAINER_SSL_DIR}/fullchain.pem;
+    ssl_certificate_key {CONTAINER_SSL_DIR}/privkey.pem;
+    location / {{ default_type text/plain; return 200 "sesam node\\n"; }}
+}}
+"""
+    if http_port is not None:
+        conf += f"""server {{
+    listen 127.0.0.1:{http_port};
+    location / {{ default_type text/plain; return 200 "sesam node (http)\\n"; }}
+}}
+"""
+    return conf
+
+
+class NginxContainers:
+    """Factory behind the `nginx_container` fixture; removes what it made."""
+
+    def __init__(self, client, tmp_dir: Path):
+        self.client = client
+        self.tmp_dir = Path(tmp_dir)
+        self.names: list[str] = []
+
+    def __call__(self, ssl_dir, https_port: int, http_port: int | None = None,
+                 name: str | None = None, *, wait: bool = True,
+                 timeout: float = 10) -> str:
+        """Run an nginx container serving ssl_dir on 127.0.0.1:https_port.
+
+        ssl_dir is mounted read-only at /etc/nginx/includes.d/ssl, so it must
+        hold fullchain.pem and privkey.pem for nginx to start. Returns the
+        container name (default: sesam-tls-test-<random>). With wait=True,
+        returns once https_port accepts connections, and raises RuntimeError
+        with the container's log if nginx exits instead.
+        """
+        name = name or CONTAINER_PREFIX + secrets.token_hex(4)
+        sites = Path(tempfile.mkdtemp(prefix=f"sites-{name}-", dir=self.tmp_dir))
+        (sites / "default.conf").write_text(sites_conf(https_port, http_port))
+        self.names.append(name)
+        self.client.containers.run(
+            NGINX_IMAGE,
+            name=name,
+            detach=True,
+            network_mode="host",
+            volumes={
+                str(Path(ssl_dir).resolve()): {"bind": CONTAINER_SSL_DIR, "mode": "ro"},
+                str(sites): {"bind": CONTAINER_SITES_DIR, "mode": "ro"},
+            },
+        )
+        if wait:
+            self.wait_listening(name, https_port, timeout=timeout)
+        return name
+
+    def container(self, name: str):
+        return self.client.containers.get(name)
+
+    def status(self, name: str) -> str:
+        """'running', 'exited', ... (fresh from the engine)."""
+        return self.container(name).attrs["State"]["Status"]
+
+    def logs(self, name: str) -> str:
+        return self.container(name).logs().decode(errors="replace")
+
+    def wait_listening(self, name: str, port: int, timeout: float = 10) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    return
+            except OSError:
+                pass
+            c = self.container(name)
+            if c.status not in ("created", "running", "restarting"):
+                raise RuntimeError(
+                    f"nginx container {name} is {c.status} "
+                    f"(exit {c.attrs['State']['ExitCode']}):\n{self.logs(name)}"
+                )
+            if time.monotonic() >= deadline:
+                raise RuntimeError(
+                    f"nginx container {name} not listening on {port} after {timeout}s:\n"
+                    f"{self.logs(name)}"
+                )
+            time.sleep(0.02)
+
+    def wait_exited(self, name: str, timeout: float = 10) -> int:
+        """Wait until the container stops; return its exit code."""
+        res = self.container(name).wait(timeout=timeout)
+        return int(res["StatusCode"])
+
+    def cleanup(self) -> None:
+        import docker
+
+        for name in self.names:
+            try:
+                self.client.containers.get(name).remove(force=True)
+            except docker.errors.NotFound:
+                pass
+        self.names.clear()
