@@ -1,0 +1,27 @@
+# Testbed and tests. `make test` is THE test command (CI runs it via .ci/run).
+SHELL := /bin/bash
+PYTHON := .venv/bin/python
+
+# $(call timed,LABEL,COMMAND): run COMMAND, print how long it took.
+define timed
+	@s=$$(date +%s%N); $(2); rc=$$?; e=$$(date +%s%N); \
+	printf '[make] %-22s %6d ms\n' '$(1)' $$(( (e - s) / 1000000 )); exit $$rc
+endef
+
+.PHONY: testbed test demo clean-testbed
+
+testbed:
+	$(call timed,setup.sh,testbed/setup.sh)
+	$(call timed,dockerd ready,testbed/dockerd.sh start >/dev/null)
+	$(call timed,nginx image,testbed/nginx-image.sh)
+	$(call timed,pebble ready,testbed/pebble.sh start >/dev/null)
+
+test: testbed
+	$(call timed,pytest,$(PYTHON) -m pytest -q)
+
+demo: testbed
+	testbed/demo.sh
+
+clean-testbed:
+	testbed/pebble.sh stop-all
+	testbed/dockerd.sh stop
