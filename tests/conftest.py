@@ -15,9 +15,16 @@ from pathlib import Path
 
 import pytest
 
+# tests/testbed.py is importable as `testbed` whether or not tests/ is a
+# package; one module object serves both names (one TestbedError class).
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import testbed  # noqa: E402  (tests/testbed.py)
+if __package__:
+    from . import testbed  # noqa: E402
+else:
+    import testbed  # noqa: E402
+sys.modules.setdefault("testbed", testbed)
+if __package__:
+    sys.modules.setdefault(f"{__package__}.testbed", testbed)
 
 
 def pytest_collection_modifyitems(config, items):
