@@ -24,10 +24,13 @@ def normalize_domain(value: str, *, allow_wildcard: bool = True) -> str:
     raw = value.strip().rstrip(".")
     if not raw:
         raise UsageError("invalid domain name '': empty")
-    try:
-        name = raw.encode("idna").decode("ascii").lower()
-    except UnicodeError:
-        raise UsageError(f"invalid domain name {value!r}: not a valid (internationalised) DNS name") from None
+    if raw.isascii():
+        name = raw.lower()
+    else:
+        try:
+            name = raw.encode("idna").decode("ascii").lower()
+        except UnicodeError:
+            raise UsageError(f"invalid domain name {value!r}: not a valid internationalised DNS name") from None
     if len(name) > 253:
         raise UsageError(f"invalid domain name {value!r}: longer than 253 characters")
     labels = name.split(".")

@@ -62,8 +62,10 @@ class SslFolder:
             return None
 
     def version_ids(self) -> list[str]:
+        """Version folders, oldest first (by creation, then name)."""
         try:
-            return sorted(p.name for p in self.versions.iterdir() if TMP_MARK not in p.name)
+            found = [p for p in self.versions.iterdir() if TMP_MARK not in p.name]
+            return [p.name for p in sorted(found, key=lambda p: (p.lstat().st_mtime_ns, p.name))]
         except OSError:
             return []
 
@@ -106,10 +108,7 @@ class SslFolder:
                 raise StorageError(f"no version {version} in {self.versions}")
             previous = self.adopt()
             self._swap_link(LIVE, f"{VERSIONS}/{version}")
-            for name in (CERT_NAME, KEY_NAME):
-                if os.path.islink(self.path / name) and os.readlink(self.path / name) == f"{LIVE}/{name}":
-                    continue
-                self._swap_link(name, f"{LIVE}/{name}")
+            self._link_pair()
             return previous
         except OSError as exc:
             raise StorageError(f"cannot switch certificates in {self.path}: {describe_oserror(exc)}") from exc
@@ -168,6 +167,13 @@ class SslFolder:
             raise StorageError(f"cannot write to the ssl folder {self.path}: {describe_oserror(exc)}") from exc
         return version
 
+    def _link_pair(self) -> None:
+        """Make the two fixed links (certificate first: it matches ``live`` already)."""
+        for name in (CERT_NAME, KEY_NAME):
+            if os.path.islink(self.path / name) and os.readlink(self.path / name) == f"{LIVE}/{name}":
+                continue
+            self._swap_link(name, f"{LIVE}/{name}")
+
     def _swap_link(self, name: str, target: str) -> None:
         tmp = self.path / f".{name}{TMP_MARK}{secrets.token_hex(6)}"
         os.symlink(target, tmp)
@@ -196,6 +202,7 @@ class SslFolder:
         version = self._stage_bytes(f"{now:%Y%m%dT%H%M%SZ}-{ADOPTED}", *pair)
         try:
             self._swap_link(LIVE, f"{VERSIONS}/{version}")
+            self._link_pair()
         except OSError as exc:
             raise StorageError(f"cannot switch certificates in {self.path}: {describe_oserror(exc)}") from exc
         return version

@@ -1,0 +1,50 @@
+"""Small helpers shared by the unit tests (no testbed needed)."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Iterator
+
+EXAMPLE_CONFIG = Path(__file__).resolve().parents[2] / "shared" / "sesam-agent-config.example.json"
+
+
+def make_root(tmp: Path) -> Path:
+    """A scratch node: the example agent config of Sesam's guide, nothing else."""
+    root = tmp / "root"
+    (root / "etc/sesam-agent").mkdir(parents=True)
+    shutil.copy(EXAMPLE_CONFIG, root / "etc/sesam-agent/config.json")
+    return root
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    """Every path under root with its type, mode and content hash: 'no change on disk'."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            p = Path(dirpath, name)
+            st = os.lstat(p)
+            if p.is_symlink():
+                what = "link:" + os.readlink(p)
+            elif p.is_dir():
+                what = "dir"
+            else:
+                what = hashlib.sha256(p.read_bytes()).hexdigest()
+            out[str(p.relative_to(root))] = f"{oct(st.st_mode)} {what}"
+    return out
+
+
+@contextlib.contextmanager
+def read_only_mount(path: Path) -> Iterator[Path]:
+    """Make ``path`` a read-only tmpfs (as root), as a full or read-only disk would be."""
+    path.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(path)], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,ro", str(path)], check=True)
+        yield path
+    finally:
+        subprocess.run(["umount", str(path)], check=True)
