@@ -15,6 +15,8 @@ pid_alive() {
     pid="$(cat "$pidfile" 2>/dev/null)" || return 1
     [[ "$pid" =~ ^[0-9]+$ ]] || return 1
     [ -r "/proc/$pid/comm" ] || return 1
+    # a zombie (exited, not yet reaped) is not alive
+    grep -q '^State:[[:space:]]*Z' "/proc/$pid/status" 2>/dev/null && return 1
     comm="$(cat "/proc/$pid/comm" 2>/dev/null)" || return 1
     # /proc/PID/comm is cut to 15 characters
     [ "$comm" = "${name:0:15}" ]
@@ -31,10 +33,10 @@ stop_pidfile() {
         for ((i = 0; i < timeout * 10; i++)); do
             [ -d "/proc/$pid" ] || break
             # a zombie child of ours counts as gone
-            grep -q '^State:.*Z' "/proc/$pid/status" 2>/dev/null && break
+            grep -q '^State:[[:space:]]*Z' "/proc/$pid/status" 2>/dev/null && break
             sleep 0.1
         done
-        if [ -d "/proc/$pid" ] && ! grep -q '^State:.*Z' "/proc/$pid/status" 2>/dev/null; then
+        if [ -d "/proc/$pid" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$pid/status" 2>/dev/null; then
             log "$name (pid $pid) still alive after ${timeout}s: SIGKILL"
             kill -KILL "$pid" 2>/dev/null || true
         fi

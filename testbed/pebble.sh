@@ -81,7 +81,7 @@ wait_ready() {
     local t0 now
     t0="$(date +%s%N)"
     until "$@"; do
-        if ! [ -d "/proc/$pid" ] || grep -q '^State:.*Z' "/proc/$pid/status" 2>/dev/null; then
+        if ! [ -d "/proc/$pid" ] || grep -q '^State:[[:space:]]*Z' "/proc/$pid/status" 2>/dev/null; then
             log "$name exited during start; log tail ($logfile):"
             tail -n 30 "$logfile" >&2 || true
             exit 1
