@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from dataclasses import dataclass
 from typing import Optional
+
+from cryptography import x509
 
 from .agent_config import AgentConfig
 from .bundle import Bundle, fingerprint
@@ -141,20 +144,27 @@ def _apply(container: NginxContainer, action: str) -> str:
 
 
 def _verify(options: DeployOptions, bundle: Bundle) -> None:
+    """A TLS handshake must show the new certificate before ``timeout`` runs out."""
     host, port = parse_address(options.verify or "")
     name = options.verify_name or (bundle.dns_names[0] if bundle.dns_names else None)
-    try:
-        der = served_certificate(host, port, server_name=name, timeout=options.timeout)
-    except ConnectionError as exc:
-        raise DeployError(f"verification failed: {exc}") from None
-    from cryptography import x509
-
-    served = fingerprint(x509.load_der_x509_certificate(der))
-    if served != bundle.fingerprint:
-        raise DeployError(
-            f"verification failed: {host}:{port} serves certificate {served[:16]}…, not the new {bundle.fingerprint[:16]}…"
-        )
-    log.info("verified: %s:%d serves the new certificate (sha256 %s…)", host, port, bundle.fingerprint[:16])
+    deadline = time.monotonic() + options.timeout
+    delay = 0.02
+    while True:
+        try:
+            der = served_certificate(host, port, server_name=name, timeout=max(0.5, deadline - time.monotonic()))
+        except ConnectionError as exc:
+            raise DeployError(f"verification failed: {exc}") from None
+        served = fingerprint(x509.load_der_x509_certificate(der))
+        if served == bundle.fingerprint:
+            log.info("verified: %s:%d serves the new certificate (sha256 %s…)", host, port, served[:16])
+            return
+        if time.monotonic() + delay > deadline:
+            raise DeployError(
+                f"verification failed: {host}:{port} serves certificate {served[:16]}…, "
+                f"not the new {bundle.fingerprint[:16]}…"
+            )
+        time.sleep(delay)
+        delay = min(delay * 2, 0.25)
 
 
 def _rollback(

@@ -73,7 +73,11 @@ class NginxContainer:
         return self._container().status == "running"
 
     def _workers(self, container: Any) -> Optional[set[str]]:
-        """PIDs of nginx worker processes, or None when they cannot be listed."""
+        """PIDs of nginx workers that accept connections, or None when they cannot be listed.
+
+        A worker told to finish retitles itself "worker process is shutting
+        down" and has closed its listeners: it no longer counts.
+        """
         try:
             top = container.top(ps_args="-o pid,args")
         except Exception:
@@ -83,7 +87,11 @@ class NginxContainer:
             pid_i, args_i = titles.index("PID"), titles.index("COMMAND")
         except ValueError:
             pid_i, args_i = 0, len(titles) - 1
-        return {p[pid_i] for p in top.get("Processes") or [] if "worker process" in p[args_i]}
+        return {
+            p[pid_i]
+            for p in top.get("Processes") or []
+            if "worker process" in p[args_i] and "shutting down" not in p[args_i]
+        }
 
     # actions ----------------------------------------------------------------------
     def exec(self, *cmd: str) -> tuple[int, str]:
@@ -119,8 +127,8 @@ class NginxContainer:
         delay = 0.01
         while time.monotonic() < deadline:
             now = self._workers(container)
-            if now and now - before:
-                return  # new workers are up; old ones drain their connections
+            if now and not now & before:
+                return  # only new workers accept; old ones drain their connections
             time.sleep(delay)
             delay = min(delay * 2, 0.2)
         raise DockerError(f"nginx in container {self.name!r} did not start new workers after reload")
