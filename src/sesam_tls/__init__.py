@@ -9,12 +9,13 @@
 
 from __future__ import annotations
 
-from .api import Outcome, issue, status
+from .api import Outcome, import_certificate, issue, status
 from .bundle import Bundle
 from .deploy import DeployOptions, DeployResult
 from .errors import SesamTLSError
 from .node import Node
 from .providers.base import CertRequest, Provider
+from .providers.imported import Imported
 from .providers.selfsigned import SelfSigned
 
 __version__ = "0.1.0.dev0"
@@ -24,11 +25,13 @@ __all__ = [
     "CertRequest",
     "DeployOptions",
     "DeployResult",
+    "Imported",
     "Node",
     "Outcome",
     "Provider",
     "SelfSigned",
     "SesamTLSError",
+    "import_certificate",
     "issue",
     "status",
 ]

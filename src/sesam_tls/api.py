@@ -1,4 +1,4 @@
-"""The operations, for Python callers and the CLI alike: issue, status.
+"""The operations, for Python callers and the CLI alike: issue, import, status.
 
 Each operation checks what it can before doing anything costly, holds the
 node's lock while it changes things, and records what it deployed.
@@ -6,10 +6,13 @@ node's lock while it changes things, and records what it deployed.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import ipaddress
 import logging
+import os
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Optional, Sequence, Union
 
 from cryptography import x509
 
@@ -18,14 +21,17 @@ from .bundle import Bundle, fingerprint, key_matches_cert, san_names
 from .deploy import DeployOptions, DeployResult, deploy
 from .errors import SesamTLSError
 from .keys import key_type_of
+from .names import normalize_domain
 from .nginx import NginxContainer
 from .node import Node
 from .providers.base import CertRequest, Provider
+from .providers.imported import Imported, Password
 from .state import load_metadata, node_lock, save_metadata
 from .store import SslFolder
+from .validate import Report
 from .verify import parse_address, served_certificate
 
-__all__ = ["Outcome", "issue", "preflight", "status"]
+__all__ = ["Outcome", "import_certificate", "issue", "preflight", "status"]
 
 log = logging.getLogger("sesam_tls")
 
@@ -67,6 +73,70 @@ def issue(
         result = deploy(node, bundle, options, now=now)
         meta = record(node, provider, request, bundle, result, now=now or _now())
     return Outcome(bundle, result, meta)
+
+
+def import_certificate(
+    cert_file: Union[str, os.PathLike[str]],
+    *,
+    key_file: Union[str, os.PathLike[str], None] = None,
+    chain_file: Union[str, os.PathLike[str], None] = None,
+    password: Password = None,
+    node: Optional[Node] = None,
+    options: DeployOptions = DeployOptions(),
+    domains: Sequence[str] = (),
+    check_only: bool = False,
+    expiry_warning_days: int = 14,
+    now: Optional[dt.datetime] = None,
+) -> Union[Outcome, Report]:
+    """Deploy the operator's own certificate, after checking everything about it.
+
+    ``password`` (bytes, or a callable asked only when a file is encrypted)
+    decrypts the key or the PKCS#12 file; it is never logged or stored.
+    The names to cover are ``domains``, or else those of the managed
+    certificate being replaced. Every check runs before the first write:
+    a refusal raises InputError and leaves the node untouched.
+
+    ``check_only`` returns the validation :class:`~sesam_tls.validate.Report`
+    (errors included, nothing raised for them) and writes nothing.
+    """
+    node = node or Node.from_settings()
+    request, origin = _import_request(node, domains)
+    provider = Imported(
+        cert_file,
+        key_file=key_file,
+        chain_file=chain_file,
+        password=password,
+        expiry_warning_days=expiry_warning_days,
+        names_origin=origin,
+        clock=(lambda: now) if now is not None else None,
+    )
+    report = provider.check(request)
+    if check_only:
+        for finding in report.warnings:
+            log.warning("%s", finding.message)
+        return report
+    bundle = report.bundle()  # refuses here, before Docker is asked or a folder is made
+    request = dataclasses.replace(request, key_type=bundle.key_type)
+    return issue(request, provider, node=node, options=options, now=now)
+
+
+def _import_request(node: Node, domains: Sequence[str]) -> tuple[CertRequest, str]:
+    """The names the imported certificate must cover, and where they come from (for messages)."""
+    if domains:
+        names: list[str] = []
+        ips: list[Any] = []
+        for value in domains:
+            try:
+                ips.append(ipaddress.ip_address(value.strip().strip("[]")))
+            except ValueError:
+                names.append(normalize_domain(value))
+        origin = "given with --domain"
+    else:
+        old = (load_metadata(node.metadata_path) or {}).get("certificate") or {}
+        names = list(old.get("names") or [])
+        ips = [ipaddress.ip_address(ip) for ip in old.get("ips") or []]
+        origin = f"a name of the certificate it replaces, from {node.metadata_path}; --domain overrides"
+    return CertRequest(names=tuple(dict.fromkeys(names)), ips=tuple(dict.fromkeys(ips))), origin
 
 
 def describe(bundle: Bundle) -> dict[str, Any]:

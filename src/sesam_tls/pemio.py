@@ -1,0 +1,250 @@
+"""Decode what an operator hands to ``import``: certificates and keys, by content (pure).
+
+A file is recognised by what is in it, never by its name: PEM with any
+number of blocks (and text around them, as CAs and ``openssl x509 -text``
+like to add), DER, PKCS#12 and PKCS#7. Each failure is one
+:class:`~sesam_tls.errors.InputError` that names the file and the reason.
+
+The password for an encrypted key or PKCS#12 file is asked for lazily
+through a callback, so a terminal prompt appears only when a file turns out
+to be encrypted. It is never put into a message.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from dataclasses import dataclass
+from typing import Callable, Optional, Sequence
+
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm as _Unsupported
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
+
+from .errors import InputError
+
+__all__ = ["MAX_INPUT", "Decoded", "PasswordSource", "decode"]
+
+#: Largest input accepted: a certificate chain is a few KiB; a megabyte is plenty.
+MAX_INPUT = 1 << 20
+
+#: Called with the file's name when an encrypted item needs its password;
+#: returns None when there is no way to get one.
+PasswordSource = Callable[[str], Optional[bytes]]
+
+_BLOCK = re.compile(
+    rb"-----BEGIN ([A-Z0-9 #]+)-----\r?\n(.*?)-----END \1-----",
+    re.DOTALL,
+)
+
+_CERT_LABELS = {b"CERTIFICATE", b"X509 CERTIFICATE"}
+_KEY_LABELS = {b"PRIVATE KEY", b"RSA PRIVATE KEY", b"EC PRIVATE KEY", b"DSA PRIVATE KEY", b"ENCRYPTED PRIVATE KEY"}
+_PKCS7_LABELS = {b"PKCS7", b"CMS"}
+#: Blocks that are not what import needs, with the reason shown to the operator.
+_WRONG_KIND = {
+    b"CERTIFICATE REQUEST": "this is a certificate signing request, not a certificate",
+    b"NEW CERTIFICATE REQUEST": "this is a certificate signing request, not a certificate",
+    b"PUBLIC KEY": "public key, not a private key",
+    b"RSA PUBLIC KEY": "public key, not a private key",
+    b"X509 CRL": "this is a certificate revocation list, not a certificate",
+    b"OPENSSH PRIVATE KEY": "an OpenSSH key; convert it with 'ssh-keygen -p -m PEM -f FILE'",
+    b"TRUSTED CERTIFICATE": "an OpenSSL 'TRUSTED CERTIFICATE'; convert it with 'openssl x509 -in FILE -out cert.pem'",
+}
+
+_ASK = "give its password with --password-file FILE, --password-env VAR or --password-stdin"
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """What one file held. ``ignored`` lists blocks that were skipped, for warnings."""
+
+    source: str
+    certificates: tuple[x509.Certificate, ...] = ()
+    keys: tuple[PrivateKeyTypes, ...] = ()
+    ignored: tuple[str, ...] = ()
+
+
+def _no_password(source: str) -> Optional[bytes]:
+    return None
+
+
+def decode(data: bytes, *, source: str, password: PasswordSource = _no_password) -> Decoded:
+    """Everything usable in ``data``; InputError when there is nothing, or it cannot be read."""
+    if len(data) > MAX_INPUT:
+        raise InputError(f"{source}: larger than 1 MiB; not a certificate or key file")
+    if not data.strip():
+        raise InputError(f"{source}: the file is empty")
+    if b"-----BEGIN " in data:
+        return _decode_pem(data, source, password)
+    return _decode_der(data, source, password)
+
+
+# PEM ----------------------------------------------------------------------------
+
+
+def _decode_pem(data: bytes, source: str, password: PasswordSource) -> Decoded:
+    blocks = [(m.group(1), m.group(0), m.group(2)) for m in _BLOCK.finditer(data)]
+    if not blocks:
+        raise InputError(f"{source}: a '-----BEGIN' line without its matching '-----END' line; the PEM is damaged")
+    certs: list[x509.Certificate] = []
+    keys: list[PrivateKeyTypes] = []
+    wrong: list[str] = []
+    for index, (label, block, body) in enumerate(blocks, 1):
+        where = f"{source}: PEM block #{index} ({label.decode()})"
+        if label in _CERT_LABELS:
+            certs.append(_pem_certificate(block, body, where))
+        elif label in _KEY_LABELS:
+            keys.append(_pem_key(block, source, where, password))
+        elif label in _PKCS7_LABELS:
+            try:
+                certs.extend(pkcs7.load_pem_pkcs7_certificates(block))
+            except ValueError:
+                raise InputError(f"{where}: damaged or not a certificate bundle") from None
+        else:
+            wrong.append(_WRONG_KIND.get(label, f"an unsupported PEM block '{label.decode()}'"))
+    if not certs and not keys:
+        raise InputError(f"{source}: {wrong[0]}")
+    return Decoded(source, tuple(certs), tuple(keys), tuple(wrong))
+
+
+def _pem_certificate(block: bytes, body: bytes, where: str) -> x509.Certificate:
+    try:
+        return x509.load_pem_x509_certificate(block)
+    except ValueError:
+        pass
+    try:
+        base64.b64decode(b"".join(body.split()), validate=True)
+    except binascii.Error:
+        raise InputError(f"{where}: damaged base64; the PEM block is not readable") from None
+    raise InputError(f"{where}: damaged or not an X.509 certificate")
+
+
+def _pem_key(block: bytes, source: str, where: str, password: PasswordSource) -> PrivateKeyTypes:
+    encrypted = block.startswith(b"-----BEGIN ENCRYPTED") or b"Proc-Type: 4,ENCRYPTED" in block
+    if not encrypted:
+        try:
+            return serialization.load_pem_private_key(block, password=None)
+        except (ValueError, TypeError, _Unsupported):
+            raise InputError(f"{where}: damaged or unsupported private key") from None
+    secret = password(source)
+    if secret is None:
+        raise InputError(f"{source}: the private key is encrypted; {_ASK}")
+    try:
+        return serialization.load_pem_private_key(block, password=secret)
+    except (ValueError, TypeError, _Unsupported):
+        raise InputError(f"{source}: wrong password for the encrypted private key") from None
+
+
+# DER --------------------------------------------------------------------------
+
+
+def _decode_der(data: bytes, source: str, password: PasswordSource) -> Decoded:
+    if not data.startswith(b"\x30"):  # every DER structure we accept is a SEQUENCE
+        raise InputError(f"{source}: {_not_recognised(data)}")
+    try:
+        return Decoded(source, certificates=(x509.load_der_x509_certificate(data),))
+    except ValueError:
+        pass
+    if _looks_like_pkcs12(data):
+        return _decode_pkcs12(data, source, password)
+    try:
+        return Decoded(source, keys=(serialization.load_der_private_key(data, password=None),))
+    except TypeError:  # "password was not given but private key is encrypted"
+        return _decode_encrypted_der_key(data, source, password)
+    except (ValueError, _Unsupported):
+        pass
+    try:
+        x509.load_der_x509_csr(data)
+    except ValueError:
+        pass
+    else:
+        raise InputError(f"{source}: this is a certificate signing request, not a certificate")
+    try:
+        serialization.load_der_public_key(data)
+    except (ValueError, _Unsupported):
+        pass
+    else:
+        raise InputError(f"{source}: public key, not a private key")
+    try:
+        certs = pkcs7.load_der_pkcs7_certificates(data)
+    except (ValueError, _Unsupported):
+        pass
+    else:
+        return Decoded(source, certificates=tuple(certs))
+    raise InputError(f"{source}: {_not_recognised(data)}")
+
+
+def _decode_encrypted_der_key(data: bytes, source: str, password: PasswordSource) -> Decoded:
+    secret = password(source)
+    if secret is None:
+        raise InputError(f"{source}: the private key is encrypted; {_ASK}")
+    try:
+        return Decoded(source, keys=(serialization.load_der_private_key(data, password=secret),))
+    except (ValueError, TypeError, _Unsupported):
+        raise InputError(f"{source}: wrong password for the encrypted private key") from None
+
+
+# PFX ::= SEQUENCE { version INTEGER (3), authSafe ContentInfo (pkcs7-data | signedData), ... }
+_PKCS7_DATA = bytes.fromhex("06092a864886f70d010701")
+_PKCS7_SIGNED = bytes.fromhex("06092a864886f70d010702")
+
+
+def _looks_like_pkcs12(data: bytes) -> bool:
+    """The PFX header: SEQUENCE, INTEGER 3, then a ContentInfo. Cheap and exact enough."""
+    header = _skip_header(data)
+    if header is None:
+        return False
+    rest = data[header:]
+    return rest.startswith(b"\x02\x01\x03") and (_PKCS7_DATA in rest[:40] or _PKCS7_SIGNED in rest[:40])
+
+
+def _skip_header(data: bytes) -> Optional[int]:
+    """Offset of the content of the outer DER TLV, or None when it is not one."""
+    if len(data) < 2:
+        return None
+    first = data[1]
+    if first < 0x80:
+        return 2
+    count = first & 0x7F
+    return 2 + count if 0 < count <= 4 and len(data) > 2 + count else None
+
+
+def _decode_pkcs12(data: bytes, source: str, password: PasswordSource) -> Decoded:
+    # Without a password first (None, then empty: tools differ in which
+    # they use), so an unprotected file never causes a prompt.
+    loaded = _try_pkcs12(data, (None, b""))
+    if loaded is None:
+        secret = password(source)
+        if secret is None:
+            raise InputError(f"{source}: the PKCS#12 file is password-protected; {_ASK}")
+        loaded = _try_pkcs12(data, (secret,))
+        if loaded is None:
+            raise InputError(f"{source}: wrong password for the PKCS#12 file (or the file is damaged)")
+    certs: list[x509.Certificate] = []
+    if loaded.cert is not None:
+        certs.append(loaded.cert.certificate)
+    certs += [c.certificate for c in loaded.additional_certs]
+    keys = (loaded.key,) if loaded.key is not None else ()
+    if not certs and not keys:
+        raise InputError(f"{source}: the PKCS#12 file holds neither a certificate nor a key")
+    return Decoded(source, tuple(certs), keys)  # type: ignore[arg-type]
+
+
+def _try_pkcs12(data: bytes, passwords: Sequence[Optional[bytes]]) -> Optional[pkcs12.PKCS12KeyAndCertificates]:
+    for secret in passwords:
+        try:
+            return pkcs12.load_pkcs12(data, secret)
+        except (ValueError, TypeError, _Unsupported):
+            continue
+    return None
+
+
+def _not_recognised(data: bytes) -> str:
+    sample = data[:4096]
+    printable = sum(32 <= b < 127 or b in b"\t\r\n" for b in sample)
+    if printable >= 0.95 * len(sample):
+        return "no certificate or key found (text without a '-----BEGIN' PEM block)"
+    return "not a certificate, key or PKCS#12 file (unrecognised binary data)"
