@@ -17,6 +17,8 @@ from typing import Any, Optional, Sequence, Union
 from cryptography import x509
 
 from .agent_config import AgentConfig
+from .ari import cert_id
+from .hooks import run_hook
 from .bundle import Bundle, fingerprint, key_matches_cert, san_names
 from .deploy import DeployOptions, DeployResult, deploy
 from .errors import SesamTLSError
@@ -69,10 +71,35 @@ def issue(
     node = node or Node.from_settings()
     preflight(node, options)
     with node_lock(node.state_dir):
-        bundle = provider.issue(request)
-        result = deploy(node, bundle, options, now=now)
-        meta = record(node, provider, request, bundle, result, now=now or _now())
+        return obtain_and_deploy(request, provider, node, options, now=now)
+
+
+def obtain_and_deploy(
+    request: CertRequest, provider: Provider, node: Node, options: DeployOptions, *, now: Optional[dt.datetime] = None
+) -> Outcome:
+    """The body of :func:`issue`, for callers that already hold the node lock."""
+    bundle = provider.issue(request)
+    result = deploy(node, bundle, options, now=now)
+    meta = record(node, provider, request, bundle, result, now=now or _now(), options=options)
+    run_hook("deploy", (meta.get("hooks") or {}).get("deploy"), hook_env(node, meta, "deployed"))
     return Outcome(bundle, result, meta)
+
+
+def hook_env(node: Node, meta: dict[str, Any], event: str, error: str = "") -> dict[str, str]:
+    """What a hook learns about the certificate: facts and paths, never key material."""
+    cert = meta.get("certificate") or {}
+    return {
+        "SESAM_TLS_EVENT": event,
+        "SESAM_TLS_PROVIDER": str(meta.get("provider") or ""),
+        "SESAM_TLS_NAMES": " ".join(cert.get("names", []) + cert.get("ips", [])),
+        "SESAM_TLS_SERIAL": str(cert.get("serial") or ""),
+        "SESAM_TLS_FINGERPRINT": str(cert.get("fingerprint_sha256") or ""),
+        "SESAM_TLS_NOT_AFTER": str(cert.get("not_after") or ""),
+        "SESAM_TLS_CERT_PATH": str(node.cert_path),
+        "SESAM_TLS_KEY_PATH": str(node.key_path),
+        "SESAM_TLS_CONTAINER": node.container,
+        "SESAM_TLS_ERROR": error,
+    }
 
 
 def import_certificate(
@@ -150,6 +177,7 @@ def describe(bundle: Bundle) -> dict[str, Any]:
         "issuer": bundle.leaf.issuer.rfc4514_string(),
         "not_before": bundle.not_before.isoformat(),
         "not_after": bundle.not_after.isoformat(),
+        "ari_cert_id": cert_id(bundle.leaf),
     }
 
 
@@ -161,8 +189,13 @@ def record(
     result: DeployResult,
     *,
     now: dt.datetime,
+    options: DeployOptions = DeployOptions(),
 ) -> dict[str, Any]:
     old = load_metadata(node.metadata_path) or {}
+    hooks = dict(old.get("hooks") or {})
+    for kind, command in (("deploy", options.deploy_hook), ("failure", options.failure_hook)):
+        if command is not None:
+            hooks[kind] = command
     history = list(old.get("history") or [])
     if old.get("certificate"):
         entry = {k: old["certificate"].get(k) for k in ("serial", "fingerprint_sha256", "not_after")}
@@ -188,6 +221,14 @@ def record(
             "agent_config": str(node.agent_config),
             "container": node.container,
         },
+        "hooks": hooks,
+        "renewal": {
+            "failures": 0,
+            "last_attempt": now.isoformat(),
+            "last_result": "success",
+            "last_success": now.isoformat(),
+            "last_failure": (old.get("renewal") or {}).get("last_failure"),
+        },
         "history": history,
     }
     save_metadata(node.metadata_path, meta)
@@ -206,6 +247,20 @@ def status(node: Optional[Node] = None, *, verify: Optional[str] = None, now: Op
         "agent_config": str(node.agent_config),
         "container": node.container,
     }
+    if meta:
+        from .renewal import decide
+
+        decision = decide(meta, now)
+        renewal = meta.get("renewal") or {}
+        out["renewal"] = {
+            "due": decision.due,
+            "next": decision.at.isoformat() if decision.at else (now.isoformat() if decision.due else None),
+            "reason": decision.reason,
+            "attention": decision.attention or decision.backing_off,
+            "last_attempt": renewal.get("last_attempt"),
+            "last_result": renewal.get("last_result"),
+            "failures": renewal.get("failures", 0),
+        }
     folder = SslFolder(node.ssl_dir)
     pair = folder.read_pair()
     deployed: Optional[x509.Certificate] = None

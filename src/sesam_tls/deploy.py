@@ -46,6 +46,10 @@ class DeployOptions:
     verify: Optional[str] = None
     verify_name: Optional[str] = None
     timeout: float = 30.0
+    #: Shell commands run after a successful deployment / a failed renewal;
+    #: stored with the managed certificate so the renewal timer runs them too.
+    deploy_hook: Optional[str] = None
+    failure_hook: Optional[str] = None
 
     def __post_init__(self) -> None:
         if self.reload_mode not in RELOAD_MODES:

@@ -43,6 +43,9 @@ def add_deploy_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--verify", metavar="HOST:PORT", help="after deploying, check by TLS handshake that HOST:PORT serves it")
     g.add_argument("--verify-name", metavar="NAME", help="SNI name for --verify (default: the first name)")
     g.add_argument("--timeout", type=float, default=30.0, metavar="S", help="for nginx to come up and verification")
+    h = parser.add_argument_group("hooks (stored with the certificate; the renewal timer runs them too)")
+    h.add_argument("--deploy-hook", metavar="CMD", help="shell command run after a successful deployment")
+    h.add_argument("--failure-hook", metavar="CMD", help="shell command run after a failed renewal")
 
 
 def node_from_args(args: argparse.Namespace) -> Any:
@@ -68,6 +71,8 @@ def deploy_options_from_args(args: argparse.Namespace) -> Any:
         verify=args.verify,
         verify_name=args.verify_name,
         timeout=args.timeout,
+        deploy_hook=args.deploy_hook,
+        failure_hook=args.failure_hook,
     )
 
 

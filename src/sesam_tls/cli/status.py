@@ -9,16 +9,28 @@ from .common import add_node_arguments, emit_json, node_from_args
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verify", metavar="HOST:PORT", help="also ask HOST:PORT by TLS handshake what it serves")
+    parser.add_argument("--warn-days", type=int, metavar="N",
+                        help="exit 10 when the deployed certificate expires in fewer than N days (a monitoring check)")
+    parser.add_argument("--metrics-file", metavar="FILE", help="write Prometheus gauges for node_exporter's textfile collector")
     add_node_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..api import status
 
-    info = status(node_from_args(args), verify=args.verify)
+    node = node_from_args(args)
+    info = status(node, verify=args.verify)
+    if args.metrics_file:
+        from pathlib import Path
+
+        from ..metrics import write_metrics
+        from ..state import load_metadata
+
+        write_metrics(Path(args.metrics_file), load_metadata(node.metadata_path))
+    code = _exit_code(args, info)
     if args.json:
         emit_json(info)
-        return 0
+        return code
     lines = [f"managed:        {'yes, ' + str(info['provider']) if info['managed'] else 'no'}"]
     dep = info.get("deployed")
     if not dep:
@@ -45,5 +57,22 @@ def run(args: argparse.Namespace) -> int:
             lines.append(f"served:         yes, {args.verify} serves it")
         else:
             lines.append(f"served:         NO: {info.get('verify_error') or 'serves ' + str(info.get('served_fingerprint_sha256'))}")
+    ren = info.get("renewal")
+    if ren:
+        lines.append(f"renewal:        {'DUE now' if ren['due'] else 'next ' + str(ren['next'])}: {ren['reason']}")
+        if ren.get("last_attempt"):
+            lines.append(f"last attempt:   {ren['last_attempt']}: {ren['last_result']}")
     print("\n".join(lines))
+    return code
+
+
+def _exit_code(args: argparse.Namespace, info: dict) -> int:
+    """10 (attention) when the node needs a human: expiring within --warn-days, not served, renewal trouble."""
+    from ..errors import AttentionNeeded
+
+    dep = info.get("deployed") or {}
+    if args.warn_days is not None and (not dep or "error" in dep or dep["days_left"] < args.warn_days):
+        return AttentionNeeded.exit_code
+    if args.verify and not info.get("serving_deployed"):
+        return AttentionNeeded.exit_code
     return 0

@@ -1,0 +1,97 @@
+"""ACME Renewal Information (RFC 9773): the CA tells when to renew.
+
+ARI needs no account and no signature: a GET on the directory's
+``renewalInfo`` URL plus the certificate's ID. Kept apart from the ACME
+provider so that ``renew`` with nothing due never imports ``acme``.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import email.utils
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from cryptography import x509
+
+__all__ = ["AriWindow", "cert_id", "fetch_window", "DEFAULT_RETRY"]
+
+DEFAULT_RETRY = dt.timedelta(hours=6)
+MIN_RETRY = dt.timedelta(minutes=1)
+MAX_RETRY = dt.timedelta(days=1)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def cert_id(cert: x509.Certificate) -> Optional[str]:
+    """``base64url(AKI keyIdentifier) "." base64url(serial DER bytes)``; None without an AKI."""
+    try:
+        aki = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
+    except x509.ExtensionNotFound:
+        return None
+    if not aki.key_identifier:
+        return None
+    serial = cert.serial_number
+    return f"{_b64(aki.key_identifier)}.{_b64(serial.to_bytes(serial.bit_length() // 8 + 1, 'big'))}"
+
+
+@dataclass(frozen=True)
+class AriWindow:
+    start: dt.datetime
+    end: dt.datetime
+    retry_after: dt.timedelta
+    explanation: Optional[str] = None
+
+
+def _time(value: Any) -> dt.datetime:
+    parsed = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+
+
+def _retry_after(header: Optional[str], now: dt.datetime) -> dt.timedelta:
+    if not header:
+        return DEFAULT_RETRY
+    try:
+        delay = dt.timedelta(seconds=int(header))
+    except ValueError:
+        try:
+            delay = email.utils.parsedate_to_datetime(header) - now
+        except (TypeError, ValueError):
+            return DEFAULT_RETRY
+    return min(max(delay, MIN_RETRY), MAX_RETRY)
+
+
+def fetch_window(
+    directory_url: str,
+    cert: x509.Certificate,
+    *,
+    ca_bundle: Optional[str] = None,
+    timeout: float = 10.0,
+    now: Optional[dt.datetime] = None,
+) -> Optional[AriWindow]:
+    """The CA's suggested window, or None when the CA offers no ARI.
+
+    Raises ``requests`` exceptions or ValueError on a broken answer; the
+    caller falls back to the lifetime rule.
+    """
+    import requests
+
+    now = now or dt.datetime.now(dt.timezone.utc)
+    ident = cert_id(cert)
+    verify: Any = ca_bundle or True
+    directory = requests.get(directory_url, timeout=timeout, verify=verify)
+    directory.raise_for_status()
+    base = directory.json().get("renewalInfo")
+    if not base or not ident:
+        return None
+    resp = requests.get(f"{base.rstrip('/')}/{ident}", timeout=timeout, verify=verify)
+    resp.raise_for_status()
+    body = resp.json()
+    window = body["suggestedWindow"]
+    start, end = _time(window["start"]), _time(window["end"])
+    if end < start:
+        raise ValueError("ARI window ends before it starts")
+    return AriWindow(start, end, _retry_after(resp.headers.get("Retry-After"), now), body.get("explanationURL"))

@@ -1,0 +1,71 @@
+"""``sesam-tls renew``: renew the managed certificate when it is due (what the timer runs)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .common import add_deploy_arguments, add_node_arguments, deploy_options_from_args, emit_json, node_from_args
+
+#: --loop never sleeps longer than this, so a CA's new ARI window is seen in time.
+MAX_SLEEP = 12 * 3600.0
+MIN_SLEEP = 60.0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("renewal")
+    g.add_argument("--force", action="store_true", help="renew now, whatever the schedule and the backoff")
+    g.add_argument("--dry-run", action="store_true",
+                   help="get a certificate from the staging CA (or the configured test CA); deploy nothing")
+    g.add_argument("--days", type=int, metavar="N", help="renew when fewer than N days are left (overrides ARI and the one-third rule)")
+    g.add_argument("--metrics-file", metavar="FILE", help="write Prometheus gauges for node_exporter's textfile collector")
+    g.add_argument("--loop", action="store_true", help="stay in the foreground, checking again when the next check is due")
+    add_deploy_arguments(parser)
+    add_node_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..renew import renew
+
+    node = node_from_args(args)
+    options = deploy_options_from_args(args)
+    metrics = Path(args.metrics_file) if args.metrics_file else None
+
+    def once(force: bool) -> tuple[int, object]:
+        result = renew(node, force=force, dry_run=args.dry_run, days=args.days, options=options, metrics_file=metrics)
+        if args.json:
+            emit_json({"result": result.status, "message": result.message, "exit_code": result.exit_code})
+        elif result.exit_code == 0:
+            print(result.message)
+        else:
+            print(f"sesam-tls: {'error' if result.status == 'failed' else 'attention'}: {result.message}", file=sys.stderr)
+        return result.exit_code, result
+
+    if not args.loop:
+        return once(args.force)[0]
+    return _loop(once, args.force)
+
+
+def _loop(once: "object", force: bool) -> int:
+    import datetime as dt
+    import random
+    import signal
+    import threading
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    first = True
+    while not stop.is_set():
+        _, result = once(force and first)  # type: ignore[operator]
+        first = False
+        at = getattr(getattr(result, "decision", None), "at", None)
+        wait = MAX_SLEEP
+        if at is not None:
+            wait = (at - dt.datetime.now(dt.timezone.utc)).total_seconds()
+        if getattr(result, "status", "") == "failed":
+            wait = MIN_SLEEP  # the backoff in the metadata decides when to really try
+        wait = min(max(wait, MIN_SLEEP), MAX_SLEEP) + random.uniform(0, 60)
+        stop.wait(wait)
+    return 0
