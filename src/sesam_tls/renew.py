@@ -144,6 +144,7 @@ def renew(
     rng: Optional[random.Random] = None,
     metrics_file: Optional[Path] = None,
     provider_factory: ProviderFactory = provider_from_metadata,
+    lock_wait: float = 10.0,
 ) -> RenewResult:
     """Renew the node's managed certificate when it is due; see the module docstring."""
     from .api import hook_env, obtain_and_deploy, preflight
@@ -156,7 +157,7 @@ def renew(
         raise UsageError(
             f"no managed certificate in {node.state_dir}: run 'sesam-tls issue' or 'sesam-tls import' first"
         )
-    with node_lock(node.state_dir):
+    with node_lock(node.state_dir, wait=lock_wait):
         meta = load_metadata(node.metadata_path) or {}
         if meta.get("provider") == "acme" and not force and days is None and _update_ari(meta, node, now, rng):
             save_metadata(node.metadata_path, _strip_schema(meta))
@@ -170,8 +171,9 @@ def renew(
         provider = provider_factory(meta, node, dry_run)
         request = _request(meta)
         hooks = dict(meta.get("hooks") or {})
-        if options.failure_hook:
-            hooks["failure"] = options.failure_hook
+        for kind, command in (("deploy", options.deploy_hook), ("failure", options.failure_hook)):
+            if command is not None:
+                hooks[kind] = command
         try:
             if dry_run:
                 bundle = provider.issue(request)
@@ -182,7 +184,7 @@ def renew(
         except SesamTLSError as exc:
             if dry_run:
                 raise
-            meta = _record_failure(node, meta, now, exc)
+            meta = _record_failure(node, {**meta, "hooks": hooks}, now, exc)
             run_hook("failure", hooks.get("failure"), hook_env(node, meta, "failed", str(exc)))
             _metrics(metrics_file, meta)
             return RenewResult("failed", f"renewal failed: {exc}", exc.exit_code, decision, meta)

@@ -63,6 +63,7 @@ class SelfSigned:
                 critical=True,
             )
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()), critical=False)
             .sign(key, hashes.SHA256())
         )
         log.info("created a self-signed %s certificate for %s, valid %d days", request.key_type,
