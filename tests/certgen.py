@@ -59,8 +59,17 @@ def _name(cn: str) -> x509.Name:
 
 def _usage(**on: bool) -> x509.KeyUsage:
     fields = dict.fromkeys(
-        ("digital_signature", "content_commitment", "key_encipherment", "data_encipherment", "key_agreement",
-         "key_cert_sign", "crl_sign", "encipher_only", "decipher_only"),
+        (
+            "digital_signature",
+            "content_commitment",
+            "key_encipherment",
+            "data_encipherment",
+            "key_agreement",
+            "key_cert_sign",
+            "crl_sign",
+            "encipher_only",
+            "decipher_only",
+        ),
         False,
     )
     fields.update(on)
@@ -78,15 +87,23 @@ class Issuer:
     def name(self) -> x509.Name:
         return self.cert.subject
 
-    def ca(self, cn: str, *, key: object = None, not_before: Optional[dt.datetime] = None,
-           not_after: Optional[dt.datetime] = None) -> "Issuer":
+    def ca(
+        self,
+        cn: str,
+        *,
+        key: object = None,
+        not_before: Optional[dt.datetime] = None,
+        not_after: Optional[dt.datetime] = None,
+    ) -> "Issuer":
         key = key or ec_key(ec.SECP384R1())
         start = not_before or self.now - 365 * DAY
         end = not_after or self.now + 3 * 365 * DAY
         cert = (
             _builder(_name(cn), self.name, key, start, end)
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(_usage(key_cert_sign=True, crl_sign=True, digital_signature=True), critical=True)
+            .add_extension(
+                _usage(key_cert_sign=True, crl_sign=True, digital_signature=True), critical=True
+            )
             .sign(self.key, _hash_for(self.key))  # type: ignore[arg-type]
         )
         return Issuer(key, cert, self.now)
@@ -111,16 +128,22 @@ class Issuer:
         b = _builder(_name(cn or (names[0] if names else "no-name")), self.name, key, start, end)
         b = b.add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
         if san:
-            b = b.add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
+            b = b.add_extension(
+                x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False
+            )
         if eku is not None:
             b = b.add_extension(x509.ExtendedKeyUsage(list(eku)), critical=False)
         if key_usage is None:
-            key_usage = _usage(digital_signature=True, key_encipherment=isinstance(key, rsa.RSAPrivateKey))
+            key_usage = _usage(
+                digital_signature=True, key_encipherment=isinstance(key, rsa.RSAPrivateKey)
+            )
         b = b.add_extension(key_usage, critical=True)
         return key, b.sign(self.key, _hash_for(self.key))  # type: ignore[arg-type]
 
 
-def _builder(subject: x509.Name, issuer: x509.Name, key: object, start: dt.datetime, end: dt.datetime) -> x509.CertificateBuilder:
+def _builder(
+    subject: x509.Name, issuer: x509.Name, key: object, start: dt.datetime, end: dt.datetime
+) -> x509.CertificateBuilder:
     return (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -161,8 +184,13 @@ class PKI:
         return [self.inter.cert, self.root.cert]
 
 
-def pki(names: Sequence[str] = (NAME,), *, leaf_key: object = None, now: dt.datetime = NOW,
-        **leaf_options: object) -> PKI:
+def pki(
+    names: Sequence[str] = (NAME,),
+    *,
+    leaf_key: object = None,
+    now: dt.datetime = NOW,
+    **leaf_options: object,
+) -> PKI:
     """``now``: around which the validity periods are built (the real clock for CLI tests)."""
     r = root(now=now)
     i = r.ca("Sesam Test Intermediate CA")
@@ -187,16 +215,30 @@ _FORMATS = {
 }
 
 
-def key_bytes(key: object, fmt: str = "pkcs8", *, encoding: str = "pem", password: Optional[bytes] = None) -> bytes:
+def key_bytes(
+    key: object, fmt: str = "pkcs8", *, encoding: str = "pem", password: Optional[bytes] = None
+) -> bytes:
     """``fmt``: pkcs8 or traditional; with ``password``, encrypted (PKCS#8 or ``Proc-Type: 4,ENCRYPTED``)."""
-    enc = serialization.BestAvailableEncryption(password) if password else serialization.NoEncryption()
+    enc = (
+        serialization.BestAvailableEncryption(password)
+        if password
+        else serialization.NoEncryption()
+    )
     return key.private_bytes(  # type: ignore[attr-defined]
-        serialization.Encoding.PEM if encoding == "pem" else serialization.Encoding.DER, _FORMATS[fmt], enc
+        serialization.Encoding.PEM if encoding == "pem" else serialization.Encoding.DER,
+        _FORMATS[fmt],
+        enc,
     )
 
 
-def p12(key: object, cert: Optional[x509.Certificate], cas: Sequence[x509.Certificate] = (),
-        *, password: Optional[bytes] = None, legacy: bool = False) -> bytes:
+def p12(
+    key: object,
+    cert: Optional[x509.Certificate],
+    cas: Sequence[x509.Certificate] = (),
+    *,
+    password: Optional[bytes] = None,
+    legacy: bool = False,
+) -> bytes:
     """PKCS#12; ``legacy``: 3DES + SHA-1 MAC, what old Windows exports look like."""
     if password is None:
         enc: serialization.KeySerializationEncryption = serialization.NoEncryption()
@@ -235,7 +277,10 @@ def with_text(*blocks: bytes) -> bytes:
 # SHA-1 and MD5 ------------------------------------------------------------------
 
 _SHA256_RSA = bytes.fromhex("06092a864886f70d01010b")
-_WEAK_RSA = {"sha1": bytes.fromhex("06092a864886f70d010105"), "md5": bytes.fromhex("06092a864886f70d010104")}
+_WEAK_RSA = {
+    "sha1": bytes.fromhex("06092a864886f70d010105"),
+    "md5": bytes.fromhex("06092a864886f70d010104"),
+}
 
 
 def _der_len(n: int) -> bytes:
@@ -245,7 +290,9 @@ def _der_len(n: int) -> bytes:
     return bytes([0x80 | len(body)]) + body
 
 
-def resign_weak(cert: x509.Certificate, issuer_key: rsa.RSAPrivateKey, hash_name: str = "sha1") -> x509.Certificate:
+def resign_weak(
+    cert: x509.Certificate, issuer_key: rsa.RSAPrivateKey, hash_name: str = "sha1"
+) -> x509.Certificate:
     """``cert`` (signed sha256WithRSA by ``issuer_key``) signed again with SHA-1 or MD5."""
     tbs = cert.tbs_certificate_bytes
     if tbs.count(_SHA256_RSA) != 1:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import certgen as g
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs7
@@ -17,6 +16,8 @@ from sesam_tls.errors import InputError
 from sesam_tls.pemio import MAX_INPUT, decode
 from sesam_tls.providers.base import CertRequest
 from sesam_tls.providers.imported import Imported
+
+from . import certgen as g
 
 EC = g.pki()
 RSA = g.pki(leaf_key=g.rsa_key(2048))
@@ -31,7 +32,10 @@ def check(tmp_path: Path, files: dict[str, bytes], password=None):
         paths[role] = tmp_path / f"{role}.input"
         paths[role].write_bytes(data)
     provider = Imported(
-        paths["cert"], key_file=paths.get("key"), chain_file=paths.get("chain"), password=password,
+        paths["cert"],
+        key_file=paths.get("key"),
+        chain_file=paths.get("chain"),
+        password=password,
         clock=lambda: g.NOW,
     )
     return provider.check(NO_NAMES)
@@ -43,60 +47,160 @@ def _p7(*certs) -> bytes:
 
 ACCEPTED = {
     # id: (pki, files, password)
-    "PEM leaf+intermediate, PKCS#8 key": (EC, {"cert": g.pem(EC.leaf, EC.inter.cert), "key": g.key_bytes(EC.key)}, None),
+    "PEM leaf+intermediate, PKCS#8 key": (
+        EC,
+        {"cert": g.pem(EC.leaf, EC.inter.cert), "key": g.key_bytes(EC.key)},
+        None,
+    ),
     "PEM shuffled with root and text around": (
         EC,
-        {"cert": g.with_text(g.pem(EC.root.cert), g.pem(EC.inter.cert), g.pem(EC.leaf)), "key": g.key_bytes(EC.key)},
+        {
+            "cert": g.with_text(g.pem(EC.root.cert), g.pem(EC.inter.cert), g.pem(EC.leaf)),
+            "key": g.key_bytes(EC.key),
+        },
         None,
     ),
     "CRLF line endings": (
         EC,
-        {"cert": g.pem(EC.leaf, EC.inter.cert).replace(b"\n", b"\r\n"), "key": g.key_bytes(EC.key).replace(b"\n", b"\r\n")},
+        {
+            "cert": g.pem(EC.leaf, EC.inter.cert).replace(b"\n", b"\r\n"),
+            "key": g.key_bytes(EC.key).replace(b"\n", b"\r\n"),
+        },
         None,
     ),
     "leaf in --cert, chain in --chain": (
-        EC, {"cert": g.pem(EC.leaf), "chain": g.pem(EC.root.cert, EC.inter.cert), "key": g.key_bytes(EC.key)}, None,
+        EC,
+        {
+            "cert": g.pem(EC.leaf),
+            "chain": g.pem(EC.root.cert, EC.inter.cert),
+            "key": g.key_bytes(EC.key),
+        },
+        None,
     ),
     "chain repeated in --cert and --chain": (
-        EC, {"cert": g.pem(EC.leaf, EC.inter.cert), "chain": g.pem(EC.inter.cert), "key": g.key_bytes(EC.key)}, None,
+        EC,
+        {
+            "cert": g.pem(EC.leaf, EC.inter.cert),
+            "chain": g.pem(EC.inter.cert),
+            "key": g.key_bytes(EC.key),
+        },
+        None,
     ),
-    "PKCS#1 RSA key": (RSA, {"cert": g.pem(RSA.leaf, RSA.inter.cert), "key": g.key_bytes(RSA.key, "traditional")}, None),
-    "SEC1 EC key": (EC, {"cert": g.pem(EC.leaf, EC.inter.cert), "key": g.key_bytes(EC.key, "traditional")}, None),
-    "encrypted PKCS#8": (EC, {"cert": g.pem(EC.leaf, EC.inter.cert), "key": g.key_bytes(EC.key, password=PW)}, PW),
+    "PKCS#1 RSA key": (
+        RSA,
+        {"cert": g.pem(RSA.leaf, RSA.inter.cert), "key": g.key_bytes(RSA.key, "traditional")},
+        None,
+    ),
+    "SEC1 EC key": (
+        EC,
+        {"cert": g.pem(EC.leaf, EC.inter.cert), "key": g.key_bytes(EC.key, "traditional")},
+        None,
+    ),
+    "encrypted PKCS#8": (
+        EC,
+        {"cert": g.pem(EC.leaf, EC.inter.cert), "key": g.key_bytes(EC.key, password=PW)},
+        PW,
+    ),
     "Proc-Type 4,ENCRYPTED RSA": (
-        RSA, {"cert": g.pem(RSA.leaf, RSA.inter.cert), "key": g.key_bytes(RSA.key, "traditional", password=PW)}, PW,
+        RSA,
+        {
+            "cert": g.pem(RSA.leaf, RSA.inter.cert),
+            "key": g.key_bytes(RSA.key, "traditional", password=PW),
+        },
+        PW,
     ),
     "Proc-Type 4,ENCRYPTED EC": (
-        EC, {"cert": g.pem(EC.leaf, EC.inter.cert), "key": g.key_bytes(EC.key, "traditional", password=PW)}, PW,
+        EC,
+        {
+            "cert": g.pem(EC.leaf, EC.inter.cert),
+            "key": g.key_bytes(EC.key, "traditional", password=PW),
+        },
+        PW,
     ),
-    "password given, key not encrypted": (EC, {"cert": g.pem(EC.leaf, EC.inter.cert), "key": g.key_bytes(EC.key)}, PW),
+    "password given, key not encrypted": (
+        EC,
+        {"cert": g.pem(EC.leaf, EC.inter.cert), "key": g.key_bytes(EC.key)},
+        PW,
+    ),
     "DER certificate, DER chain, DER PKCS#8 key": (
-        EC, {"cert": g.der(EC.leaf), "chain": g.der(EC.inter.cert), "key": g.key_bytes(EC.key, encoding="der")}, None,
+        EC,
+        {
+            "cert": g.der(EC.leaf),
+            "chain": g.der(EC.inter.cert),
+            "key": g.key_bytes(EC.key, encoding="der"),
+        },
+        None,
     ),
     "DER PKCS#1 key": (
-        RSA, {"cert": g.der(RSA.leaf), "chain": g.pem(RSA.inter.cert), "key": g.key_bytes(RSA.key, "traditional", encoding="der")}, None,
+        RSA,
+        {
+            "cert": g.der(RSA.leaf),
+            "chain": g.pem(RSA.inter.cert),
+            "key": g.key_bytes(RSA.key, "traditional", encoding="der"),
+        },
+        None,
     ),
     "DER SEC1 key": (
-        EC, {"cert": g.der(EC.leaf), "chain": g.pem(EC.inter.cert), "key": g.key_bytes(EC.key, "traditional", encoding="der")}, None,
+        EC,
+        {
+            "cert": g.der(EC.leaf),
+            "chain": g.pem(EC.inter.cert),
+            "key": g.key_bytes(EC.key, "traditional", encoding="der"),
+        },
+        None,
     ),
     "DER encrypted PKCS#8": (
-        EC, {"cert": g.der(EC.leaf), "chain": g.der(EC.inter.cert), "key": g.key_bytes(EC.key, encoding="der", password=PW)}, PW,
+        EC,
+        {
+            "cert": g.der(EC.leaf),
+            "chain": g.der(EC.inter.cert),
+            "key": g.key_bytes(EC.key, encoding="der", password=PW),
+        },
+        PW,
     ),
     "key and certificates in one file": (
-        EC, {"cert": g.key_bytes(EC.key) + b"\n" + g.pem(EC.leaf, EC.inter.cert)}, None,
+        EC,
+        {"cert": g.key_bytes(EC.key) + b"\n" + g.pem(EC.leaf, EC.inter.cert)},
+        None,
     ),
     "encrypted key and certificates in one file": (
-        EC, {"cert": g.pem(EC.inter.cert) + g.key_bytes(EC.key, password=PW) + g.pem(EC.leaf)}, PW,
+        EC,
+        {"cert": g.pem(EC.inter.cert) + g.key_bytes(EC.key, password=PW) + g.pem(EC.leaf)},
+        PW,
     ),
-    "PKCS#12 without password": (EC, {"cert": g.p12(EC.key, EC.leaf, [EC.inter.cert, EC.root.cert])}, None),
-    "PKCS#12 with password": (EC, {"cert": g.p12(EC.key, EC.leaf, [EC.inter.cert], password=PW)}, PW),
+    "PKCS#12 without password": (
+        EC,
+        {"cert": g.p12(EC.key, EC.leaf, [EC.inter.cert, EC.root.cert])},
+        None,
+    ),
+    "PKCS#12 with password": (
+        EC,
+        {"cert": g.p12(EC.key, EC.leaf, [EC.inter.cert], password=PW)},
+        PW,
+    ),
     "PKCS#12 legacy 3DES/SHA-1 (old Windows export)": (
-        RSA, {"cert": g.p12(RSA.key, RSA.leaf, [RSA.inter.cert, RSA.root.cert], password=PW, legacy=True)}, PW,
+        RSA,
+        {
+            "cert": g.p12(
+                RSA.key, RSA.leaf, [RSA.inter.cert, RSA.root.cert], password=PW, legacy=True
+            )
+        },
+        PW,
     ),
     "PKCS#12 with key and leaf, chain in --chain": (
-        EC, {"cert": g.p12(EC.key, EC.leaf, password=PW), "chain": g.pem(EC.inter.cert)}, PW,
+        EC,
+        {"cert": g.p12(EC.key, EC.leaf, password=PW), "chain": g.pem(EC.inter.cert)},
+        PW,
     ),
-    "PKCS#7 chain": (EC, {"cert": g.pem(EC.leaf), "chain": _p7(EC.inter.cert, EC.root.cert), "key": g.key_bytes(EC.key)}, None),
+    "PKCS#7 chain": (
+        EC,
+        {
+            "cert": g.pem(EC.leaf),
+            "chain": _p7(EC.inter.cert, EC.root.cert),
+            "key": g.key_bytes(EC.key),
+        },
+        None,
+    ),
 }
 
 
@@ -107,7 +211,9 @@ def test_accepted(tmp_path, case):
     assert report.ok, [f.message for f in report.findings]
     assert report.leaf == pki.leaf
     assert report.chain == (pki.inter.cert,)
-    assert report.bundle().key_pem().startswith(b"-----BEGIN PRIVATE KEY-----")  # unencrypted for nginx
+    assert (
+        report.bundle().key_pem().startswith(b"-----BEGIN PRIVATE KEY-----")
+    )  # unencrypted for nginx
 
 
 GOOD_CERT = g.pem(EC.leaf, EC.inter.cert)
@@ -117,18 +223,38 @@ REFUSED = {
     # id: (role of the bad file, its content, password, expected message after "<file>: ")
     "empty certificate file": ("cert", b"", None, "the file is empty"),
     "blank key file": ("key", b" \n\n\t\n", None, "the file is empty"),
-    "garbage text": ("cert", b"this is not a certificate\nat all\n", None, "no certificate or key found"),
+    "garbage text": (
+        "cert",
+        b"this is not a certificate\nat all\n",
+        None,
+        "no certificate or key found",
+    ),
     "binary noise": ("cert", bytes(range(256)) * 8, None, "unrecognised binary data"),
-    "DER-looking noise": ("key", b"\x30\x82\x01\x00" + bytes(range(256)), None, "unrecognised binary data"),
+    "DER-looking noise": (
+        "key",
+        b"\x30\x82\x01\x00" + bytes(range(256)),
+        None,
+        "unrecognised binary data",
+    ),
     "larger than 1 MiB": ("cert", GOOD_CERT + b"#" * MAX_INPUT, None, "larger than 1 MiB"),
-    "CSR instead of certificate": ("cert", g.csr_pem(EC.key), None, "this is a certificate signing request, not a certificate"),
+    "CSR instead of certificate": (
+        "cert",
+        g.csr_pem(EC.key),
+        None,
+        "this is a certificate signing request, not a certificate",
+    ),
     "DER CSR": (
         "cert",
         g.csr_pem(EC.key).replace(b"CERTIFICATE REQUEST", b"X"),  # replaced below by real DER
         None,
         "this is a certificate signing request, not a certificate",
     ),
-    "public key instead of private key": ("key", g.public_pem(EC.key), None, "public key, not a private key"),
+    "public key instead of private key": (
+        "key",
+        g.public_pem(EC.key),
+        None,
+        "public key, not a private key",
+    ),
     "DER public key": ("key", b"", None, "public key, not a private key"),
     "OpenSSH key": (
         "key",
@@ -143,21 +269,48 @@ REFUSED = {
         None,
         "PEM block #1 (CERTIFICATE): damaged base64",
     ),
-    "encrypted key, no password": ("key", g.key_bytes(EC.key, password=PW), None, "the private key is encrypted; give its password"),
-    "Proc-Type key, no password": (
-        "key", g.key_bytes(EC.key, "traditional", password=PW), None, "the private key is encrypted; give its password",
+    "encrypted key, no password": (
+        "key",
+        g.key_bytes(EC.key, password=PW),
+        None,
+        "the private key is encrypted; give its password",
     ),
-    "encrypted key, wrong password": ("key", g.key_bytes(EC.key, password=PW), WRONG, "wrong password for the encrypted private key"),
+    "Proc-Type key, no password": (
+        "key",
+        g.key_bytes(EC.key, "traditional", password=PW),
+        None,
+        "the private key is encrypted; give its password",
+    ),
+    "encrypted key, wrong password": (
+        "key",
+        g.key_bytes(EC.key, password=PW),
+        WRONG,
+        "wrong password for the encrypted private key",
+    ),
     "Proc-Type key, wrong password": (
-        "key", g.key_bytes(EC.key, "traditional", password=PW), WRONG, "wrong password for the encrypted private key",
+        "key",
+        g.key_bytes(EC.key, "traditional", password=PW),
+        WRONG,
+        "wrong password for the encrypted private key",
     ),
     "DER encrypted key, wrong password": (
-        "key", g.key_bytes(EC.key, encoding="der", password=PW), WRONG, "wrong password for the encrypted private key",
+        "key",
+        g.key_bytes(EC.key, encoding="der", password=PW),
+        WRONG,
+        "wrong password for the encrypted private key",
     ),
     "PKCS#12, no password": (
-        "cert", g.p12(EC.key, EC.leaf, [EC.inter.cert], password=PW), None, "the PKCS#12 file is password-protected",
+        "cert",
+        g.p12(EC.key, EC.leaf, [EC.inter.cert], password=PW),
+        None,
+        "the PKCS#12 file is password-protected",
     ),
-    "PKCS#12, wrong password": ("cert", g.p12(EC.key, EC.leaf, [EC.inter.cert], password=PW), WRONG, "wrong password for the PKCS#12 file"),
+    "PKCS#12, wrong password": (
+        "cert",
+        g.p12(EC.key, EC.leaf, [EC.inter.cert], password=PW),
+        WRONG,
+        "wrong password for the PKCS#12 file",
+    ),
 }
 
 
@@ -168,7 +321,9 @@ def _real_der(case: str, data: bytes) -> bytes:
     if case == "DER CSR":
         return x509.load_pem_x509_csr(g.csr_pem(EC.key)).public_bytes(serialization.Encoding.DER)
     if case == "DER public key":
-        return EC.key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        return EC.key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
     return data
 
 
@@ -190,7 +345,10 @@ def test_refused(tmp_path, case):
 def test_missing_and_unreadable_files(tmp_path):
     report = Imported(tmp_path / "nope.pem", key_file=tmp_path).check(NO_NAMES)
     messages = [f.message for f in report.errors]
-    assert messages == [f"{tmp_path / 'nope.pem'}: no such file", f"{tmp_path}: a folder, not a file"]
+    assert messages == [
+        f"{tmp_path / 'nope.pem'}: no such file",
+        f"{tmp_path}: a folder, not a file",
+    ]
 
 
 def test_every_unreadable_file_is_reported(tmp_path):
@@ -235,9 +393,17 @@ def test_the_password_is_asked_once_for_all_files(tmp_path):
         asked.append(source)
         return PW
 
-    files = {"cert": g.p12(EC.key, EC.leaf, password=PW), "key": g.key_bytes(EC.key, password=PW), "chain": g.pem(EC.inter.cert)}
+    files = {
+        "cert": g.p12(EC.key, EC.leaf, password=PW),
+        "key": g.key_bytes(EC.key, password=PW),
+        "chain": g.pem(EC.inter.cert),
+    }
     provider = Imported(
-        tmp_path / "cert", key_file=tmp_path / "key", chain_file=tmp_path / "chain", password=ask, clock=lambda: g.NOW
+        tmp_path / "cert",
+        key_file=tmp_path / "key",
+        chain_file=tmp_path / "chain",
+        password=ask,
+        clock=lambda: g.NOW,
     )
     for role, data in files.items():
         (tmp_path / role).write_bytes(data)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ipaddress
 
-import certgen as g
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -14,6 +13,8 @@ from hypothesis import strategies as st
 
 from sesam_tls.errors import InputError
 from sesam_tls.validate import Report, Sourced, validate
+
+from . import certgen as g
 
 
 def run(certs, keys=(), *, names=(), days=14, now=g.NOW) -> Report:
@@ -71,12 +72,14 @@ def _case_unrelated():
 def _case_rsa(bits):
     def build():
         return _leaf(key=g.rsa_key(bits))
+
     return build
 
 
 def _case_curve(curve):
     def build():
         return _leaf(key=g.ec_key(curve))
+
     return build
 
 
@@ -84,6 +87,7 @@ def _case_weak(hash_name):
     def build():
         w = g.rsa_pki_weak(hash_name)
         return w.key, [w.leaf, w.inter.cert]
+
     return build
 
 
@@ -97,27 +101,55 @@ CASES = {
     "leaf issued by the root itself": (_case_leaf_from_root, [], []),
     "self-signed leaf": (_case_self_signed, [], ["self-signed"]),
     "no EKU at all": (lambda: _leaf(eku=None), [], []),
-    "anyExtendedKeyUsage": (lambda: _leaf(eku=[ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE]), [], []),
+    "anyExtendedKeyUsage": (
+        lambda: _leaf(eku=[ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE]),
+        [],
+        [],
+    ),
     "no key": (lambda: (None, [P.leaf, P.inter.cert]), ["no-key"], []),
     "no certificate": (lambda: (P.key, []), ["no-certificate"], []),
     "mismatched key": (lambda: (g.ec_key(), [P.leaf, P.inter.cert]), ["key-mismatch"], []),
     "leaf without intermediate": (lambda: (P.key, [P.leaf]), ["missing-intermediate"], []),
-    "leaf with only the root": (lambda: (P.key, [P.leaf, P.root.cert]), ["missing-intermediate"], ["unrelated-certificate"]),
-    "intermediate of the same name, other key": (_case_wrong_intermediate, ["bad-signature"], ["unrelated-certificate"]),
+    "leaf with only the root": (
+        lambda: (P.key, [P.leaf, P.root.cert]),
+        ["missing-intermediate"],
+        ["unrelated-certificate"],
+    ),
+    "intermediate of the same name, other key": (
+        _case_wrong_intermediate,
+        ["bad-signature"],
+        ["unrelated-certificate"],
+    ),
     "unrelated certificate": (_case_unrelated, [], ["unrelated-certificate"]),
-    "expired": (lambda: _leaf(not_before=g.NOW - 100 * g.DAY, not_after=g.NOW - g.DAY), ["expired"], []),
+    "expired": (
+        lambda: _leaf(not_before=g.NOW - 100 * g.DAY, not_after=g.NOW - g.DAY),
+        ["expired"],
+        [],
+    ),
     "expires this second": (lambda: _leaf(not_after=g.NOW), ["expired"], []),
-    "not yet valid": (lambda: _leaf(not_before=g.NOW + g.DAY, not_after=g.NOW + 90 * g.DAY), ["not-yet-valid"], []),
+    "not yet valid": (
+        lambda: _leaf(not_before=g.NOW + g.DAY, not_after=g.NOW + 90 * g.DAY),
+        ["not-yet-valid"],
+        [],
+    ),
     "expires in 5 days": (lambda: _leaf(not_after=g.NOW + 5 * g.DAY), [], ["expires-soon"]),
     "expired intermediate": (_case_expired_intermediate, ["expired"], []),
     "rsa-1024": (_case_rsa(1024), ["weak-key"], []),
-    "dsa": (lambda: _leaf(key=g.dsa_key(), key_usage=g._usage(digital_signature=True)), ["weak-key"], []),
+    "dsa": (
+        lambda: _leaf(key=g.dsa_key(), key_usage=g._usage(digital_signature=True)),
+        ["weak-key"],
+        [],
+    ),
     "ed25519": (lambda: _leaf(key=g.ed25519_key()), ["weak-key"], []),
     "secp256k1": (_case_curve(ec.SECP256K1()), ["weak-key"], []),
     "sha-1 signature": (_case_weak("sha1"), ["weak-signature"], []),
     "md5 signature": (_case_weak("md5"), ["weak-signature"], []),
     "CA certificate as the leaf": (lambda: _leaf(ca=True), ["ca-certificate"], []),
-    "clientAuth only": (lambda: _leaf(eku=[ExtendedKeyUsageOID.CLIENT_AUTH]), ["no-server-auth"], []),
+    "clientAuth only": (
+        lambda: _leaf(eku=[ExtendedKeyUsageOID.CLIENT_AUTH]),
+        ["no-server-auth"],
+        [],
+    ),
     "rsa with keyEncipherment only": (
         lambda: _leaf(key=g.rsa_key(2048), key_usage=g._usage(key_encipherment=True)),
         ["key-usage"],
@@ -130,7 +162,14 @@ CASES = {
     ),
     "no subjectAltName": (lambda: _leaf(san=False), ["no-san"], []),
     "everything wrong at once": (
-        lambda: (g.ec_key(), [P.inter.leaf(ca=True, san=False, not_after=g.NOW - g.DAY, not_before=g.NOW - 9 * g.DAY)[1]]),
+        lambda: (
+            g.ec_key(),
+            [
+                P.inter.leaf(
+                    ca=True, san=False, not_after=g.NOW - g.DAY, not_before=g.NOW - 9 * g.DAY
+                )[1]
+            ],
+        ),
         ["ca-certificate", "expired", "key-mismatch", "missing-intermediate", "no-san"],
         [],
     ),
@@ -180,7 +219,9 @@ def test_order_and_dropped_root():
 
 def test_bundle_refuses_with_the_first_error_and_a_count():
     key, certs = _leaf(ca=True, san=False)
-    with pytest.raises(InputError, match=r"CA certificate .*\(and 1 more; --check-only lists them all\)"):
+    with pytest.raises(
+        InputError, match=r"CA certificate .*\(and 1 more; --check-only lists them all\)"
+    ):
         run(certs, [key]).bundle()
 
 
@@ -226,7 +267,10 @@ def test_ip_address_names():
         .serial_number(1)
         .not_valid_before(g.NOW - g.DAY)
         .not_valid_after(g.NOW + 30 * g.DAY)
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("10.0.0.5"))]), critical=False)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("10.0.0.5"))]),
+            critical=False,
+        )
     )
     from cryptography.hazmat.primitives import hashes
 

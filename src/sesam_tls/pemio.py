@@ -41,7 +41,13 @@ _BLOCK = re.compile(
 )
 
 _CERT_LABELS = {b"CERTIFICATE", b"X509 CERTIFICATE"}
-_KEY_LABELS = {b"PRIVATE KEY", b"RSA PRIVATE KEY", b"EC PRIVATE KEY", b"DSA PRIVATE KEY", b"ENCRYPTED PRIVATE KEY"}
+_KEY_LABELS = {
+    b"PRIVATE KEY",
+    b"RSA PRIVATE KEY",
+    b"EC PRIVATE KEY",
+    b"DSA PRIVATE KEY",
+    b"ENCRYPTED PRIVATE KEY",
+}
 _PKCS7_LABELS = {b"PKCS7", b"CMS"}
 #: Blocks that are not what import needs, with the reason shown to the operator.
 _WRONG_KIND = {
@@ -88,7 +94,9 @@ def decode(data: bytes, *, source: str, password: PasswordSource = _no_password)
 def _decode_pem(data: bytes, source: str, password: PasswordSource) -> Decoded:
     blocks = [(m.group(1), m.group(0), m.group(2)) for m in _BLOCK.finditer(data)]
     if not blocks:
-        raise InputError(f"{source}: a '-----BEGIN' line without its matching '-----END' line; the PEM is damaged")
+        raise InputError(
+            f"{source}: a '-----BEGIN' line without its matching '-----END' line; the PEM is damaged"
+        )
     certs: list[x509.Certificate] = []
     keys: list[PrivateKeyTypes] = []
     wrong: list[str] = []
@@ -198,7 +206,9 @@ def _looks_like_pkcs12(data: bytes) -> bool:
     if header is None:
         return False
     rest = data[header:]
-    return rest.startswith(b"\x02\x01\x03") and (_PKCS7_DATA in rest[:40] or _PKCS7_SIGNED in rest[:40])
+    return rest.startswith(b"\x02\x01\x03") and (
+        _PKCS7_DATA in rest[:40] or _PKCS7_SIGNED in rest[:40]
+    )
 
 
 def _skip_header(data: bytes) -> Optional[int]:
@@ -222,7 +232,9 @@ def _decode_pkcs12(data: bytes, source: str, password: PasswordSource) -> Decode
             raise InputError(f"{source}: the PKCS#12 file is password-protected; {_ASK}")
         loaded = _try_pkcs12(data, (secret,))
         if loaded is None:
-            raise InputError(f"{source}: wrong password for the PKCS#12 file (or the file is damaged)")
+            raise InputError(
+                f"{source}: wrong password for the PKCS#12 file (or the file is damaged)"
+            )
     certs: list[x509.Certificate] = []
     if loaded.cert is not None:
         certs.append(loaded.cert.certificate)
@@ -230,10 +242,12 @@ def _decode_pkcs12(data: bytes, source: str, password: PasswordSource) -> Decode
     keys = (loaded.key,) if loaded.key is not None else ()
     if not certs and not keys:
         raise InputError(f"{source}: the PKCS#12 file holds neither a certificate nor a key")
-    return Decoded(source, tuple(certs), keys)  # type: ignore[arg-type]
+    return Decoded(source, tuple(certs), keys)
 
 
-def _try_pkcs12(data: bytes, passwords: Sequence[Optional[bytes]]) -> Optional[pkcs12.PKCS12KeyAndCertificates]:
+def _try_pkcs12(
+    data: bytes, passwords: Sequence[Optional[bytes]]
+) -> Optional[pkcs12.PKCS12KeyAndCertificates]:
     for secret in passwords:
         try:
             return pkcs12.load_pkcs12(data, secret)

@@ -28,7 +28,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from .bundle import Bundle
@@ -90,7 +90,11 @@ class Report:
         errors = self.errors
         if errors or self.key is None or self.leaf is None:
             first = errors[0].message if errors else "no usable key and certificate"
-            more = f" (and {len(errors) - 1} more; --check-only lists them all)" if len(errors) > 1 else ""
+            more = (
+                f" (and {len(errors) - 1} more; --check-only lists them all)"
+                if len(errors) > 1
+                else ""
+            )
             raise InputError(first + more)
         return Bundle(key=self.key, leaf=self.leaf, chain=self.chain)  # type: ignore[arg-type]
 
@@ -113,8 +117,8 @@ def _fp(cert: x509.Certificate) -> str:
     return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
 
 
-def _spki(key: object) -> bytes:
-    return key.public_bytes(  # type: ignore[attr-defined]
+def _spki(key: PublicKeyTypes) -> bytes:
+    return key.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
 
@@ -147,7 +151,9 @@ def _verify_weak(child: x509.Certificate, parent: x509.Certificate) -> Optional[
     public_key = parent.public_key()
     try:
         if isinstance(public_key, rsa.RSAPublicKey) and algorithm is not None:
-            public_key.verify(child.signature, child.tbs_certificate_bytes, padding.PKCS1v15(), algorithm)
+            public_key.verify(
+                child.signature, child.tbs_certificate_bytes, padding.PKCS1v15(), algorithm
+            )
         elif isinstance(public_key, ec.EllipticCurvePublicKey) and algorithm is not None:
             public_key.verify(child.signature, child.tbs_certificate_bytes, ec.ECDSA(algorithm))
         else:
@@ -181,7 +187,9 @@ def key_problem(public_key: object) -> Optional[str]:
             return f"the elliptic curve {public_key.curve.name} is not supported by clients (use P-256, P-384 or P-521)"
         return None
     if isinstance(public_key, dsa.DSAPublicKey):
-        return "DSA keys are not supported by TLS 1.3 clients or current browsers (use RSA or ECDSA)"
+        return (
+            "DSA keys are not supported by TLS 1.3 clients or current browsers (use RSA or ECDSA)"
+        )
     if isinstance(public_key, (ed25519.Ed25519PublicKey, ed448.Ed448PublicKey)):
         kind = "Ed25519" if isinstance(public_key, ed25519.Ed25519PublicKey) else "Ed448"
         return f"{kind} certificates are refused by browsers and most TLS clients (use ECDSA P-256 or RSA)"
@@ -250,14 +258,19 @@ def validate(
     files = ", ".join(dict.fromkeys(e.source for e in (*certificates, *keys))) or "the input"
     key, key_source = _pick_key(work, keys, files)
     if not work.certs:
-        work.error("no-certificate", f"{files}: no certificate in the input; pass it with --cert FILE")
+        work.error(
+            "no-certificate", f"{files}: no certificate in the input; pass it with --cert FILE"
+        )
         return Report(tuple(work.findings), key=key)
 
     leaf = _pick_leaf(work, key, key_source)
     chain, root = _order_chain(work, leaf)
     for cert in work.certs:
         if cert is not leaf and cert not in chain and cert is not root:
-            work.warn("unrelated-certificate", f"{work.src(cert)}: ignored the certificate {label(cert)}: not in the chain of {label(leaf)}")
+            work.warn(
+                "unrelated-certificate",
+                f"{work.src(cert)}: ignored the certificate {label(cert)}: not in the chain of {label(leaf)}",
+            )
     _check_validity(work, leaf, chain, now, expiry_warning_days)
     _check_algorithms(work, leaf, chain)
     _check_server_use(work, leaf)
@@ -278,7 +291,9 @@ def _all_names(cert: x509.Certificate) -> list[str]:
     return dns + ips
 
 
-def _pick_key(work: _Work, keys: Sequence[Sourced], files: str) -> tuple[Optional[PrivateKeyTypes], str]:
+def _pick_key(
+    work: _Work, keys: Sequence[Sourced], files: str
+) -> tuple[Optional[PrivateKeyTypes], str]:
     distinct: dict[bytes, Sourced] = {}
     for entry in keys:
         distinct.setdefault(_spki(entry.item.public_key()), entry)  # type: ignore[attr-defined]
@@ -288,7 +303,10 @@ def _pick_key(work: _Work, keys: Sequence[Sourced], files: str) -> tuple[Optiona
     found = list(distinct.values())
     if len(found) > 1:
         files = ", ".join(sorted({e.source for e in found}))
-        work.error("several-keys", f"{files}: {len(found)} different private keys in the input; give exactly one")
+        work.error(
+            "several-keys",
+            f"{files}: {len(found)} different private keys in the input; give exactly one",
+        )
     return found[0].item, found[0].source  # type: ignore[return-value]
 
 
@@ -311,11 +329,16 @@ def _pick_leaf(work: _Work, key: Optional[PrivateKeyTypes], key_source: str) -> 
         )
     elif len([c for c in candidates if not _is_ca(c)]) > 1:
         names = ", ".join(label(c) for c in candidates if not _is_ca(c))
-        work.error("several-leaves", f"{work.src(leaf)}: several unrelated certificates ({names}); give one leaf")
+        work.error(
+            "several-leaves",
+            f"{work.src(leaf)}: several unrelated certificates ({names}); give one leaf",
+        )
     return leaf
 
 
-def _order_chain(work: _Work, leaf: x509.Certificate) -> tuple[list[x509.Certificate], Optional[x509.Certificate]]:
+def _order_chain(
+    work: _Work, leaf: x509.Certificate
+) -> tuple[list[x509.Certificate], Optional[x509.Certificate]]:
     """leaf's issuer, its issuer, ...; a self-signed root at the end is split off."""
     chain: list[x509.Certificate] = []
     used = {_fp(leaf)}
@@ -323,8 +346,11 @@ def _order_chain(work: _Work, leaf: x509.Certificate) -> tuple[list[x509.Certifi
     while len(chain) < MAX_CHAIN:
         if is_self_signed(current):
             if current is leaf:
-                work.warn("self-signed", f"{work.src(leaf)}: the certificate {label(leaf)} is self-signed; "
-                          "only clients that trust it explicitly will connect")
+                work.warn(
+                    "self-signed",
+                    f"{work.src(leaf)}: the certificate {label(leaf)} is self-signed; "
+                    "only clients that trust it explicitly will connect",
+                )
                 return chain, None
             chain.pop()
             return chain, current
@@ -351,23 +377,38 @@ def _order_chain(work: _Work, leaf: x509.Certificate) -> tuple[list[x509.Certifi
         # An intermediate whose issuer is absent: that issuer is the root
         # clients already have, which need not (and should not) be served.
         return chain, None
-    work.error("chain-too-long", f"{work.src(leaf)}: the chain of {label(leaf)} is longer than {MAX_CHAIN} certificates")
+    work.error(
+        "chain-too-long",
+        f"{work.src(leaf)}: the chain of {label(leaf)} is longer than {MAX_CHAIN} certificates",
+    )
     return chain, None
 
 
 def _check_validity(
-    work: _Work, leaf: x509.Certificate, chain: list[x509.Certificate], now: dt.datetime, warn_days: int
+    work: _Work,
+    leaf: x509.Certificate,
+    chain: list[x509.Certificate],
+    now: dt.datetime,
+    warn_days: int,
 ) -> None:
     for cert in (leaf, *chain):
         what = "certificate" if cert is leaf else "intermediate"
         start, end = cert.not_valid_before_utc, cert.not_valid_after_utc
         if now < start:
-            work.error("not-yet-valid", f"{work.src(cert)}: the {what} {label(cert)} is not valid before {_when(start)}")
+            work.error(
+                "not-yet-valid",
+                f"{work.src(cert)}: the {what} {label(cert)} is not valid before {_when(start)}",
+            )
         elif now >= end:
-            work.error("expired", f"{work.src(cert)}: the {what} {label(cert)} expired on {_when(end)}")
+            work.error(
+                "expired", f"{work.src(cert)}: the {what} {label(cert)} expired on {_when(end)}"
+            )
         elif cert is leaf and end - now < dt.timedelta(days=warn_days):
             days = (end - now).total_seconds() / 86400
-            work.warn("expires-soon", f"{work.src(cert)}: the certificate {label(cert)} expires in {days:.1f} days ({_when(end)})")
+            work.warn(
+                "expires-soon",
+                f"{work.src(cert)}: the certificate {label(cert)} expires in {days:.1f} days ({_when(end)})",
+            )
 
 
 def _check_algorithms(work: _Work, leaf: x509.Certificate, chain: list[x509.Certificate]) -> None:
@@ -384,14 +425,22 @@ def _check_algorithms(work: _Work, leaf: x509.Certificate, chain: list[x509.Cert
 def _check_server_use(work: _Work, leaf: x509.Certificate) -> None:
     where = f"{work.src(leaf)}: the certificate {label(leaf)}"
     if _is_ca(leaf):
-        work.error("ca-certificate", f"{where} is a CA certificate (CA:TRUE), not a server certificate")
+        work.error(
+            "ca-certificate", f"{where} is a CA certificate (CA:TRUE), not a server certificate"
+        )
     ext = leaf.extensions
     try:
         eku = ext.get_extension_for_class(x509.ExtendedKeyUsage).value
     except x509.ExtensionNotFound:
         eku = None
-    if eku is not None and not {ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE} & set(eku):
-        work.error("no-server-auth", f"{where} is not for TLS servers: its extended key usage lacks serverAuth")
+    if eku is not None and not {
+        ExtendedKeyUsageOID.SERVER_AUTH,
+        ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE,
+    } & set(eku):
+        work.error(
+            "no-server-auth",
+            f"{where} is not for TLS servers: its extended key usage lacks serverAuth",
+        )
     try:
         usage = ext.get_extension_for_class(x509.KeyUsage).value
     except x509.ExtensionNotFound:
@@ -401,8 +450,15 @@ def _check_server_use(work: _Work, leaf: x509.Certificate) -> None:
             "key-usage",
             f"{where} has a key usage without digitalSignature, which TLS 1.3 and ECDHE clients require",
         )
-    if usage is not None and isinstance(leaf.public_key(), ec.EllipticCurvePublicKey) and usage.key_encipherment:
-        work.warn("key-usage", f"{where} has keyEncipherment, which does not fit an ECDSA key; strict clients may refuse it")
+    if (
+        usage is not None
+        and isinstance(leaf.public_key(), ec.EllipticCurvePublicKey)
+        and usage.key_encipherment
+    ):
+        work.warn(
+            "key-usage",
+            f"{where} has keyEncipherment, which does not fit an ECDSA key; strict clients may refuse it",
+        )
     try:
         ext.get_extension_for_class(x509.SubjectAlternativeName)
     except x509.ExtensionNotFound:

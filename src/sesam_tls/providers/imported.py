@@ -107,7 +107,9 @@ class Imported:
             # An unreadable file may be the one that held the key or the
             # certificate: "no key" on top of its own error would only confuse.
             kept = tuple(f for f in report.findings if f.code not in ("no-key", "no-certificate"))
-            report = Report(kept, report.key, report.leaf, report.chain, report.dropped_root, report.names)
+            report = Report(
+                kept, report.key, report.leaf, report.chain, report.dropped_root, report.names
+            )
         ignored = [
             Finding("warning", "ignored-block", f"{d.source}: ignored a PEM block: {why}")
             for d in decoded
@@ -138,7 +140,9 @@ class Imported:
             try:
                 for path in self.files:
                     try:
-                        decoded.append(decode(read_input(path), source=str(path), password=self._password_for))
+                        decoded.append(
+                            decode(read_input(path), source=str(path), password=self._password_for)
+                        )
                     except InputError as exc:
                         failures.append(Finding(ERROR, "unreadable", str(exc)))
             finally:
