@@ -22,6 +22,7 @@ VERBS = {
     "issue": ("sesam_tls.cli.issue", "get a certificate (Let's Encrypt or self-signed) and deploy it"),
     "import": ("sesam_tls.cli.import_", "deploy your own certificate (PEM, DER, PKCS#12), checked before anything is written"),
     "status": ("sesam_tls.cli.status", "show the node's certificate and whether nginx serves it"),
+    "timer": ("sesam_tls.cli.timer", "install, remove or show the renewal timer (systemd or cron)"),
 }
 
 
