@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what the integration testbed needs (idempotent, run as root):
-#   - Debian packages pebble, nginx, docker.io (only those missing)
+#   - Debian packages pebble, nginx, docker.io, systemd (only those missing;
+#     systemd for systemd-analyze verify: nothing starts without it as PID 1)
 #   - the repo's .venv with `pip install -e '.[test]'`
 # No service is left running: Debian's nginx/docker services are kept from
 # starting (policy-rc.d), and any host nginx the package started is stopped.
@@ -20,9 +21,10 @@ declare -A PKG_BIN=(
     [pebble]=/usr/bin/pebble
     [nginx]=/usr/sbin/nginx
     [docker.io]=/usr/sbin/dockerd
+    [systemd]=/usr/bin/systemd-analyze
 )
 missing=()
-for pkg in pebble nginx docker.io; do
+for pkg in pebble nginx docker.io systemd; do
     if [ -x "${PKG_BIN[$pkg]}" ] && dpkg -s "$pkg" >/dev/null 2>&1; then
         continue
     fi
@@ -48,7 +50,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
     cleanup_policy
     trap - EXIT
 else
-    log "debian packages present: pebble nginx docker.io"
+    log "debian packages present: pebble nginx docker.io systemd"
 fi
 
 # A host nginx must not be running (it would hold port 80). Stop only the one
@@ -62,7 +64,7 @@ if [ -s /run/nginx.pid ]; then
     fi
 fi
 
-for bin in /usr/bin/pebble /usr/bin/pebble-challtestsrv /usr/sbin/nginx /usr/sbin/dockerd; do
+for bin in /usr/bin/pebble /usr/bin/pebble-challtestsrv /usr/sbin/nginx /usr/sbin/dockerd /usr/bin/systemd-analyze; do
     if [ ! -x "$bin" ]; then
         log "expected $bin after install, not found"
         exit 1
