@@ -31,7 +31,15 @@ def served_chain(port: int, server_name: str = NAME, timeout: float = 20) -> lis
     deadline = time.monotonic() + timeout
     while True:
         proc = subprocess.run(
-            ["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-servername", server_name, "-showcerts"],
+            [
+                "openssl",
+                "s_client",
+                "-connect",
+                f"127.0.0.1:{port}",
+                "-servername",
+                server_name,
+                "-showcerts",
+            ],
             stdin=subprocess.DEVNULL,
             capture_output=True,
             timeout=30,
@@ -40,7 +48,9 @@ def served_chain(port: int, server_name: str = NAME, timeout: float = 20) -> lis
         if b"-----BEGIN CERTIFICATE-----" in proc.stdout:
             return x509.load_pem_x509_certificates(proc.stdout)
         if time.monotonic() > deadline:
-            raise AssertionError(f"no handshake with 127.0.0.1:{port}: {proc.stderr.decode()[-300:]}")
+            raise AssertionError(
+                f"no handshake with 127.0.0.1:{port}: {proc.stderr.decode()[-300:]}"
+            )
         time.sleep(0.1)
 
 
@@ -67,10 +77,21 @@ def test_imported_pkcs12_is_served_leaf_then_intermediate(node, tmp_path, monkey
     p12 = tmp_path / "node.pfx"
     p12.write_bytes(g.p12(pki.key, pki.leaf, [pki.root.cert, pki.inter.cert], password=g.PASSWORD))
     monkeypatch.setenv("NODE_PFX_PASSWORD", g.PASSWORD.decode())
-    code = main([
-        "import", "--cert", str(p12), "--password-env", "NODE_PFX_PASSWORD", "--domain", NAME,
-        "--verify", f"127.0.0.1:{port}", "--json", *args,
-    ])
+    code = main(
+        [
+            "import",
+            "--cert",
+            str(p12),
+            "--password-env",
+            "NODE_PFX_PASSWORD",
+            "--domain",
+            NAME,
+            "--verify",
+            f"127.0.0.1:{port}",
+            "--json",
+            *args,
+        ]
+    )
     out, err = capsys.readouterr()
     assert code == 0, err
     result = json.loads(out)
@@ -83,7 +104,9 @@ def test_then_a_pem_bundle_with_encrypted_key_by_reload(node, tmp_path, monkeypa
     root, port, args, _ = node
     now = dt.datetime.now(dt.timezone.utc)
     first = g.pki(now=now)
-    (tmp_path / "first.pem").write_bytes(g.pem(first.leaf, first.inter.cert) + g.key_bytes(first.key))
+    (tmp_path / "first.pem").write_bytes(
+        g.pem(first.leaf, first.inter.cert) + g.key_bytes(first.key)
+    )
     assert main(["import", "--cert", str(tmp_path / "first.pem"), *args]) == 0
     assert served_chain(port) == [first.leaf, first.inter.cert]
     capsys.readouterr()
@@ -93,13 +116,26 @@ def test_then_a_pem_bundle_with_encrypted_key_by_reload(node, tmp_path, monkeypa
     i1 = r.ca("Intermediate One")
     i2 = i1.ca("Intermediate Two")
     key, leaf = i2.leaf(key=g.rsa_key(2048))
-    (tmp_path / "cert.pem").write_bytes(g.with_text(g.pem(i1.cert), g.pem(leaf), g.pem(r.cert), g.pem(i2.cert)))
+    (tmp_path / "cert.pem").write_bytes(
+        g.with_text(g.pem(i1.cert), g.pem(leaf), g.pem(r.cert), g.pem(i2.cert))
+    )
     (tmp_path / "key.pem").write_bytes(g.key_bytes(key, "traditional", password=g.PASSWORD))
     (tmp_path / "pw").write_bytes(g.PASSWORD + b"\n")
-    code = main([
-        "import", "--cert", str(tmp_path / "cert.pem"), "--key", str(tmp_path / "key.pem"),
-        "--password-file", str(tmp_path / "pw"), "--verify", f"127.0.0.1:{port}", "--json", *args,
-    ])
+    code = main(
+        [
+            "import",
+            "--cert",
+            str(tmp_path / "cert.pem"),
+            "--key",
+            str(tmp_path / "key.pem"),
+            "--password-file",
+            str(tmp_path / "pw"),
+            "--verify",
+            f"127.0.0.1:{port}",
+            "--json",
+            *args,
+        ]
+    )
     out, err = capsys.readouterr()
     assert code == 0, err
     assert json.loads(out)["deployment"]["action"] == "reload"  # the config already pointed here

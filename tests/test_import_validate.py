@@ -155,10 +155,15 @@ CASES = {
         ["key-usage"],
         [],
     ),
-    "ecdsa with keyEncipherment": (
+    "ecdsa with keyEncipherment (as Let's Encrypt issued)": (
         lambda: _leaf(key_usage=g._usage(digital_signature=True, key_encipherment=True)),
         [],
+        [],
+    ),
+    "ecdsa with keyAgreement only": (
+        lambda: _leaf(key_usage=g._usage(key_agreement=True)),
         ["key-usage"],
+        [],
     ),
     "no subjectAltName": (lambda: _leaf(san=False), ["no-san"], []),
     "everything wrong at once": (

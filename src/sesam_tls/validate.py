@@ -445,19 +445,14 @@ def _check_server_use(work: _Work, leaf: x509.Certificate) -> None:
         usage = ext.get_extension_for_class(x509.KeyUsage).value
     except x509.ExtensionNotFound:
         usage = None
+    # Every TLS server key signs (TLS 1.3, ECDHE), so digitalSignature is
+    # required whatever the key type. keyEncipherment on an ECDSA leaf does
+    # not fit the key, but Let's Encrypt issued exactly that for years and
+    # clients ignore it: flagging it would only teach operators to ignore us.
     if usage is not None and not usage.digital_signature:
         work.error(
             "key-usage",
             f"{where} has a key usage without digitalSignature, which TLS 1.3 and ECDHE clients require",
-        )
-    if (
-        usage is not None
-        and isinstance(leaf.public_key(), ec.EllipticCurvePublicKey)
-        and usage.key_encipherment
-    ):
-        work.warn(
-            "key-usage",
-            f"{where} has keyEncipherment, which does not fit an ECDSA key; strict clients may refuse it",
         )
     try:
         ext.get_extension_for_class(x509.SubjectAlternativeName)
