@@ -4,11 +4,9 @@ and that a refusal changes nothing at all (the whole root is hashed before and a
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import io
 import json
 import os
-import shutil
 import stat
 import subprocess
 import sys
@@ -21,9 +19,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from sesam_tls.cli import main
 
 from . import certgen as g
+from .helpers import make_root, tree_digest
 
 REPO = Path(__file__).resolve().parents[1]
-EXAMPLE_CONFIG = Path("/work/shared/sesam-agent-config.example.json")
 # The command runs on the real clock, so this corpus is built around it.
 NOW = dt.datetime.now(dt.timezone.utc)
 EC = g.pki(now=NOW)
@@ -34,25 +32,8 @@ WRONG = b"Wr0ng-guess-4711"
 
 @pytest.fixture
 def root(tmp_path):
-    """A node root holding only the example agent config."""
-    root = tmp_path / "root"
-    config = root / "etc/sesam-agent/config.json"
-    config.parent.mkdir(parents=True)
-    if EXAMPLE_CONFIG.exists():
-        shutil.copyfile(EXAMPLE_CONFIG, config)
-    else:  # the same content, for a checkout without the shared folder
-        config.write_text(
-            json.dumps(
-                {
-                    "docker_username": "sesamonprem",
-                    "docker_password": "<TOKEN>",
-                    "nginx": {"disable": False},
-                },
-                indent=2,
-            )
-            + "\n"
-        )
-    return root
+    """A node root holding only the example agent config of Sesam's guide."""
+    return make_root(tmp_path)
 
 
 @pytest.fixture
@@ -66,24 +47,6 @@ def inputs(tmp_path):
         return str(folder / name)
 
     return write
-
-
-def tree(root: Path) -> str:
-    """One hash over every path, type, mode, link target and content under ``root``."""
-    h = hashlib.sha256()
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        for name in sorted(dirnames + filenames):
-            path = Path(dirpath, name)
-            st = os.lstat(path)
-            h.update(
-                f"{path.relative_to(root)}\0{stat.S_IFMT(st.st_mode)}\0{st.st_mode & 0o7777}\0".encode()
-            )
-            if path.is_symlink():
-                h.update(os.readlink(path).encode())
-            elif path.is_file():
-                h.update(path.read_bytes())
-    return h.hexdigest()
 
 
 def sesam_tls(capsys, root: Path, *args: str) -> tuple[int, str, str]:
@@ -191,14 +154,14 @@ def test_no_terminal_no_prompt(root, inputs, capsys, monkeypatch):
     monkeypatch.setattr(sys, "stdin", io.StringIO(""))
     cert = inputs("cert.pem", g.pem(EC.leaf, EC.inter.cert))
     key = inputs("key.pem", g.key_bytes(EC.key, password=PW))
-    before = tree(root)
+    before = tree_digest(root)
     code, _, err = sesam_tls(capsys, root, "--cert", cert, "--key", key)
     assert code == 3
     assert (
         err == f"sesam-tls: error: {key}: the private key is encrypted; give its password with "
         "--password-file FILE, --password-env VAR or --password-stdin\n"
     )
-    assert tree(root) == before
+    assert tree_digest(root) == before
 
 
 def test_there_is_no_password_option_on_the_command_line(root, inputs, capsys):
@@ -316,7 +279,7 @@ def test_refusal_changes_nothing(root, inputs, capsys, monkeypatch, case):
     (cert_bytes, key_bytes), extra, named, reason = REFUSALS[case]
     monkeypatch.setenv("PW", WRONG.decode())
     files = {"cert": inputs("cert.pem", cert_bytes), "key": inputs("key.pem", key_bytes)}
-    before = tree(root)
+    before = tree_digest(root)
     code, out, err = sesam_tls(capsys, root, "--cert", files["cert"], "--key", files["key"], *extra)
     assert code == 3
     assert out == ""
@@ -325,13 +288,13 @@ def test_refusal_changes_nothing(root, inputs, capsys, monkeypatch, case):
     assert reason in err
     for secret in (PW, WRONG):
         assert secret.decode() not in err
-    assert tree(root) == before
+    assert tree_digest(root) == before
 
 
 def test_check_only_reports_everything_and_writes_nothing(root, inputs, capsys):
     cert_bytes, key_bytes = _leaf(ca=True, san=False, eku=[ExtendedKeyUsageOID.CLIENT_AUTH])
     cert, key = inputs("cert.pem", cert_bytes), inputs("key.pem", key_bytes)
-    before = tree(root)
+    before = tree_digest(root)
     code, out, err = sesam_tls(capsys, root, "--cert", cert, "--key", key, "--check-only")
     assert code == 3
     lines = err.splitlines()
@@ -344,7 +307,7 @@ def test_check_only_reports_everything_and_writes_nothing(root, inputs, capsys):
     assert "lacks serverAuth" in lines[1]
     assert "has no subjectAltName" in lines[2]
     assert out == ""
-    assert tree(root) == before
+    assert tree_digest(root) == before
 
     cert = inputs("ok.pem", g.pem(EC.root.cert, EC.inter.cert, EC.leaf) + g.key_bytes(EC.key))
     code, out, err = sesam_tls(capsys, root, "--cert", cert, "--check-only")
@@ -354,7 +317,7 @@ def test_check_only_reports_everything_and_writes_nothing(root, inputs, capsys):
         "served chain: CN=node.example.com -> CN=Sesam Test Intermediate CA; the self-signed root is left out"
         in out
     )
-    assert tree(root) == before
+    assert tree_digest(root) == before
 
 
 def test_check_only_json(root, inputs, capsys):
@@ -370,14 +333,14 @@ def test_the_names_of_the_managed_certificate_must_be_covered(root, inputs, caps
     cert = inputs("cert.pem", g.pem(EC.leaf, EC.inter.cert) + g.key_bytes(EC.key))
     assert sesam_tls(capsys, root, "--cert", cert)[0] == 0
     other = inputs("other.pem", g.pem(OTHER.leaf, OTHER.inter.cert) + g.key_bytes(OTHER.key))
-    before = tree(root)
+    before = tree_digest(root)
     code, out, err = sesam_tls(capsys, root, "--cert", other)
     assert code == 3
     assert (
         f"does not cover 'node.example.com' (a name of the certificate it replaces, from {root}"
         in err
     )
-    assert tree(root) == before
+    assert tree_digest(root) == before
     code, out, err = sesam_tls(capsys, root, "--cert", other, "--domain", "other.example.com")
     assert code == 0, err
     assert (ssl_dir(root) / "fullchain.pem").read_bytes() == g.pem(OTHER.leaf, OTHER.inter.cert)
