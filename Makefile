@@ -25,3 +25,24 @@ demo: testbed
 clean-testbed:
 	testbed/pebble.sh stop-all
 	testbed/dockerd.sh stop
+
+# ---- self-contained executable and container image (packaging/) ------------
+# dist/sesam-tls is rebuilt only when a source is newer; the image only when
+# the executable (or its recipe) changed. tests/test_dist.py runs `make dist image`.
+DIST_SOURCES := $(shell find src -name '*.py') pyproject.toml \
+	packaging/entry.py packaging/sesam-tls.spec packaging/build-exe.sh
+
+.PHONY: dist dist-dir image
+
+dist: dist/sesam-tls
+
+dist/sesam-tls: $(DIST_SOURCES)
+	$(call timed,pyinstaller one-file,packaging/build-exe.sh onefile)
+
+dist-dir: dist/sesam-tls-dir/sesam-tls
+
+dist/sesam-tls-dir/sesam-tls: $(DIST_SOURCES)
+	$(call timed,pyinstaller one-folder,packaging/build-exe.sh onedir)
+
+image: dist/sesam-tls
+	$(call timed,image,packaging/image.sh)
