@@ -1,0 +1,495 @@
+"""HTTP-01 challenge responders: who answers ``/.well-known/acme-challenge/<token>``.
+
+A responder is two verbs, ``present(token, key_authorization)`` and
+``cleanup(token)`` (lego's shape). Each strategy is a context manager that
+opens the responder and closes it again, so that port 80 is given back and
+token files are removed by structure, on failure and Ctrl-C too:
+
+- ``standalone``: a tiny HTTP server on ``port``, IPv4 and IPv6, only while
+  challenges are pending; it answers the live tokens and 404s the rest.
+- ``stop-nginx``: port 80 belongs to the node's nginx container; stop it,
+  serve as ``standalone``, start it again in ``finally``.
+- ``webroot``: an existing web server serves a folder; write the token files
+  there and remove them afterwards.
+- ``auto``: standalone when the port can be bound; stop-nginx when the
+  holder is the managed container; otherwise a clear error naming the holder.
+
+Before the CA is told to validate, :func:`self_check` fetches each token
+over loopback, so a broken setup fails here and not against the CA's
+failed-validation limit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import http.client
+import http.server
+import ipaddress
+import logging
+import os
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional, Protocol
+
+from .errors import DockerError, IssuanceError, StorageError, UsageError
+from .fsutil import describe_oserror, write_new
+from .ports import container_holds_port, describe_holders, port_holders
+
+__all__ = [
+    "STRATEGIES",
+    "WELL_KNOWN",
+    "Http01Options",
+    "PortBusy",
+    "Responder",
+    "TokenServer",
+    "open_responder",
+    "plan",
+    "presented",
+    "self_check",
+]
+
+log = logging.getLogger("sesam_tls")
+
+STRATEGIES = ("auto", "standalone", "stop-nginx", "webroot")
+WELL_KNOWN = "/.well-known/acme-challenge/"
+#: RFC 8555 section 8.3: a token is base64url; anything else could walk out of a webroot.
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,256}$")
+#: How often the server threads look at their shutdown flag; ``serve_forever``'s
+#: default of 0.5 s would add half a second to every issuance.
+_POLL_INTERVAL = 0.01
+
+
+class Responder(Protocol):
+    """Makes ``http://<name>:<port>/.well-known/acme-challenge/<token>`` answer."""
+
+    description: str
+
+    def present(self, token: str, key_authorization: str) -> None: ...
+
+    def cleanup(self, token: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class Http01Options:
+    """How HTTP-01 challenges are answered.
+
+    ``port`` is where the CA connects (80 for every public CA; a test CA
+    may use another). ``listen`` are the addresses the standalone server
+    binds: every IPv4 and IPv6 address by default, because Let's Encrypt
+    validates over IPv6 when the name has an AAAA record.
+    """
+
+    strategy: str = "auto"
+    port: int = 80
+    webroot: Optional[Path] = None
+    listen: tuple[str, ...] = ("0.0.0.0", "::")
+    self_check_timeout: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise UsageError(f"unknown --http01 {self.strategy!r}: choose one of {', '.join(STRATEGIES)}")
+        if not 0 < self.port < 65536:
+            raise UsageError(f"invalid --http-port {self.port}: must be between 1 and 65535")
+        if self.strategy == "webroot" and self.webroot is None:
+            raise UsageError("--http01 webroot needs --webroot DIR (the folder your web server serves)")
+        if self.webroot is not None and self.strategy != "webroot":
+            raise UsageError(f"--webroot is only used with --http01 webroot, not {self.strategy!r}")
+        for address in self.listen:
+            try:
+                ipaddress.ip_address(address)
+            except ValueError:
+                raise UsageError(f"invalid --http-address {address!r}: not an IP address") from None
+
+
+def check_token(token: str) -> str:
+    if not _TOKEN.match(token):
+        raise IssuanceError(f"the CA sent an unusable challenge token {token[:40]!r}: not base64url")
+    return token
+
+
+# --- standalone --------------------------------------------------------------------------
+
+
+class PortBusy(Exception):
+    """Internal: the standalone server could not bind; the caller decides what that means."""
+
+    def __init__(self, port: int, address: str, exc: OSError) -> None:
+        super().__init__(f"{address} port {port}: {describe_oserror(exc)}")
+        self.port = port
+        self.address = address
+        self.errno = exc.errno
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.0"
+    server_version = "sesam-tls"
+    sys_version = ""
+
+    def do_GET(self) -> None:  # http.server names these
+        self._answer(body=True)
+
+    def do_HEAD(self) -> None:  # http.server names these
+        self._answer(body=False)
+
+    def _answer(self, *, body: bool) -> None:
+        path = self.path.split("?", 1)[0]
+        value = None
+        if path.startswith(WELL_KNOWN):
+            value = self.server.tokens.get(path[len(WELL_KNOWN):])
+        log.debug("http01: %s asked for %s: %s", self.client_address[0], path, "200" if value else "404")
+        data = (value or "not found\n").encode()
+        self.send_response(200 if value else 404)
+        self.send_header("Content-Type", "text/plain" if value else "text/plain; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if body:
+            self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:  # http.server's signature
+        """Quiet: library code never prints; requests are logged at debug level above."""
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    allow_reuse_address = True  # SO_REUSEADDR: rebinding over TIME_WAIT, never over a listener
+    daemon_threads = True
+    tokens: dict[str, str]
+
+    def server_bind(self) -> None:
+        if self.address_family == socket.AF_INET6:
+            # Only IPv6 here; IPv4 has its own socket, so both work whatever bindv6only says.
+            self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        super().server_bind()
+
+
+class TokenServer:
+    """The standalone responder: one small HTTP server per listen address."""
+
+    def __init__(self, port: int, listen: Iterable[str] = ("0.0.0.0", "::")) -> None:
+        self.port = port
+        self.listen = tuple(listen)
+        self.tokens: dict[str, str] = {}
+        self._servers: list[_Server] = []
+        self._threads: list[threading.Thread] = []
+        self.description = f"standalone server on port {port}"
+
+    def start(self) -> None:
+        """Bind every listen address or none; raise :class:`PortBusy` when one is taken."""
+        try:
+            for address in self.listen:
+                family = socket.AF_INET6 if ":" in address else socket.AF_INET
+                server_cls = type("_Server6" if family == socket.AF_INET6 else "_Server4", (_Server,),
+                                  {"address_family": family})
+                try:
+                    server = server_cls((address, self.port), _Handler)
+                except OSError as exc:
+                    if family == socket.AF_INET6 and exc.errno in (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL):
+                        log.debug("http01: no IPv6 on this host; serving IPv4 only")
+                        continue
+                    raise PortBusy(self.port, address, exc) from exc
+                server.tokens = self.tokens
+                self._servers.append(server)
+        except BaseException:
+            self._close()
+            raise
+        for server in self._servers:
+            thread = threading.Thread(
+                target=server.serve_forever, kwargs={"poll_interval": _POLL_INTERVAL},
+                name=f"http01-{server.server_address[0]!s}", daemon=True,
+            )
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self) -> None:
+        if self._threads:  # shutdown() waits for serve_forever, so only when it runs
+            for server in self._servers:
+                server.shutdown()
+        self._close()
+
+    def _close(self) -> None:
+        for server in self._servers:
+            server.server_close()
+        for thread in self._threads:
+            thread.join(timeout=1.0)
+        self._servers.clear()
+        self._threads.clear()
+
+    def present(self, token: str, key_authorization: str) -> None:
+        self.tokens[check_token(token)] = key_authorization
+
+    def cleanup(self, token: str) -> None:
+        self.tokens.pop(token, None)
+
+
+@contextlib.contextmanager
+def standalone(port: int, listen: Iterable[str]) -> Iterator[TokenServer]:
+    server = TokenServer(port, listen)
+    try:
+        server.start()
+    except PortBusy as exc:
+        raise IssuanceError(
+            f"cannot serve HTTP-01 challenges: {exc} ({_busy_reason(exc)}); "
+            "choose --http01 auto, stop-nginx or webroot"
+        ) from None
+    log.info("serving HTTP-01 challenges on port %d", port)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+# --- stop-nginx --------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def stop_nginx(nginx: Any, port: int, listen: Iterable[str]) -> Iterator[TokenServer]:
+    """Stop the nginx container, serve the challenges, start it again whatever happens."""
+    if not nginx.is_running():
+        log.info("container %s is not running; serving HTTP-01 challenges standalone", nginx.name)
+        with standalone(port, listen) as server:
+            yield server
+        return
+    log.info("stopping container %s to free port %d", nginx.name, port)
+    stopped = time.monotonic()
+    nginx.stop()
+    try:
+        server = _bind_when_free(port, listen, timeout=10.0)
+        server.description = f"standalone server on port {port} (container {nginx.name} stopped)"
+        try:
+            yield server
+        finally:
+            server.stop()
+    finally:
+        try:
+            nginx.start()
+        except DockerError as exc:
+            log.error("container %s did not start again: %s; start it by hand (docker start %s)",
+                      nginx.name, exc, nginx.name)
+            raise
+        log.info("started container %s again; port %d was away for %.2f s",
+                 nginx.name, port, time.monotonic() - stopped)
+
+
+def _bind_when_free(port: int, listen: Iterable[str], *, timeout: float) -> TokenServer:
+    """A stopped container's sockets close a moment after ``docker stop`` returns."""
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        server = TokenServer(port, listen)
+        try:
+            server.start()
+            return server
+        except PortBusy as exc:
+            if time.monotonic() > deadline:
+                raise IssuanceError(
+                    f"stopped the nginx container but port {port} stays busy: {exc} ({_busy_reason(exc)})"
+                ) from None
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
+
+
+# --- webroot -----------------------------------------------------------------------------
+
+
+class WebrootResponder:
+    """Token files under ``<root>/.well-known/acme-challenge/`` for a web server that serves root."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.folder = self.root / WELL_KNOWN.strip("/")
+        self.description = f"webroot {self.root}"
+        self._created: list[Path] = []
+        self._files: dict[str, Path] = {}
+
+    def open(self) -> None:
+        if not self.root.is_dir():
+            raise UsageError(f"--webroot {self.root}: not a folder")
+        for folder in (self.folder.parent, self.folder):
+            if not folder.is_dir():
+                try:
+                    folder.mkdir(mode=0o755)
+                except OSError as exc:
+                    raise StorageError(f"cannot create {folder}: {describe_oserror(exc)}") from None
+                os.chmod(folder, 0o755)  # readable by the web server, whatever the umask
+                self._created.append(folder)
+
+    def close(self) -> None:
+        for token in list(self._files):
+            self.cleanup(token)
+        for folder in reversed(self._created):
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only when empty: other files there are not ours
+        self._created.clear()
+
+    def present(self, token: str, key_authorization: str) -> None:
+        path = self.folder / check_token(token)
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()  # a leftover from an interrupted run
+        try:
+            write_new(path, key_authorization.encode(), 0o644)
+        except OSError as exc:
+            raise StorageError(f"cannot write challenge file {path}: {describe_oserror(exc)}") from None
+        self._files[token] = path
+
+    def cleanup(self, token: str) -> None:
+        path = self._files.pop(token, None)
+        if path is not None:
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+
+@contextlib.contextmanager
+def webroot(root: Path) -> Iterator[WebrootResponder]:
+    responder = WebrootResponder(root)
+    try:
+        responder.open()
+        log.info("writing HTTP-01 challenge files under %s", responder.folder)
+        yield responder
+    finally:
+        responder.close()
+
+
+# --- auto --------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def open_responder(options: Http01Options, nginx: Any = None) -> Iterator[Responder]:
+    """Open the responder ``options`` ask for. ``nginx`` is the node's :class:`NginxContainer`."""
+    if options.strategy == "webroot":
+        assert options.webroot is not None  # checked in Http01Options
+        with webroot(options.webroot) as responder:
+            yield responder
+    elif options.strategy == "standalone":
+        with standalone(options.port, options.listen) as server:
+            yield server
+    elif options.strategy == "stop-nginx":
+        if nginx is None:
+            raise UsageError("--http01 stop-nginx needs the node's nginx container")
+        with stop_nginx(nginx, options.port, options.listen) as server:
+            yield server
+    else:
+        with _auto(options, nginx) as responder:
+            yield responder
+
+
+@contextlib.contextmanager
+def _auto(options: Http01Options, nginx: Any) -> Iterator[Responder]:
+    server = TokenServer(options.port, options.listen)
+    try:
+        server.start()
+    except PortBusy as busy:
+        if busy.errno != errno.EADDRINUSE:
+            raise IssuanceError(f"cannot serve HTTP-01 challenges: {busy} ({_busy_reason(busy)})") from None
+        holders = port_holders(options.port)
+        if nginx is not None and container_holds_port(nginx, options.port, holders):
+            log.info("port %d is held by the managed container %s: using stop-nginx", options.port, nginx.name)
+            with stop_nginx(nginx, options.port, options.listen) as stopped:
+                yield stopped
+            return
+        raise IssuanceError(
+            f"cannot answer HTTP-01 challenges: {busy}, held by {describe_holders(holders)}, "
+            f"not by the managed container{' ' + repr(nginx.name) if nginx is not None else ''}; "
+            f"stop that process, or use --http01 webroot --webroot DIR if it serves DIR, "
+            "or --http01 stop-nginx --container NAME if it is another nginx container"
+        ) from None
+    log.info("serving HTTP-01 challenges on port %d (standalone)", options.port)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def plan(options: Http01Options, nginx: Any = None) -> str:
+    """What ``auto``/``standalone``/``stop-nginx`` would do now, for ``sesam-tls check``.
+
+    Binds the port for a moment (and lets go); raises IssuanceError when the
+    chosen strategy cannot work.
+    """
+    if options.strategy == "webroot":
+        assert options.webroot is not None
+        folder = options.webroot / WELL_KNOWN.strip("/")
+        probe = folder if folder.is_dir() else options.webroot
+        if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+            raise IssuanceError(f"--webroot {options.webroot}: not a writable folder")
+        return f"token files go under {folder} (webroot)"
+    server = TokenServer(options.port, options.listen)
+    try:
+        server.start()
+    except PortBusy as busy:
+        if busy.errno != errno.EADDRINUSE:
+            raise IssuanceError(f"cannot bind port {options.port}: {busy} ({_busy_reason(busy)})") from None
+        holders = port_holders(options.port)
+        if options.strategy != "standalone" and nginx is not None and container_holds_port(nginx, options.port, holders):
+            return f"port {options.port} is held by the managed container {nginx.name}: it is stopped while the CA validates"
+        raise IssuanceError(
+            f"port {options.port} is held by {describe_holders(holders)}"
+            + ("" if options.strategy == "standalone" else ", not by the managed container")
+            + "; stop it, or use --http01 webroot --webroot DIR if it serves DIR"
+        ) from None
+    server.stop()
+    return f"port {options.port} is free: a standalone server answers the challenges"
+
+
+@contextlib.contextmanager
+def presented(responder: Responder, challenges: Iterable[tuple[str, str]]) -> Iterator[None]:
+    """Present every (token, key authorization); clean every one up afterwards."""
+    done: list[str] = []
+    try:
+        for token, key_authorization in challenges:
+            responder.present(token, key_authorization)
+            done.append(token)
+        yield
+    finally:
+        for token in done:
+            responder.cleanup(token)
+
+
+# --- self-check --------------------------------------------------------------------------
+
+
+def self_check(name: str, port: int, token: str, key_authorization: str, *, timeout: float = 5.0) -> None:
+    """Fetch the token the way the CA will, but over loopback; raise IssuanceError if it is wrong.
+
+    The ``Host`` header carries the name, so a web server with virtual hosts
+    (webroot) answers from the right site.
+    """
+    path = WELL_KNOWN + token
+    host = f"[{name}]" if ":" in name else name
+    url = f"http://{host}:{port}{path}" if port != 80 else f"http://{host}{path}"
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", path, headers={"Host": host if port == 80 else f"{host}:{port}"})
+        response = conn.getresponse()
+        body = response.read(4096).decode("utf-8", "replace").strip()
+    except (OSError, http.client.HTTPException) as exc:
+        raise IssuanceError(
+            f"self-check failed for {name}: nothing answers {url} on this node ({_short(exc)}); "
+            "the CA was not asked to validate"
+        ) from None
+    finally:
+        conn.close()
+    if response.status != 200 or body != key_authorization:
+        what = f"HTTP {response.status}" if response.status != 200 else "a different body"
+        raise IssuanceError(
+            f"self-check failed for {name}: {url} answered {what}, not the challenge token "
+            "(is --webroot the folder that server serves for this name?); the CA was not asked to validate"
+        )
+
+
+def _busy_reason(exc: PortBusy) -> str:
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return "ports below 1024 need root or CAP_NET_BIND_SERVICE"
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return f"{exc.address} is not an address of this host"
+    return "held by " + describe_holders(port_holders(exc.port))
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:200]

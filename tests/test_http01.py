@@ -1,0 +1,149 @@
+"""HTTP-01 responders over real loopback sockets: what is served, what is cleaned up, who holds a port."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+from sesam_tls.errors import IssuanceError, UsageError
+from sesam_tls.http01 import Http01Options, TokenServer, open_responder, plan, presented, self_check
+from sesam_tls.ports import port_holders
+
+from .testbed import free_port
+
+TOKEN = "tok_" + "A" * 40
+KEY_AUTH = TOKEN + ".thumbprint"
+
+
+def get(host: str, port: int, path: str, *, method: str = "GET") -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection(host, port, timeout=5)
+    try:
+        conn.request(method, path, headers={"Host": "node.example.test"})
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def test_standalone_serves_live_tokens_on_ipv4_and_ipv6_and_404s_the_rest():
+    port = free_port()
+    options = Http01Options(strategy="standalone", port=port, listen=("127.0.0.1", "::1"))
+    with open_responder(options) as responder:
+        with presented(responder, [(TOKEN, KEY_AUTH)]):
+            for host in ("127.0.0.1", "::1"):
+                assert get(host, port, f"/.well-known/acme-challenge/{TOKEN}") == (200, KEY_AUTH.encode())
+                assert get(host, port, f"/.well-known/acme-challenge/{TOKEN}", method="HEAD") == (200, b"")
+                assert get(host, port, "/.well-known/acme-challenge/other")[0] == 404
+                assert get(host, port, "/")[0] == 404
+                assert get(host, port, f"/x/.well-known/acme-challenge/{TOKEN}")[0] == 404
+            self_check("node.example.test", port, TOKEN, KEY_AUTH)
+        # cleaned up: the token is gone while the server still runs
+        assert get("127.0.0.1", port, f"/.well-known/acme-challenge/{TOKEN}")[0] == 404
+    # and the port is given back (SO_REUSEADDR: our closed connections may linger in TIME_WAIT)
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", port))
+        s.listen()
+
+
+def test_presented_cleans_up_when_the_body_fails():
+    server = TokenServer(free_port(), ("127.0.0.1",))
+    with pytest.raises(RuntimeError), presented(server, [(TOKEN, KEY_AUTH), (TOKEN[::-1] + "x", "other")]):
+        assert len(server.tokens) == 2
+        raise RuntimeError("boom")
+    assert server.tokens == {}
+
+
+@pytest.mark.parametrize("token", ["../../etc/passwd", "short", "a/b" + "c" * 20, "tok en" + "x" * 20])
+def test_unusable_tokens_are_refused(token):
+    server = TokenServer(free_port(), ("127.0.0.1",))
+    with pytest.raises(IssuanceError, match="unusable challenge token"):
+        server.present(token, "x")
+
+
+def test_standalone_on_a_held_port_names_the_holder():
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        assert any(h.pid == os.getpid() for h in port_holders(port))
+        with pytest.raises(IssuanceError, match=rf"port {port}.*held by pid {os.getpid()} "), open_responder(
+            Http01Options(strategy="standalone", port=port, listen=("127.0.0.1",))
+        ):
+            pass
+        # auto: the holder is not the managed container (there is none): the error names it and the options
+        with pytest.raises(IssuanceError, match=rf"held by pid {os.getpid()} .*--http01 webroot"), open_responder(
+            Http01Options(strategy="auto", port=port, listen=("127.0.0.1",))
+        ):
+            pass
+        with pytest.raises(IssuanceError, match=f"held by pid {os.getpid()}"):
+            plan(Http01Options(strategy="auto", port=port, listen=("127.0.0.1",)))
+
+
+def test_auto_on_a_free_port_serves_standalone():
+    port = free_port()
+    options = Http01Options(strategy="auto", port=port, listen=("127.0.0.1",))
+    assert "free" in plan(options)
+    with open_responder(options) as responder, presented(responder, [(TOKEN, KEY_AUTH)]):
+        self_check("node.example.test", port, TOKEN, KEY_AUTH)
+
+
+def test_webroot_writes_token_files_and_removes_only_its_own(tmp_path):
+    root = tmp_path / "www"
+    root.mkdir()
+    options = Http01Options(strategy="webroot", webroot=root)
+    with open_responder(options) as responder:
+        folder = root / ".well-known/acme-challenge"
+        with presented(responder, [(TOKEN, KEY_AUTH)]):
+            path = folder / TOKEN
+            assert path.read_text() == KEY_AUTH
+            assert path.stat().st_mode & 0o777 == 0o644
+            assert folder.stat().st_mode & 0o777 == 0o755
+        assert not path.exists()
+    assert not (root / ".well-known").exists()  # the folders it made are gone
+
+    (root / ".well-known/acme-challenge").mkdir(parents=True)
+    (root / ".well-known/acme-challenge/keep").write_text("not ours")
+    with open_responder(options) as responder, presented(responder, [(TOKEN, KEY_AUTH)]):
+        pass
+    assert (root / ".well-known/acme-challenge/keep").read_text() == "not ours"
+    assert sorted(os.listdir(root / ".well-known/acme-challenge")) == ["keep"]
+
+
+def test_self_check_says_what_was_wrong(tmp_path):
+    port = free_port()
+    with pytest.raises(IssuanceError, match=rf"self-check failed for node.example.test: nothing answers "
+                                            rf"http://node.example.test:{port}/.well-known"):
+        self_check("node.example.test", port, TOKEN, KEY_AUTH, timeout=2)
+    with open_responder(Http01Options(strategy="standalone", port=port, listen=("127.0.0.1",))) as responder:
+        with presented(responder, [(TOKEN, "something else")]), pytest.raises(IssuanceError, match="different body"):
+            self_check("node.example.test", port, TOKEN, KEY_AUTH)
+        with pytest.raises(IssuanceError, match="answered HTTP 404"):
+            self_check("node.example.test", port, TOKEN, KEY_AUTH)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"strategy": "ftp"}, "unknown --http01 'ftp'"),
+        ({"port": 0}, "invalid --http-port 0"),
+        ({"port": 65536}, "invalid --http-port 65536"),
+        ({"strategy": "webroot"}, "needs --webroot DIR"),
+        ({"strategy": "standalone", "webroot": Path("/srv")}, "only used with --http01 webroot"),
+        ({"listen": ("localhost",)}, "invalid --http-address 'localhost'"),
+    ],
+)
+def test_options_are_checked(kwargs, message):
+    with pytest.raises(UsageError, match=message):
+        Http01Options(**kwargs)
+
+
+def test_webroot_that_is_not_a_folder(tmp_path):
+    with pytest.raises(UsageError, match="not a folder"), open_responder(
+        Http01Options(strategy="webroot", webroot=tmp_path / "missing")
+    ):
+        pass
