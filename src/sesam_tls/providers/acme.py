@@ -1,0 +1,441 @@
+"""Let's Encrypt, or any ACME CA (RFC 8555), over HTTP-01. Reads top to bottom in protocol order.
+
+    directory -> account -> order -> authorizations -> responder up ->
+    self-check -> answer challenges -> poll -> finalize -> poll -> certificate
+
+Nothing sleeps a fixed time: polls start at 20 ms and grow, honour the CA's
+``Retry-After`` and stop at a deadline. Every name is validated in its own
+thread, so a hundred names take about as long as one. The provider returns
+the bundle and writes nothing but its own account in the state folder; the
+deploy pipeline puts the certificate in place.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import functools
+import ipaddress
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Optional, TypeVar
+
+from ..bundle import Bundle
+from ..errors import IssuanceError, UsageError
+from ..http01 import Http01Options, open_responder, presented, self_check
+from ..keys import generate_key
+from ..names import normalize_domain
+from .acme_account import AccountStore, Eab, ensure_account, reregister
+from .acme_net import LETSENCRYPT, LETSENCRYPT_STAGING, Connection, retry_after_seconds, wire_errors
+from .acme_problems import challenge_failure, problem_text
+from .base import CertRequest
+
+__all__ = ["LETSENCRYPT", "LETSENCRYPT_STAGING", "REVOCATION_REASONS", "Acme", "Eab", "check_names", "revoke"]
+
+log = logging.getLogger("sesam_tls")
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+FIRST_POLL = 0.02
+MAX_POLL = 2.0
+MAX_THREADS = 16
+
+#: RFC 5280 reason codes that Let's Encrypt accepts.
+REVOCATION_REASONS = {
+    "unspecified": 0,
+    "keyCompromise": 1,
+    "affiliationChanged": 3,
+    "superseded": 4,
+    "cessationOfOperation": 5,
+}
+
+
+class Acme:
+    """Certificates from an ACME CA, validated over HTTP-01.
+
+    ``nginx`` is the node's :class:`~sesam_tls.nginx.NginxContainer`, needed
+    by the ``stop-nginx`` and ``auto`` strategies. ``replaces`` is the ARI
+    certificate ID (RFC 9773, ``sesam_tls.ari.cert_id``) of the certificate
+    being renewed; it is sent in the order when the CA offers ARI.
+    """
+
+    name = "acme"
+
+    def __init__(
+        self,
+        *,
+        state_dir: Path,
+        directory: str = LETSENCRYPT,
+        ca_bundle: Optional[str] = None,
+        email: Optional[str] = None,
+        agree_tos: bool = False,
+        eab: Optional[Eab] = None,
+        profile: Optional[str] = None,
+        http01: Http01Options = Http01Options(),  # noqa: B008 - frozen, so sharing it is safe
+        nginx: Any = None,
+        deadline: float = 90.0,
+        replaces: Optional[str] = None,
+    ) -> None:
+        self.state_dir = Path(state_dir)
+        self.directory = directory
+        self.ca_bundle = ca_bundle
+        self.email = email
+        self.agree_tos = agree_tos
+        self.eab = eab
+        self.profile = profile
+        self.http01 = http01
+        self.nginx = nginx
+        self.deadline = deadline
+        self.replaces = replaces
+        self.account_uri: Optional[str] = None
+        self._key_type: Optional[str] = None
+
+    def settings(self) -> dict[str, Any]:
+        """What the metadata records about how the certificate was obtained. Never a secret."""
+        return {
+            "directory": self.directory,
+            "account": self.account_uri,
+            "profile": self.profile,
+            "http01": self.http01.strategy,
+            "http_port": self.http01.port,
+            "webroot": str(self.http01.webroot) if self.http01.webroot else None,
+            "http_address": list(self.http01.listen),
+            "key_type": self._key_type,
+            "ca_bundle": self.ca_bundle,
+            "external_account_binding": self.eab is not None,
+        }
+
+    # the protocol, in order -------------------------------------------------------------
+    def issue(self, request: CertRequest) -> Bundle:
+        for warning in check_names(request, directory=self.directory, profile=self.profile):
+            log.warning("%s", warning)
+        deadline = time.monotonic() + self.deadline
+        conn = Connection(self.directory, ca_bundle=self.ca_bundle)
+        step = ["fetching the ACME directory"]
+        with wire_errors(conn, lambda: step[0]):
+            directory = conn.directory()
+            self._check_profile(directory)
+            step[0] = "setting up the ACME account"
+            store = AccountStore(self.state_dir, self.directory)
+            self.account_uri = ensure_account(conn, store, email=self.email, agree_tos=self.agree_tos, eab=self.eab)
+
+            step[0] = "ordering the certificate"
+            key = generate_key(request.key_type)
+            self._key_type = request.key_type
+            order, order_uri = self._new_order(conn, store, request)
+            authzs = _each(lambda url: conn.client().poll(_authz_stub(url))[0], list(order.authorizations))
+            for authz in authzs:
+                if _status(authz) not in ("pending", "valid"):
+                    raise IssuanceError(challenge_failure(_ident(authz), _authz_problem(authz), port=self.http01.port))
+            pending = [a for a in authzs if _status(a) == "pending"]
+            step[0] = "validating the names"
+            if pending:
+                self._validate(conn, pending, deadline)
+            else:
+                log.info("the CA already holds valid authorizations for every name")
+
+            step[0] = "finalizing the order"
+            order = self._finalize(conn, order, order_uri, _csr(key, request), deadline)
+            step[0] = "downloading the certificate"
+            return self._download(conn, order, key, request)
+
+    def _check_profile(self, directory: Any) -> None:
+        if not self.profile:
+            return
+        offered = dict(getattr(directory.meta, "profiles", None) or {})
+        if not offered:
+            raise UsageError(f"--profile {self.profile}: {self.directory} offers no ACME profiles")
+        if self.profile not in offered:
+            raise UsageError(
+                f"--profile {self.profile}: {self.directory} offers only {', '.join(sorted(offered))}"
+            )
+
+    def _new_order(self, conn: Connection, store: AccountStore, request: CertRequest) -> tuple[Any, str]:
+        from acme import messages
+
+        directory = conn.directory()
+        identifiers = [messages.Identifier(typ=messages.IDENTIFIER_FQDN, value=n) for n in request.names]
+        identifiers += [messages.Identifier(typ=messages.IDENTIFIER_IP, value=str(ip)) for ip in request.ips]
+        fields: dict[str, Any] = {"identifiers": identifiers}
+        if self.profile:
+            fields["profile"] = self.profile
+        if self.replaces:
+            if _offers(directory, "renewalInfo"):
+                fields["replaces"] = self.replaces
+            else:
+                log.debug("acme: the CA has no renewalInfo; not sending replaces")
+        log.info("ordering a certificate for %s%s", ", ".join(request.identifiers),
+                 f" (profile {self.profile})" if self.profile else "")
+        for attempt in (1, 2):
+            try:
+                response = conn.post(directory["newOrder"], _new_order_message()(**fields))
+                break
+            except messages.Error as problem:
+                lost = problem.code == "accountDoesNotExist" or (
+                    problem.code == "unauthorized" and "deactivated" in (problem.detail or "")
+                )
+                if not lost or attempt == 2:
+                    raise
+                self.account_uri = reregister(
+                    conn, store, problem_text(problem), email=self.email, agree_tos=self.agree_tos, eab=self.eab
+                )
+        order = messages.Order.from_json(response.json())
+        return order, response.headers["Location"]
+
+    def _validate(self, conn: Connection, authzs: list[Any], deadline: float) -> None:
+        jwk = conn.key
+        port = self.http01.port
+        chosen = [(authz, _http01_challenge(authz)) for authz in authzs]
+        tokens = [(ch.chall.encode("token"), ch.chall.validation(jwk)) for _, ch in chosen]
+        with open_responder(self.http01, self.nginx) as responder, presented(responder, tokens):
+            try:
+                _each(
+                    lambda item: self_check(_ident(item[0][0]), port, item[1][0], item[1][1],
+                                            timeout=self.http01.self_check_timeout),
+                    list(zip(chosen, tokens)),
+                )
+            except IssuanceError:
+                _each(lambda a: _deactivate_quietly(conn, a), authzs)
+                raise
+            log.info("self-check passed: %s serves the token for %s", responder.description,
+                     _names(a for a, _ in chosen))
+
+            _each(lambda item: conn.client().answer_challenge(item[1], item[1].response(jwk)), chosen)
+            log.info("asked the CA to validate %s", _names(a for a, _ in chosen))
+            started = time.monotonic()
+            stop = threading.Event()
+            done = _each(lambda a: _poll_authz(conn, a, deadline, stop), authzs, stop=stop)
+            failed = [a for a in done if _status(a) != "valid"]
+            if failed:
+                first = challenge_failure(_ident(failed[0]), _authz_problem(failed[0]), port=port)
+                more = f"; {len(failed) - 1} more failed: {_names(failed[1:])}" if len(failed) > 1 else ""
+                raise IssuanceError(first + more)
+            log.info("the CA validated %s in %.2f s", _names(done), time.monotonic() - started)
+
+    def _finalize(self, conn: Connection, order: Any, order_uri: str, csr: Any, deadline: float) -> Any:
+        from acme import messages
+
+        log.info("finalizing the order")
+        try:
+            response = conn.post(order.finalize, messages.CertificateRequest(csr=csr))
+            order = messages.Order.from_json(response.json())
+        except messages.Error as problem:
+            if problem.code != "orderNotReady":
+                raise
+            response = None
+        delay = FIRST_POLL
+        while True:
+            status = _status(order) if response is not None else "pending"
+            if status == "valid" and order.certificate:
+                return order
+            if status == "invalid":
+                said = problem_text(order.error) if order.error is not None else "no reason given"
+                raise IssuanceError(f"the CA refused to issue the certificate: {said}")
+            if status == "ready":
+                response = conn.post(order.finalize, messages.CertificateRequest(csr=csr))
+                order = messages.Order.from_json(response.json())
+                continue
+            wait = _next_wait(delay, response, deadline, "the certificate")
+            time.sleep(wait)
+            delay = min(delay * 1.5, MAX_POLL)
+            response = conn.post(order_uri)
+            order = messages.Order.from_json(response.json())
+
+    def _download(self, conn: Connection, order: Any, key: Any, request: CertRequest) -> Bundle:
+        from cryptography import x509
+
+        pem = conn.post(order.certificate).content
+        try:
+            certs = x509.load_pem_x509_certificates(pem)
+        except ValueError:
+            raise IssuanceError(f"the CA's certificate at {order.certificate} is not a PEM chain") from None
+        bundle = Bundle(key=key, leaf=certs[0], chain=tuple(certs[1:]))
+        missing = [n for n in request.identifiers if not bundle.covers(n)]
+        if missing:
+            raise IssuanceError(f"the CA's certificate does not cover {', '.join(missing)}; not deploying it")
+        log.info("got certificate serial %s for %s, valid until %s (%d intermediate%s)", bundle.serial,
+                 ", ".join(request.identifiers), bundle.not_after.isoformat(), len(bundle.chain),
+                 "" if len(bundle.chain) == 1 else "s")
+        return bundle
+
+
+def check_names(request: CertRequest, *, directory: str, profile: Optional[str]) -> list[str]:
+    """Before any network call (pure): HTTP-01 cannot prove a wildcard; Let's Encrypt issues
+    for IP addresses only under its ``shortlived`` profile. Returns the warnings."""
+    for name in request.names:
+        normalize_domain(name, allow_wildcard=False)
+    if request.ips and directory in (LETSENCRYPT, LETSENCRYPT_STAGING) and profile != "shortlived":
+        return [
+            (
+                "Let's Encrypt issues certificates for IP addresses only under its 'shortlived' profile "
+                "(6 days): add --profile shortlived"
+            )
+        ]
+    return []
+
+
+# --- revocation -----------------------------------------------------------------------------
+
+
+def revoke(
+    cert: Any,
+    *,
+    state_dir: Path,
+    directory: str,
+    ca_bundle: Optional[str] = None,
+    reason: str = "unspecified",
+    cert_key: Any = None,
+) -> None:
+    """Revoke ``cert`` at ``directory``, signed by the node's account, or by ``cert_key``
+    (the certificate's own key: proof of possession, as a CA wants for ``keyCompromise``)."""
+    from acme import errors as acme_errors
+
+    from .acme_account import _jwk, ensure_account
+
+    if reason not in REVOCATION_REASONS:
+        raise UsageError(f"unknown revocation reason {reason!r}: choose one of {', '.join(REVOCATION_REASONS)}")
+    conn = Connection(directory, ca_bundle=ca_bundle)
+    with wire_errors(conn, "revoking the certificate"):
+        if cert_key is not None:
+            conn.use_key(_jwk(cert_key))
+        else:
+            store = AccountStore(Path(state_dir), directory)
+            if store.load_meta() is None:
+                raise UsageError(f"no ACME account for {directory} in {state_dir}: cannot sign the revocation")
+            ensure_account(conn, store)
+        log.info("revoking certificate serial %x (reason %s)", cert.serial_number, reason)
+        try:
+            conn.client().revoke(cert, REVOCATION_REASONS[reason])
+        except acme_errors.ClientError as exc:
+            raise IssuanceError(f"the CA did not confirm the revocation: {exc}") from exc
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=None)
+def _new_order_message() -> Any:
+    """``NewOrder`` plus ``replaces`` (RFC 9773), which the ``acme`` package does not send."""
+    import josepy as jose
+    from acme import messages
+
+    class NewOrder(messages.NewOrder):  # type: ignore[misc]
+        replaces: Optional[str] = jose.field("replaces", omitempty=True)
+
+    return NewOrder
+
+
+def _status(resource: Any) -> str:
+    """``Status`` constants compare by identity and print as ``Status(valid)``; use the name."""
+    body = getattr(resource, "body", resource)
+    return str(getattr(body.status, "name", body.status))
+
+
+def _authz_stub(url: str) -> Any:
+    from acme import messages
+
+    return messages.AuthorizationResource(uri=url, body=messages.Authorization())
+
+
+def _offers(directory: Any, field: str) -> bool:
+    try:
+        directory[field]
+    except KeyError:
+        return False
+    return True
+
+
+def _ident(authz: Any) -> str:
+    return str(authz.body.identifier.value)
+
+
+def _names(authzs: Any) -> str:
+    names = [_ident(a) for a in authzs]
+    return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+
+
+def _http01_challenge(authz: Any) -> Any:
+    from acme import challenges
+
+    for challb in authz.body.challenges:
+        if isinstance(challb.chall, challenges.HTTP01):
+            return challb
+    offered = ", ".join(str(c.typ) for c in authz.body.challenges) or "none"
+    raise IssuanceError(f"the CA offers no HTTP-01 challenge for {_ident(authz)} (it offers: {offered})")
+
+
+def _authz_problem(authz: Any) -> Any:
+    for challb in authz.body.challenges:
+        if challb.error is not None:
+            return challb.error
+    return None
+
+
+def _deactivate_quietly(conn: Connection, authz: Any) -> None:
+    """Do not leave pending authorizations behind after a failed self-check (CAs limit them)."""
+    try:
+        conn.client().deactivate_authorization(authz)
+    except Exception as exc:  # noqa: BLE001 - best effort: the real error is being raised already
+        log.debug("acme: could not deactivate the authorization for %s: %s", _ident(authz), exc)
+
+
+def _poll_authz(conn: Connection, authz: Any, deadline: float, stop: threading.Event) -> Any:
+    delay = FIRST_POLL
+    while True:
+        authz, response = conn.client().poll(authz)
+        if _status(authz) != "pending" or stop.is_set():
+            return authz
+        time.sleep(_next_wait(delay, response, deadline, f"the validation of {_ident(authz)}"))
+        delay = min(delay * 1.5, MAX_POLL)
+
+
+def _next_wait(delay: float, response: Any, deadline: float, what: str) -> float:
+    """The growing delay, or the CA's Retry-After when it asks for more; never past the deadline."""
+    asked = retry_after_seconds(response.headers.get("Retry-After")) if response is not None else None
+    wait = max(delay, asked) if asked is not None else delay
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise IssuanceError(f"gave up waiting for {what}: the CA did not finish before the deadline")
+    return min(wait, left)
+
+
+def _csr(key: Any, request: CertRequest) -> Any:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import NameOID
+
+    sans: list[x509.GeneralName] = [x509.DNSName(n) for n in request.names]
+    sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in request.ips]
+    first = (request.names or ("",))[0]
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, first)] if 0 < len(first) <= 64 else [])
+    return (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(subject)
+        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+
+
+def _each(fn: Callable[[T], R], items: Sequence[T], *, stop: Optional[threading.Event] = None) -> list[R]:
+    """``fn`` over ``items``, concurrently; the first error is raised after all have ended.
+
+    One item runs in this thread (no pool, no extra TLS connection).
+    """
+    if len(items) <= 1:
+        return [fn(item) for item in items]
+    results: list[R] = []
+    errors: list[BaseException] = []
+    with concurrent.futures.ThreadPoolExecutor(max_workers=min(MAX_THREADS, len(items))) as pool:
+        futures = [pool.submit(fn, item) for item in items]
+        for future in futures:
+            try:
+                results.append(future.result())
+            except BaseException as exc:  # noqa: BLE001 - collected, re-raised below once all ended
+                errors.append(exc)
+                if stop is not None:
+                    stop.set()
+    if errors:
+        raise errors[0]
+    return results
