@@ -24,6 +24,9 @@ VERBS = {
     "renew": ("sesam_tls.cli.renew", "renew the managed certificate when it is due (the timer runs this)"),
     "status": ("sesam_tls.cli.status", "show the node's certificate and whether nginx serves it"),
     "timer": ("sesam_tls.cli.timer", "install, remove or show the renewal timer (systemd or cron)"),
+    "check": ("sesam_tls.cli.check", "preflight for issue: names, port 80, the ACME server, Docker, paths"),
+    "revoke": ("sesam_tls.cli.revoke", "revoke the node's ACME certificate at its CA"),
+    "account": ("sesam_tls.cli.account", "show, roll over the key of, or deactivate the ACME account"),
 }
 
 

@@ -1,10 +1,24 @@
-"""``sesam-tls issue``: get a certificate and deploy it."""
+"""``sesam-tls issue``: get a certificate (from an ACME CA, or self-signed) and deploy it."""
 
 from __future__ import annotations
 
 import argparse
 
-from .common import add_deploy_arguments, add_node_arguments, deploy_options_from_args, node_from_args, print_outcome
+from .acme_args import acme_provider, add_account_arguments, add_ca_arguments, add_http01_arguments
+from .common import (
+    add_deploy_arguments,
+    add_node_arguments,
+    deploy_options_from_args,
+    node_from_args,
+    print_outcome,
+)
+
+#: Options that only mean something to the ACME path, with their defaults.
+ACME_ONLY: dict[str, object] = {
+    "email": None, "agree_tos": False, "server": None, "staging": False, "ca_bundle": None, "eab_kid": None,
+    "eab_hmac_file": None, "eab_hmac_env": None, "profile": None, "http01": "auto", "webroot": None,
+    "http_port": 80, "http_address": [],
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -18,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--self-signed", action="store_true", help="make a self-signed certificate instead of asking a CA")
     g.add_argument("--days", type=int, metavar="N", help="validity of a self-signed certificate (default 365)")
+    add_ca_arguments(parser)
+    add_account_arguments(parser)
+    add_http01_arguments(parser)
     add_deploy_arguments(parser)
     add_node_arguments(parser)
 
@@ -29,11 +46,26 @@ def run(args: argparse.Namespace) -> int:
 
     node = node_from_args(args)
     options = deploy_options_from_args(args)
-    if not args.self_signed:
-        raise UsageError("ACME issuance is not available in this build; use --self-signed")
-    from ..providers.selfsigned import SelfSigned
+    if args.self_signed:
+        given = [k for k, default in ACME_ONLY.items() if getattr(args, k) != default]
+        if given:
+            flag = "--" + given[0].replace("_", "-")
+            raise UsageError(f"{flag} is an ACME option; it has no meaning with --self-signed")
+        from ..providers.selfsigned import SelfSigned
 
-    request = CertRequest.build(args.domain, args.ip, key_type=args.key_type, days=args.days)
-    outcome = issue(request, SelfSigned(), node=node, options=options)
+        request = CertRequest.build(args.domain, args.ip, key_type=args.key_type, days=args.days)
+        provider = SelfSigned()
+    else:
+        if args.days is not None:
+            raise UsageError("--days is for --self-signed; the CA chooses an ACME certificate's lifetime")
+        from ..nginx import NginxContainer
+
+        # HTTP-01 cannot prove a wildcard: refuse it here, before any network call.
+        request = CertRequest.build(args.domain, args.ip, key_type=args.key_type, allow_wildcard=False)
+        if args.no_restart and args.http01 == "stop-nginx":
+            raise UsageError("--http01 stop-nginx stops the nginx container; --no-restart asks to leave it alone")
+        nginx = None if args.no_restart else NginxContainer(node.container, node.docker_host, timeout=options.timeout)
+        provider = acme_provider(args, node, nginx=nginx)
+    outcome = issue(request, provider, node=node, options=options)
     print_outcome(args, outcome)
     return 0

@@ -1,0 +1,63 @@
+"""``sesam-tls account show|rollover|deactivate``: the node's ACME account at one CA.
+
+``rollover`` replaces the account key (RFC 8555 section 7.3.5); the
+account, its URL and its certificates stay. ``deactivate`` is final: the
+CA refuses the account from then on; the next ``issue`` registers a new one.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from .acme_args import (
+    add_ca_arguments,
+    ca_bundle_from_args,
+    directory_from_args,
+    remembered_settings,
+)
+from .common import add_node_arguments, emit_json, node_from_args
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=("show", "rollover", "deactivate"), help="what to do with the account")
+    parser.add_argument("--yes", action="store_true", help="confirm deactivate (it cannot be undone)")
+    add_ca_arguments(parser, remembered=True)
+    add_node_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import UsageError
+    from ..providers.acme_account import AccountStore, account_info, deactivate, rollover
+    from ..providers.acme_net import Connection
+    from ..state import node_lock
+
+    node = node_from_args(args)
+    settings = remembered_settings(node)
+    url = directory_from_args(args, settings.get("directory"))
+    conn = Connection(url, ca_bundle=ca_bundle_from_args(args, settings.get("ca_bundle")))
+    store = AccountStore(node.state_dir, url)
+    if args.action == "show":
+        info = account_info(conn, store)
+        if args.json:
+            emit_json(info)
+        else:
+            width = max(len(k) for k in info) + 1
+            print("\n".join(f"{k + ':':<{width}} {v if v not in (None, []) else '-'}" for k, v in info.items()))
+        return 0
+    if args.action == "rollover":
+        with node_lock(node.state_dir):
+            new = rollover(conn, store)
+        if args.json:
+            emit_json({"result": "rolled over", "directory": url, "key_thumbprint": new})
+        else:
+            print(f"replaced the account key for {url}; new key thumbprint {new}")
+        return 0
+    if not args.yes:
+        raise UsageError(f"deactivating the account at {url} cannot be undone: add --yes")
+    with node_lock(node.state_dir):
+        moved = deactivate(conn, store)
+    if args.json:
+        emit_json({"result": "deactivated", "directory": url, "moved_to": str(moved)})
+    else:
+        print(f"deactivated the account at {url}; its files are in {moved}; the next issue registers a new account")
+    return 0

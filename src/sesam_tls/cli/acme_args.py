@@ -1,0 +1,137 @@
+"""ACME options shared by ``issue``, ``check``, ``revoke`` and ``account``: which CA, which account,
+how HTTP-01 is answered. Parsing only; the values are turned into objects by the helpers below."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any, Optional
+
+HTTP01_CHOICES = ("auto", "standalone", "stop-nginx", "webroot")
+
+
+def add_ca_arguments(parser: argparse.ArgumentParser, *, remembered: bool = False) -> None:
+    g = parser.add_argument_group("ACME server")
+    default = "the managed certificate's CA, else Let's Encrypt" if remembered else "Let's Encrypt"
+    which = g.add_mutually_exclusive_group()
+    which.add_argument("--server", metavar="URL", help=f"ACME directory URL (default: {default})")
+    which.add_argument("--staging", action="store_true", help="Let's Encrypt's staging CA (untrusted certificates)")
+    g.add_argument("--ca-bundle", metavar="PEM", help="trust this CA file for the ACME server's own TLS (private CA)")
+
+
+def add_account_arguments(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("ACME account (created once per CA, then reused)")
+    g.add_argument("--email", metavar="ADDRESS", help="contact address for the new account (optional)")
+    g.add_argument("--agree-tos", action="store_true", help="agree to the CA's terms of service (needed once)")
+    g.add_argument("--eab-kid", metavar="KID", help="External Account Binding key id, for CAs that require it")
+    hmac = g.add_mutually_exclusive_group()
+    hmac.add_argument("--eab-hmac-file", metavar="FILE", help="file holding the EAB HMAC key (base64url)")
+    hmac.add_argument("--eab-hmac-env", metavar="VAR", help="environment variable holding the EAB HMAC key")
+    g.add_argument("--profile", metavar="NAME", help="ACME profile, when the CA lists it (e.g. shortlived)")
+
+
+def add_http01_arguments(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("HTTP-01 challenge")
+    g.add_argument(
+        "--http01",
+        choices=HTTP01_CHOICES,
+        default="auto",
+        help="auto: standalone when the port is free, stop-nginx when the nginx container holds it (default)",
+    )
+    g.add_argument("--webroot", metavar="DIR", help="with --http01 webroot: the folder your web server serves")
+    g.add_argument("--http-port", type=int, default=80, metavar="N", help="port the CA validates on (default 80)")
+    g.add_argument(
+        "--http-address",
+        action="append",
+        default=[],
+        metavar="ADDR",
+        help="address the standalone server binds (repeat; default every IPv4 and IPv6 address)",
+    )
+
+
+def directory_from_args(args: argparse.Namespace, remembered: Optional[str] = None) -> str:
+    from ..providers.acme_net import LETSENCRYPT, LETSENCRYPT_STAGING
+
+    if args.server:
+        return str(args.server)
+    if args.staging:
+        return LETSENCRYPT_STAGING
+    return remembered or LETSENCRYPT
+
+
+def ca_bundle_from_args(args: argparse.Namespace, remembered: Optional[str] = None) -> Optional[str]:
+    from ..errors import UsageError
+
+    if not args.ca_bundle:
+        return remembered if not (args.server or args.staging) else None
+    path = Path(args.ca_bundle).absolute()
+    if not path.is_file():
+        raise UsageError(f"--ca-bundle {args.ca_bundle}: no such file")
+    return str(path)
+
+
+def eab_from_args(args: argparse.Namespace) -> Any:
+    """The EAB kid and HMAC key; the key comes from a file or the environment, never argv."""
+    from ..errors import UsageError
+    from ..providers.acme_account import Eab
+
+    source = args.eab_hmac_file or args.eab_hmac_env
+    if not args.eab_kid and not source:
+        return None
+    if not args.eab_kid:
+        raise UsageError("an EAB HMAC key was given without --eab-kid")
+    if args.eab_hmac_file:
+        try:
+            value = Path(args.eab_hmac_file).read_text().strip()
+        except OSError as exc:
+            raise UsageError(f"--eab-hmac-file {args.eab_hmac_file}: {exc.strerror or exc}") from None
+    elif args.eab_hmac_env:
+        value = os.environ.get(args.eab_hmac_env, "").strip()
+        if not value:
+            raise UsageError(f"--eab-hmac-env {args.eab_hmac_env}: that environment variable is empty or unset")
+    else:
+        raise UsageError("--eab-kid needs the HMAC key: --eab-hmac-file FILE or --eab-hmac-env VAR")
+    if not value:
+        raise UsageError(f"--eab-hmac-file {args.eab_hmac_file}: the file is empty")
+    return Eab(kid=args.eab_kid, hmac_key=value)
+
+
+def http01_from_args(args: argparse.Namespace) -> Any:
+    from ..http01 import Http01Options
+
+    kwargs: dict[str, Any] = {}
+    if args.http_address:
+        kwargs["listen"] = tuple(args.http_address)
+    return Http01Options(
+        strategy=args.http01,
+        port=args.http_port,
+        webroot=Path(args.webroot).absolute() if args.webroot else None,
+        **kwargs,
+    )
+
+
+def acme_provider(args: argparse.Namespace, node: Any, *, nginx: Any) -> Any:
+    from ..providers.acme import Acme
+
+    return Acme(
+        state_dir=node.state_dir,
+        directory=directory_from_args(args),
+        ca_bundle=ca_bundle_from_args(args),
+        email=args.email,
+        agree_tos=args.agree_tos,
+        eab=eab_from_args(args),
+        profile=args.profile,
+        http01=http01_from_args(args),
+        nginx=nginx,
+    )
+
+
+def remembered_settings(node: Any) -> dict[str, Any]:
+    """The managed certificate's ACME settings, when it came from an ACME CA."""
+    from ..state import load_metadata
+
+    meta = load_metadata(node.metadata_path) or {}
+    if meta.get("provider") != "acme":
+        return {}
+    return dict(meta.get("provider_settings") or {})

@@ -1,0 +1,165 @@
+"""``sesam-tls check``: the preflight for ``issue``. Orders nothing; one line per check, with the fix.
+
+Exit 0 when every check passes, else the exit code of the first failed
+check's kind (2 usage, 4 agent config, 5 storage, 6 Docker, 8 CA/challenge).
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+from collections.abc import Callable
+from typing import Any
+
+from .acme_args import (
+    add_account_arguments,
+    add_ca_arguments,
+    add_http01_arguments,
+    ca_bundle_from_args,
+    directory_from_args,
+    eab_from_args,
+    http01_from_args,
+)
+from .common import add_node_arguments, emit_json, node_from_args
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("certificate")
+    g.add_argument("--domain", "-d", action="append", default=[], metavar="NAME", help="a DNS name (repeat for more)")
+    g.add_argument("--ip", action="append", default=[], metavar="ADDRESS", help="an IP address (repeat for more)")
+    add_ca_arguments(parser)
+    add_account_arguments(parser)
+    add_http01_arguments(parser)
+    parser.add_argument("--no-restart", action="store_true", help="nginx is left alone (as with issue --no-restart)")
+    add_node_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import SesamTLSError
+    from ..nginx import NginxContainer
+
+    node = node_from_args(args)
+    nginx = None if args.no_restart else NginxContainer(node.container, node.docker_host, timeout=10.0)
+    checks: list[tuple[str, Callable[[], str]]] = [
+        ("names", lambda: _names(args)),
+        ("ACME server", lambda: _directory(args, node)),
+        ("docker", lambda: _docker(nginx) if nginx is not None else "not used (--no-restart)"),
+        ("challenge", lambda: _challenge(args, nginx)),
+        ("agent config", lambda: _agent_config(node)),
+        ("ssl folder", lambda: _ssl_folder(node)),
+        ("state folder", lambda: _state_folder(node)),
+    ]
+    results: list[dict[str, Any]] = []
+    code = 0
+    for title, check in checks:
+        try:
+            detail, ok = check(), True
+        except SesamTLSError as exc:
+            detail, ok = str(exc), False
+            code = code or exc.exit_code
+        results.append({"check": title, "ok": ok, "detail": detail})
+        if not args.json:
+            print(f"{'ok' if ok else 'FAIL':<4}  {title}: {detail}", flush=True)
+    if args.json:
+        emit_json({"ok": code == 0, "checks": results})
+    return code
+
+
+def _names(args: argparse.Namespace) -> str:
+    from ..errors import UsageError
+    from ..providers.base import CertRequest
+
+    request = CertRequest.build(args.domain, args.ip, allow_wildcard=False)
+    parts = []
+    for name in request.names:
+        try:
+            infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
+        except socket.gaierror as exc:
+            raise UsageError(
+                f"{name} does not resolve ({exc.strerror}): add an A (and AAAA) record pointing at this node"
+            ) from None
+        addresses = sorted({str(info[4][0]) for info in infos})
+        parts.append(f"{name} -> {', '.join(_mark_local(a) for a in addresses)}")
+    parts += [f"{ip} (IP address)" for ip in request.ips]
+    return "; ".join(parts)
+
+
+def _mark_local(address: str) -> str:
+    """Whether an address belongs to this host: binding it succeeds only then (no traffic)."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((address, 0))
+        except OSError:
+            return f"{address} (not on this host: fine behind NAT that forwards port 80 here)"
+    return f"{address} (this host)"
+
+
+def _directory(args: argparse.Namespace, node: Any) -> str:
+    from ..errors import UsageError
+    from ..providers.acme_account import AccountStore
+    from ..providers.acme_net import Connection
+
+    url = directory_from_args(args)
+    directory = Connection(url, ca_bundle=ca_bundle_from_args(args), timeout=10.0).directory()
+    meta = directory.meta
+    profiles = sorted(dict(getattr(meta, "profiles", None) or {}))
+    if args.profile and args.profile not in profiles:
+        offered = ", ".join(profiles) or "none"
+        raise UsageError(f"{url} answers, but does not offer --profile {args.profile} (profiles: {offered})")
+    account = AccountStore(node.state_dir, url).load_meta()
+    notes = [f"{url} answers"]
+    if profiles:
+        notes.append(f"profiles {', '.join(profiles)}")
+    if account:
+        notes.append(f"account {account['uri']}")
+    else:
+        if getattr(meta, "external_account_required", False) and eab_from_args(args) is None:
+            raise UsageError(f"{url} requires External Account Binding: add --eab-kid and --eab-hmac-file/--eab-hmac-env")
+        terms = getattr(meta, "terms_of_service", None)
+        if terms and not args.agree_tos:
+            raise UsageError(f"{url} answers; the first issue registers an account and needs --agree-tos ({terms})")
+        notes.append("no account yet: issue registers one")
+    return "; ".join(notes)
+
+
+def _docker(nginx: Any) -> str:
+    state = nginx.check()
+    return f"container {nginx.name} is {state} (Docker engine at {nginx.host_label})"
+
+
+def _challenge(args: argparse.Namespace, nginx: Any) -> str:
+    from ..http01 import plan
+
+    return f"HTTP-01 {args.http01}: {plan(http01_from_args(args), nginx)}"
+
+
+def _agent_config(node: Any) -> str:
+    from ..agent_config import AgentConfig
+
+    change = AgentConfig.read(node.agent_config).plan(node.container_cert_path, node.container_key_path)
+    return f"{node.agent_config} " + ("will be pointed at the ssl folder" if change is not None else "points at the ssl folder")
+
+
+def _ssl_folder(node: Any) -> str:
+    from ..store import SslFolder
+
+    SslFolder(node.ssl_dir).check_writable()
+    return f"{node.ssl_dir} is writable"
+
+
+def _state_folder(node: Any) -> str:
+    import os
+    import secrets
+
+    from ..errors import StorageError
+    from ..fsutil import TMP_MARK, describe_oserror, write_new
+
+    probe = node.state_dir / f".check{TMP_MARK}{secrets.token_hex(4)}"
+    try:
+        node.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        write_new(probe, b"", 0o600)
+        os.unlink(probe)
+    except OSError as exc:
+        raise StorageError(f"cannot write in {node.state_dir}: {describe_oserror(exc)}") from None
+    return f"{node.state_dir} is writable"

@@ -1,0 +1,75 @@
+"""``sesam-tls revoke``: revoke the node's managed ACME certificate at its CA.
+
+nginx keeps serving the revoked certificate until a new one is deployed;
+the command says how to get one. With ``--reason keyCompromise`` the request
+is signed with the certificate's own key (proof of possession), otherwise
+with the node's ACME account.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from .acme_args import (
+    add_ca_arguments,
+    ca_bundle_from_args,
+    directory_from_args,
+    remembered_settings,
+)
+from .common import add_node_arguments, emit_json, node_from_args
+
+REASONS = ("unspecified", "keyCompromise", "superseded", "affiliationChanged", "cessationOfOperation")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--reason", choices=REASONS, default="unspecified", help="RFC 5280 reason (default unspecified)")
+    add_ca_arguments(parser, remembered=True)
+    add_node_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from ..bundle import Bundle
+    from ..errors import UsageError
+    from ..providers.acme import revoke
+    from ..state import load_metadata, node_lock, save_metadata
+    from ..store import SslFolder
+
+    node = node_from_args(args)
+    settings = remembered_settings(node)
+    if not settings:
+        raise UsageError(f"the node's certificate ({node.metadata_path}) was not issued by an ACME CA: nothing to revoke")
+    with node_lock(node.state_dir):
+        meta = load_metadata(node.metadata_path) or {}
+        pair = SslFolder(node.ssl_dir).read_pair()
+        if pair is None:
+            raise UsageError(f"no certificate in {node.ssl_dir}: nothing to revoke")
+        bundle = Bundle.from_pem(pair[0], pair[1], source=str(node.ssl_dir))
+        if bundle.fingerprint != (meta.get("certificate") or {}).get("fingerprint_sha256"):
+            raise UsageError(
+                f"the certificate in {node.ssl_dir} is not the managed ACME certificate recorded in "
+                f"{node.metadata_path}; nothing was revoked"
+            )
+        revoke(
+            bundle.leaf,
+            state_dir=node.state_dir,
+            directory=directory_from_args(args, settings.get("directory")),
+            ca_bundle=ca_bundle_from_args(args, settings.get("ca_bundle")),
+            reason=args.reason,
+            cert_key=bundle.key if args.reason == "keyCompromise" else None,
+        )
+        at = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
+        meta["revoked"] = {"serial": bundle.serial, "reason": args.reason, "at": at}
+        save_metadata(node.metadata_path, {k: v for k, v in meta.items() if k != "schema"})
+    names = [*bundle.dns_names, *bundle.ip_addresses]
+    again = "sesam-tls issue " + " ".join(f"--ip {n}" if ":" in n or n.replace(".", "").isdigit() else f"-d {n}" for n in names)
+    if args.json:
+        emit_json({"result": "revoked", "serial": bundle.serial, "reason": args.reason, "names": names,
+                   "next": again})
+    else:
+        print(
+            f"revoked certificate serial {bundle.serial} ({args.reason}); nginx serves it until it is replaced: "
+            f"get a new one (with a new key) now with `{again}`"
+        )
+    return 0
