@@ -16,7 +16,6 @@ import concurrent.futures
 import functools
 import ipaddress
 import logging
-import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -115,7 +114,7 @@ class Acme:
         deadline = time.monotonic() + self.deadline
         conn = Connection(self.directory, ca_bundle=self.ca_bundle)
         step = ["fetching the ACME directory"]
-        with wire_errors(conn, lambda: step[0]):
+        with wire_errors(conn, lambda: step[0]), _Workers() as workers:
             directory = conn.directory()
             self._check_profile(directory)
             step[0] = "setting up the ACME account"
@@ -126,14 +125,14 @@ class Acme:
             key = generate_key(request.key_type)
             self._key_type = request.key_type
             order, order_uri = self._new_order(conn, store, request)
-            authzs = _each(lambda url: conn.client().poll(_authz_stub(url))[0], list(order.authorizations))
+            authzs = workers.each(lambda url: conn.client().poll(_authz_stub(url))[0], list(order.authorizations))
             for authz in authzs:
                 if _status(authz) not in ("pending", "valid"):
                     raise IssuanceError(challenge_failure(_ident(authz), _authz_problem(authz), port=self.http01.port))
             pending = [a for a in authzs if _status(a) == "pending"]
             step[0] = "validating the names"
             if pending:
-                self._validate(conn, pending, deadline)
+                self._validate(conn, workers, order_uri, pending, deadline)
             else:
                 log.info("the CA already holds valid authorizations for every name")
 
@@ -185,64 +184,60 @@ class Acme:
         order = messages.Order.from_json(response.json())
         return order, response.headers["Location"]
 
-    def _validate(self, conn: Connection, authzs: list[Any], deadline: float) -> None:
+    def _validate(self, conn: Connection, workers: "_Workers", order_uri: str, authzs: list[Any],
+                  deadline: float) -> None:
         jwk = conn.key
         port = self.http01.port
         chosen = [(authz, _http01_challenge(authz)) for authz in authzs]
         tokens = [(ch.chall.encode("token"), ch.chall.validation(jwk)) for _, ch in chosen]
         with open_responder(self.http01, self.nginx) as responder, presented(responder, tokens):
             try:
-                _each(
+                workers.each(
                     lambda item: self_check(_ident(item[0][0]), port, item[1][0], item[1][1],
                                             timeout=self.http01.self_check_timeout),
                     list(zip(chosen, tokens)),
                 )
             except IssuanceError:
-                _each(lambda a: _deactivate_quietly(conn, a), authzs)
+                workers.each(lambda a: _deactivate_quietly(conn, a), authzs)
                 raise
             log.info("self-check passed: %s serves the token for %s", responder.description,
                      _names(a for a, _ in chosen))
 
-            _each(lambda item: conn.client().answer_challenge(item[1], item[1].response(jwk)), chosen)
+            workers.each(lambda item: conn.client().answer_challenge(item[1], item[1].response(jwk)), chosen)
             log.info("asked the CA to validate %s", _names(a for a, _ in chosen))
             started = time.monotonic()
-            stop = threading.Event()
-            done = _each(lambda a: _poll_authz(conn, a, deadline, stop), authzs, stop=stop)
-            failed = [a for a in done if _status(a) != "valid"]
-            if failed:
+            # One poll of the order instead of one per name: it leaves "pending" when every
+            # authorization is valid ("ready") or one has failed ("invalid").
+            order = _await_order(conn, order_uri, ("pending",), deadline, f"the validation of {_names(authzs)}")
+            if _status(order) != "ready":
+                done = workers.each(lambda a: conn.client().poll(a)[0], authzs)
+                failed = [a for a in done if _status(a) != "valid"]
+                if not failed:
+                    raise IssuanceError(f"the CA set the order to {_status(order)!r} after validating every name")
                 first = challenge_failure(_ident(failed[0]), _authz_problem(failed[0]), port=port)
                 more = f"; {len(failed) - 1} more failed: {_names(failed[1:])}" if len(failed) > 1 else ""
                 raise IssuanceError(first + more)
-            log.info("the CA validated %s in %.2f s", _names(done), time.monotonic() - started)
+            log.info("the CA validated %s in %.2f s", _names(authzs), time.monotonic() - started)
 
     def _finalize(self, conn: Connection, order: Any, order_uri: str, csr: Any, deadline: float) -> Any:
         from acme import messages
 
         log.info("finalizing the order")
+        request = messages.CertificateRequest(csr=csr)
         try:
-            response = conn.post(order.finalize, messages.CertificateRequest(csr=csr))
-            order = messages.Order.from_json(response.json())
+            order = messages.Order.from_json(conn.post(order.finalize, request).json())
         except messages.Error as problem:
             if problem.code != "orderNotReady":
                 raise
-            response = None
-        delay = FIRST_POLL
-        while True:
-            status = _status(order) if response is not None else "pending"
-            if status == "valid" and order.certificate:
-                return order
-            if status == "invalid":
-                said = problem_text(order.error) if order.error is not None else "no reason given"
-                raise IssuanceError(f"the CA refused to issue the certificate: {said}")
-            if status == "ready":
-                response = conn.post(order.finalize, messages.CertificateRequest(csr=csr))
-                order = messages.Order.from_json(response.json())
-                continue
-            wait = _next_wait(delay, response, deadline, "the certificate")
-            time.sleep(wait)
-            delay = min(delay * 1.5, MAX_POLL)
-            response = conn.post(order_uri)
-            order = messages.Order.from_json(response.json())
+            # Authorizations reused from earlier orders may still be settling: wait, then again.
+            _await_order(conn, order_uri, ("pending",), deadline, "the order to become ready")
+            order = messages.Order.from_json(conn.post(order.finalize, request).json())
+        if _status(order) in ("processing", "ready"):
+            order = _await_order(conn, order_uri, ("processing", "ready"), deadline, "the certificate")
+        if _status(order) == "valid" and order.certificate:
+            return order
+        said = problem_text(order.error) if order.error is not None else f"the order is {_status(order)!r}"
+        raise IssuanceError(f"the CA refused to issue the certificate: {said}")
 
     def _download(self, conn: Connection, order: Any, key: Any, request: CertRequest) -> Bundle:
         from cryptography import x509
@@ -381,13 +376,17 @@ def _deactivate_quietly(conn: Connection, authz: Any) -> None:
         log.debug("acme: could not deactivate the authorization for %s: %s", _ident(authz), exc)
 
 
-def _poll_authz(conn: Connection, authz: Any, deadline: float, stop: threading.Event) -> Any:
-    delay = FIRST_POLL
+def _await_order(conn: Connection, order_uri: str, waiting: tuple[str, ...], deadline: float, what: str) -> Any:
+    """Poll the order until its status leaves ``waiting``: 20 ms first, growing, Retry-After honoured."""
+    from acme import messages
+
+    delay, response = FIRST_POLL, None
     while True:
-        authz, response = conn.client().poll(authz)
-        if _status(authz) != "pending" or stop.is_set():
-            return authz
-        time.sleep(_next_wait(delay, response, deadline, f"the validation of {_ident(authz)}"))
+        time.sleep(_next_wait(delay, response, deadline, what))
+        response = conn.post(order_uri)
+        order = messages.Order.from_json(response.json())
+        if _status(order) not in waiting:
+            return order
         delay = min(delay * 1.5, MAX_POLL)
 
 
@@ -418,24 +417,30 @@ def _csr(key: Any, request: CertRequest) -> Any:
     )
 
 
-def _each(fn: Callable[[T], R], items: Sequence[T], *, stop: Optional[threading.Event] = None) -> list[R]:
-    """``fn`` over ``items``, concurrently; the first error is raised after all have ended.
+class _Workers:
+    """Threads for the per-name requests, kept for the whole issuance: each thread keeps its own
+    ``ClientV2`` (TLS connection and nonces), so the second phase pays no new handshakes."""
 
-    One item runs in this thread (no pool, no extra TLS connection).
-    """
-    if len(items) <= 1:
-        return [fn(item) for item in items]
-    results: list[R] = []
-    errors: list[BaseException] = []
-    with concurrent.futures.ThreadPoolExecutor(max_workers=min(MAX_THREADS, len(items))) as pool:
-        futures = [pool.submit(fn, item) for item in items]
+    def __init__(self, size: int = MAX_THREADS) -> None:
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=size, thread_name_prefix="acme")
+
+    def __enter__(self) -> "_Workers":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._pool.shutdown(wait=True)
+
+    def each(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
+        """``fn`` over ``items`` concurrently; the first error is raised once all have ended.
+
+        One item runs in the calling thread: no hand-over, no extra connection.
+        """
+        if len(items) <= 1:
+            return [fn(item) for item in items]
+        futures = [self._pool.submit(fn, item) for item in items]
+        concurrent.futures.wait(futures)
         for future in futures:
-            try:
-                results.append(future.result())
-            except BaseException as exc:  # noqa: BLE001 - collected, re-raised below once all ended
-                errors.append(exc)
-                if stop is not None:
-                    stop.set()
-    if errors:
-        raise errors[0]
-    return results
+            error = future.exception()
+            if error is not None:
+                raise error
+        return [future.result() for future in futures]
