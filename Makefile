@@ -46,3 +46,19 @@ dist/sesam-tls-dir/sesam-tls: $(DIST_SOURCES)
 
 image: dist/sesam-tls
 	$(call timed,image,packaging/image.sh)
+
+# ---- benchmarks against certbot and lego (bench/, issue 7) -----------------
+# `make bench`: installs the peers (lego from Debian, certbot and matplotlib
+# from PyPI into bench/.venv-*), runs every measurement on a Pebble instance
+# of its own (127.0.0.1:14200, HTTP-01 on 5202) and writes
+# bench/results/REPORT.md and bench/results/bench.png (about 10 minutes).
+# `make bench-smoke`: one iteration of everything into bench/results-smoke/.
+.PHONY: bench bench-smoke
+
+bench: testbed
+	$(call timed,bench peers,bench/setup-peers.sh)
+	$(call timed,bench,$(PYTHON) bench/bench.py --out bench/results)
+
+bench-smoke: testbed
+	$(call timed,bench peers,bench/setup-peers.sh)
+	$(call timed,bench smoke,$(PYTHON) bench/bench.py --smoke --out bench/results-smoke)

@@ -1,0 +1,887 @@
+#!/usr/bin/env python3
+"""Benchmarks of sesam-tls against certbot and lego on one loopback Pebble (issue 7).
+
+    .venv/bin/python bench/bench.py [--smoke] [--tools sesam-tls,certbot,lego] [--out DIR]
+
+`make bench` installs the peers (bench/setup-peers.sh) and runs this; `make
+bench-smoke` runs one iteration of everything. Measurements:
+
+1. issuance latency: one name, new key, existing account, HTTP-01 standalone
+   on the same port (peers interleaved A B C A B C ...);
+2. scaling with the number of names on one certificate;
+3. start-up: ``--help`` and ``renew`` with nothing due;
+4. rotation cost for clients: failed requests and the longest gap while a
+   load generator makes back-to-back HTTPS requests (a new TLS connection
+   each) to an nginx container and sesam-tls deploys with reload / restart;
+5. port-80 downtime of ``--http01 stop-nginx``;
+6. peak memory (max RSS) of measurement 1.
+
+Everything talks to 127.0.0.1 only: our own Pebble instance ("bench", ports
+14200/15200, HTTP-01 on 5202) and containers with --network host. Every
+process this starts is stopped by its pid (Pebble by its pid file).
+Wall times are time.perf_counter() around the subprocess; max RSS comes from
+os.wait4() on the child. Writes DIR/results.json, DIR/REPORT.md and (when a
+Python with matplotlib is given by --plot-python) DIR/bench.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import secrets
+import shutil
+import signal
+import socket
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+import testbed as tb  # noqa: E402  (tests/testbed.py: dockerd, nginx image, Pebble, nginx containers)
+
+SESAM = str(REPO / ".venv" / "bin" / "sesam-tls")
+CERTBOT = str(REPO / "bench" / ".venv-certbot" / "bin" / "certbot")
+LEGO = shutil.which("lego") or "/usr/bin/lego"
+TOOLS = ("sesam-tls", "certbot", "lego")
+EMAIL = "a@example.test"
+
+PEBBLE_INSTANCE = "bench"
+PEBBLE_PORT, PEBBLE_MGMT_PORT, HTTP01_PORT = 14200, 15200, 5202
+ROTATE_HTTPS_PORT = 8643
+STOPNGINX_HTTPS_PORT = 8644
+CONTAINER_PREFIX = "sesam-tls-bench-"
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- running things
+
+
+@dataclass
+class Run:
+    wall: float  # seconds, perf_counter around the child
+    rc: int
+    maxrss_kb: int  # the child's (and its waited-for descendants') peak RSS
+    output: str
+
+
+def run(cmd: list[str], *, env: Optional[dict[str, str]] = None, timeout: float = 600) -> Run:
+    """Run cmd with stdout+stderr to a temp file; wall time and max RSS of the child."""
+    with tempfile.TemporaryFile() as out:
+        t0 = time.perf_counter()
+        p = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+        killer = threading.Timer(timeout, lambda: p.kill())
+        killer.start()
+        try:
+            _, status, usage = os.wait4(p.pid, 0)
+        finally:
+            killer.cancel()
+        wall = time.perf_counter() - t0
+        p.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        text = out.read().decode(errors="replace")
+    return Run(wall=wall, rc=p.returncode, maxrss_kb=int(usage.ru_maxrss), output=text)
+
+
+def must(r: Run, what: str) -> Run:
+    if r.rc != 0:
+        raise RuntimeError(f"{what} failed (exit {r.rc}):\n{r.output[-3000:]}")
+    return r
+
+
+def stats(values: list[float]) -> dict:
+    if not values:
+        return {"n": 0}
+    return {"n": len(values), "median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+# ---------------------------------------------------------------- the three clients
+
+
+class Client:
+    """One ACME client: a template state (account registered, one warm-up
+    certificate) that every measured run starts from as a fresh copy."""
+
+    name = ""
+
+    def __init__(self, work: Path, pebble: tb.Pebble):
+        self.work = work / self.name
+        self.template = self.work / "template"
+        self.pebble = pebble
+        self.runs = 0
+
+    def fresh(self) -> Path:
+        self.runs += 1
+        d = self.work / f"run-{self.runs}"
+        shutil.copytree(self.template, d, symlinks=True)
+        return d
+
+    def discard(self, d: Path) -> None:
+        shutil.rmtree(d, ignore_errors=True)
+
+    def prepare(self) -> None:
+        raise NotImplementedError
+
+    def issue(self, names: list[str]) -> Run:
+        """One measured issuance from a fresh copy of the template."""
+        d = self.fresh()
+        try:
+            cmd, env = self.issue_cmd(d, names)
+            r = run(cmd, env=env)
+            if r.rc == 0 and not self.got_cert(d, names):
+                r.rc = 99
+                r.output += "\n[bench] exit 0 but no certificate file found"
+            return r
+        finally:
+            self.discard(d)
+
+    def issue_cmd(self, d: Path, names: list[str]) -> tuple[list[str], dict[str, str]]:
+        raise NotImplementedError
+
+    def got_cert(self, d: Path, names: list[str]) -> bool:
+        raise NotImplementedError
+
+    def version(self) -> str:
+        raise NotImplementedError
+
+
+class SesamTls(Client):
+    name = "sesam-tls"
+
+    def prepare(self) -> None:
+        make_root(self.template)
+        cmd, env = self.issue_cmd(self.template, [f"warmup.{self.name}.example.test"])
+        must(run(cmd, env=env), "sesam-tls warm-up issuance (registers the account)")
+
+    def issue_cmd(self, d, names):
+        cmd = [SESAM, "issue"]
+        for n in names:
+            cmd += ["--domain", n]
+        cmd += [
+            "--server", self.pebble.directory, "--ca-bundle", self.pebble.ca_bundle,
+            "--email", EMAIL, "--agree-tos", "--key-type", "ecdsa-p256",
+            "--http01", "standalone", "--http-port", str(HTTP01_PORT), "--http-address", "127.0.0.1",
+            "--no-restart", "--root", str(d),
+        ]
+        return cmd, clean_env()
+
+    def got_cert(self, d, names):
+        return cert_has_names(d / "sesam/nginx/conf/ssl/fullchain.pem", names)
+
+    def version(self):
+        return must(run([SESAM, "--version"]), "sesam-tls --version").output.strip()
+
+
+class Certbot(Client):
+    name = "certbot"
+
+    def dirs(self, d: Path) -> list[str]:
+        return ["--config-dir", str(d / "config"), "--work-dir", str(d / "work"), "--logs-dir", str(d / "logs")]
+
+    def env(self) -> dict[str, str]:
+        # certbot reaches the ACME server through requests: trust Pebble's API cert.
+        return clean_env(REQUESTS_CA_BUNDLE=self.pebble.ca_bundle)
+
+    def prepare(self) -> None:
+        self.template.mkdir(parents=True)
+        must(run([CERTBOT, "register", *self.dirs(self.template), "--server", self.pebble.directory,
+                  "--agree-tos", "-m", EMAIL, "--no-eff-email", "--non-interactive"], env=self.env()),
+             "certbot register")
+        cmd, env = self.issue_cmd(self.template, [f"warmup.{self.name}.example.test"])
+        must(run(cmd, env=env), "certbot warm-up issuance")
+
+    def issue_cmd(self, d, names):
+        cmd = [CERTBOT, "certonly", "--standalone", "--http-01-port", str(HTTP01_PORT),
+               "--http-01-address", "127.0.0.1", "--server", self.pebble.directory,
+               "--key-type", "ecdsa", "--elliptic-curve", "secp256r1",
+               "--non-interactive", "--agree-tos", "--no-eff-email", *self.dirs(d)]
+        for n in names:
+            cmd += ["-d", n]
+        return cmd, self.env()
+
+    def got_cert(self, d, names):
+        return cert_has_names(d / "config/live" / names[0] / "fullchain.pem", names)
+
+    def renew_cmd(self, d: Path) -> list[str]:
+        return [CERTBOT, "renew", *self.dirs(d), "--no-random-sleep-on-renew", "--non-interactive"]
+
+    def version(self):
+        return must(run([CERTBOT, "--version"], env=self.env()), "certbot --version").output.strip()
+
+
+class Lego(Client):
+    name = "lego"
+
+    def env(self) -> dict[str, str]:
+        return clean_env(LEGO_CA_CERTIFICATES=self.pebble.ca_bundle)
+
+    def prepare(self) -> None:
+        self.template.mkdir(parents=True)
+        # lego 4.9 has no separate "register": its first run registers the account.
+        cmd, env = self.issue_cmd(self.template, [f"warmup.{self.name}.example.test"])
+        must(run(cmd, env=env), "lego warm-up issuance (registers the account)")
+
+    def issue_cmd(self, d, names):
+        cmd = [LEGO, "--server", self.pebble.directory, "--accept-tos", "--email", EMAIL,
+               "--path", str(d), "--key-type", "ec256", "--http", "--http.port", f"127.0.0.1:{HTTP01_PORT}"]
+        for n in names:
+            cmd += ["--domains", n]
+        return cmd + ["run"], self.env()
+
+    def got_cert(self, d, names):
+        return cert_has_names(d / "certificates" / f"{names[0]}.crt", names)
+
+    def version(self):
+        pkg = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", "lego"], capture_output=True, text=True)
+        return f"lego {pkg.stdout.strip() or '?'} (Debian package)"
+
+
+CLIENTS: dict[str, type[Client]] = {"sesam-tls": SesamTls, "certbot": Certbot, "lego": Lego}
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("SESAM_TLS_", "REQUESTS_CA_BUNDLE", "LEGO_", "PEBBLE_"))}
+    env.update(extra)
+    return env
+
+
+def make_root(root: Path) -> None:
+    """A scratch Sesam node: the agent config from the Sesam guide."""
+    (root / "etc/sesam-agent").mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / "testbed/sesam-agent-config.example.json", root / "etc/sesam-agent/config.json")
+
+
+def cert_has_names(path: Path, names: list[str]) -> bool:
+    from cryptography import x509
+
+    try:
+        cert = x509.load_pem_x509_certificate(path.read_bytes())
+    except (OSError, ValueError):
+        return False
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    return set(san.get_values_for_type(x509.DNSName)) == set(names)
+
+
+def names_for(tool: str, tag: str, count: int) -> list[str]:
+    salt = secrets.token_hex(3)
+    return [f"n{i}.{tag}-{salt}.{tool}.example.test" for i in range(count)]
+
+
+# ---------------------------------------------------------------- measurements 1, 2, 6
+
+
+def m_issue(clients: dict[str, Client], runs: int, sizes: list[int], size_runs: dict[str, dict[int, int]]) -> dict:
+    """Issuance latency (size 1, `runs` times) and scaling (other sizes), interleaved."""
+    out: dict = {"latency": {}, "maxrss_mb": {}, "scaling": {}, "failures": {}}
+    per_tool: dict[str, list[Run]] = {t: [] for t in clients}
+    for i in range(runs):
+        for t, c in clients.items():
+            r = c.issue(names_for(t, f"m1r{i}", 1))
+            per_tool[t].append(r)
+            log(f"m1 run {i + 1}/{runs} {t}: {r.wall:.3f} s, {r.maxrss_kb / 1024:.1f} MB, exit {r.rc}")
+            if r.rc != 0:
+                log(f"   {t} failed: {r.output[-800:]}")
+    for t, rs in per_tool.items():
+        ok = [r for r in rs if r.rc == 0]
+        out["latency"][t] = {**stats([r.wall for r in ok]), "runs": [r.wall for r in rs]}
+        out["maxrss_mb"][t] = stats([r.maxrss_kb / 1024 for r in ok])
+        out["failures"][t] = len(rs) - len(ok)
+        out["scaling"].setdefault(t, {})["1"] = out["latency"][t]
+    for size in sizes:
+        if size == 1:
+            continue
+        n = max(size_runs[t].get(size, 0) for t in clients)
+        sruns: dict[str, list[Run]] = {t: [] for t in clients}
+        for i in range(n):
+            for t, c in clients.items():
+                if i >= size_runs[t].get(size, 0):
+                    continue
+                r = c.issue(names_for(t, f"m2s{size}r{i}", size))
+                sruns[t].append(r)
+                log(f"m2 {size} names run {i + 1} {t}: {r.wall:.3f} s, exit {r.rc}")
+                if r.rc != 0:
+                    log(f"   {t} failed: {r.output[-800:]}")
+        for t in clients:
+            rs = sruns[t]
+            if not rs:
+                out["scaling"][t][str(size)] = {"n": 0, "skipped": True}
+                continue
+            ok = [r for r in rs if r.rc == 0]
+            out["scaling"][t][str(size)] = {**stats([r.wall for r in ok]), "failures": len(rs) - len(ok)}
+    return out
+
+
+# ---------------------------------------------------------------- measurement 3
+
+
+def m_startup(clients: dict[str, Client], work: Path, runs: int) -> dict:
+    cmds: dict[str, tuple[list[str], dict[str, str]]] = {}
+    if "sesam-tls" in clients:
+        root = work / "startup-sesam"
+        make_root(root)
+        must(run([SESAM, "issue", "--self-signed", "--domain", "startup.example.test", "--no-restart",
+                  "--root", str(root)], env=clean_env()), "sesam-tls issue --self-signed")
+        cmds["sesam-tls --help"] = ([SESAM, "--help"], clean_env())
+        cmds["sesam-tls renew (nothing due)"] = ([SESAM, "renew", "--root", str(root)], clean_env())
+    if "certbot" in clients:
+        cb = clients["certbot"]
+        assert isinstance(cb, Certbot)
+        d = work / "startup-certbot"
+        shutil.copytree(cb.template, d, symlinks=True)  # one certificate: the warm-up one
+        cmds["certbot --help"] = ([CERTBOT, "--help"], cb.env())
+        cmds["certbot renew (nothing due)"] = (cb.renew_cmd(d), cb.env())
+    if "lego" in clients:
+        cmds["lego --help"] = ([LEGO, "--help"], clean_env())
+    results: dict[str, list[float]] = {k: [] for k in cmds}
+    # interleaved: every command once per round
+    for i in range(runs + 1):
+        for k, (cmd, env) in cmds.items():
+            r = must(run(cmd, env=env), k)
+            if k.endswith("(nothing due)") and "renew" in k and i == 0:
+                log(f"m3 {k}: {r.output.strip().splitlines()[-1] if r.output.strip() else ''}")
+            if i > 0:  # round 0 warms the page cache
+                results[k].append(r.wall)
+    out = {k: stats(v) for k, v in results.items()}
+    for k, v in out.items():
+        log(f"m3 {k}: median {v['median'] * 1000:.0f} ms")
+    return out
+
+
+# ---------------------------------------------------------------- measurement 4
+
+
+class LoadGen(threading.Thread):
+    """Back-to-back HTTPS GETs, a new TCP+TLS connection each, until stopped
+    or `max_requests` / `max_seconds` are reached. Records (start, end, ok)."""
+
+    def __init__(self, port: int, max_requests: int = 50000, max_seconds: float = 60):
+        super().__init__(daemon=True)
+        self.port, self.max_requests, self.max_seconds = port, max_requests, max_seconds
+        self.stop_evt = threading.Event()
+        self.records: list[tuple[float, float, bool]] = []
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        self.ctx.check_hostname = False
+        self.ctx.verify_mode = ssl.CERT_NONE
+
+    def one(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=2) as raw:
+                with self.ctx.wrap_socket(raw, server_hostname="rotate.example.test") as s:
+                    s.sendall(b"GET / HTTP/1.1\r\nHost: rotate.example.test\r\nConnection: close\r\n\r\n")
+                    data = b""
+                    while True:
+                        chunk = s.recv(4096)
+                        if not chunk:
+                            break
+                        data += chunk
+            return data.startswith(b"HTTP/1.1 200") and b"sesam node" in data
+        except (OSError, ssl.SSLError):
+            return False
+
+    def run(self) -> None:
+        deadline = time.perf_counter() + self.max_seconds
+        while not self.stop_evt.is_set() and len(self.records) < self.max_requests:
+            if time.perf_counter() >= deadline:
+                break
+            t0 = time.perf_counter()
+            ok = self.one()
+            self.records.append((t0, time.perf_counter(), ok))
+
+    def ok_after(self, t: float) -> bool:
+        return any(ok and s >= t for s, _, ok in self.records[-50:])
+
+
+def analyse_load(records: list[tuple[float, float, bool]], t_from: float, t_to: float) -> dict:
+    """Failures and the longest time without a successful response, in [t_from, t_to]."""
+    window = [r for r in records if r[0] >= t_from and r[1] <= t_to]
+    fails = sum(1 for r in window if not r[2])
+    ok_ends = [t_from] + [r[1] for r in window if r[2]] + [t_to]
+    longest = max(b - a for a, b in zip(ok_ends, ok_ends[1:]))
+    durations = [r[1] - r[0] for r in window if r[2]]
+    return {
+        "requests": len(window), "failed": fails, "longest_gap_ms": longest * 1000,
+        "median_request_ms": statistics.median(durations) * 1000 if durations else None,
+    }
+
+
+def m_rotation(work: Path, docker_host: str, runs: int, load_seconds: float) -> dict:
+    client = tb.docker_client(docker_host)
+    containers = tb.NginxContainers(client, work)
+    root = work / "rotation-root"
+    make_root(root)
+    must(run([SESAM, "issue", "--self-signed", "--domain", "rotate.example.test", "--no-restart",
+              "--root", str(root)], env=clean_env()), "self-signed issue for the rotation node")
+    name = CONTAINER_PREFIX + "rotate-" + secrets.token_hex(3)
+    out: dict = {"reload": [], "restart": [], "idle": []}
+    try:
+        containers(root / "sesam/nginx/conf/ssl", ROTATE_HTTPS_PORT, name=name)
+        modes = ["idle", "reload", "restart"]
+        for i in range(runs):
+            for mode in modes:
+                load = LoadGen(ROTATE_HTTPS_PORT, max_seconds=load_seconds + 30)
+                load.start()
+                time.sleep(load_seconds / 2)
+                t_from = time.perf_counter() - load_seconds / 2
+                if mode == "idle":  # the same window with no deployment: the baseline
+                    time.sleep(0.3)
+                    r = Run(0.0, 0, 0, "")
+                else:
+                    r = run([SESAM, "issue", "--self-signed", "--domain", f"rotate{i}-{mode}.example.test",
+                             "--container", name, "--docker-host", docker_host, "--root", str(root),
+                             "--reload-mode", mode], env=clean_env())
+                t_done = time.perf_counter()
+                # keep loading until nginx answered again, then half the window more
+                deadline = t_done + 15
+                while not load.ok_after(t_done) and time.perf_counter() < deadline:
+                    time.sleep(0.01)
+                time.sleep(load_seconds / 2)
+                load.stop_evt.set()
+                load.join()
+                t_to = load.records[-1][1] if load.records else time.perf_counter()
+                res = analyse_load(load.records, t_from, t_to)
+                res["deploy_s"] = r.wall
+                res["exit"] = r.rc
+                if r.rc != 0:
+                    log(f"   deploy failed: {r.output[-800:]}")
+                if mode != "idle":
+                    served = tb.served_cert_der("127.0.0.1", ROTATE_HTTPS_PORT)
+                    res["serves_new_cert"] = served == pem_leaf_der(root / "sesam/nginx/conf/ssl/fullchain.pem")
+                out[mode].append(res)
+                log(f"m4 run {i + 1} {mode}: {res['requests']} requests, {res['failed']} failed, "
+                    f"longest gap {res['longest_gap_ms']:.1f} ms, deploy {r.wall:.2f} s, exit {r.rc}")
+    finally:
+        containers.cleanup()
+    summary = {}
+    for mode, rs in out.items():
+        summary[mode] = {
+            "runs": rs,
+            "failed_total": sum(r["failed"] for r in rs),
+            "requests_total": sum(r["requests"] for r in rs),
+            "longest_gap_ms": stats([r["longest_gap_ms"] for r in rs]),
+            "deploy_s": stats([r["deploy_s"] for r in rs]) if mode != "idle" else None,
+            "all_serve_new_cert": all(r.get("serves_new_cert", True) for r in rs),
+            "all_exit_0": all(r["exit"] == 0 for r in rs),
+        }
+    return summary
+
+
+def pem_leaf_der(path: Path) -> bytes:
+    text = path.read_text()
+    first = text[: text.index("-----END CERTIFICATE-----") + len("-----END CERTIFICATE-----")]
+    return ssl.PEM_cert_to_DER_cert(first)
+
+
+# ---------------------------------------------------------------- measurement 5
+
+
+class PortProbe(threading.Thread):
+    """Every `interval` s: connect to 127.0.0.1:port, GET /, classify the answer:
+    'nginx' (the site), 'other' (any other HTTP answer, e.g. the HTTP-01
+    responder's 404), 'none' (refused, reset, timeout)."""
+
+    def __init__(self, port: int, interval: float = 0.002):
+        super().__init__(daemon=True)
+        self.port, self.interval = port, interval
+        self.stop_evt = threading.Event()
+        self.records: list[tuple[float, str]] = []
+
+    def one(self) -> str:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
+                s.sendall(b"GET / HTTP/1.0\r\nHost: probe.example.test\r\n\r\n")
+                s.settimeout(0.5)
+                data = b""
+                while True:
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+        except OSError:
+            return "none"
+        if not data.startswith(b"HTTP/"):
+            return "none"
+        return "nginx" if b"sesam node (http)" in data else "other"
+
+    def run(self) -> None:
+        deadline = time.perf_counter() + 120
+        while not self.stop_evt.is_set() and time.perf_counter() < deadline:
+            t = time.perf_counter()
+            self.records.append((t, self.one()))
+            time.sleep(self.interval)
+
+
+def analyse_probe(records: list[tuple[float, str]]) -> dict:
+    silent = 0.0
+    longest = 0.0
+    streak_start = None
+    first_not_nginx = last_not_nginx_next = None
+    for (t, kind), nxt in zip(records, records[1:] + [(records[-1][0], records[-1][1])]):
+        if kind == "none":
+            if streak_start is None:
+                streak_start = t
+        elif streak_start is not None:
+            silent += t - streak_start
+            longest = max(longest, t - streak_start)
+            streak_start = None
+        if kind != "nginx":
+            if first_not_nginx is None:
+                first_not_nginx = t
+        elif first_not_nginx is not None and last_not_nginx_next is None:
+            last_not_nginx_next = t
+    not_nginx = (last_not_nginx_next - first_not_nginx) if first_not_nginx and last_not_nginx_next else None
+    return {
+        "probes": len(records),
+        "silent_ms": silent * 1000,
+        "longest_silence_ms": longest * 1000,
+        "nginx_absent_ms": not_nginx * 1000 if not_nginx is not None else None,
+        "answers": {k: sum(1 for _, x in records if x == k) for k in ("nginx", "other", "none")},
+    }
+
+
+def m_stop_nginx(work: Path, docker_host: str, pebble: tb.Pebble, runs: int) -> dict:
+    client = tb.docker_client(docker_host)
+    containers = tb.NginxContainers(client, work)
+    root = work / "stopnginx-root"
+    make_root(root)
+    must(run([SESAM, "issue", "--self-signed", "--domain", "stop.example.test", "--no-restart",
+              "--root", str(root)], env=clean_env()), "self-signed issue for the stop-nginx node")
+    name = CONTAINER_PREFIX + "port80-" + secrets.token_hex(3)
+    results = []
+    try:
+        containers(root / "sesam/nginx/conf/ssl", STOPNGINX_HTTPS_PORT, http_port=HTTP01_PORT, name=name)
+        tb.wait_port(HTTP01_PORT)
+        for i in range(runs):
+            probe = PortProbe(HTTP01_PORT)
+            probe.start()
+            time.sleep(0.2)
+            r = run([SESAM, "issue", "--domain", f"stop{i}-{secrets.token_hex(3)}.example.test",
+                     "--server", pebble.directory, "--ca-bundle", pebble.ca_bundle, "--email", EMAIL,
+                     "--agree-tos", "--http01", "stop-nginx", "--http-port", str(HTTP01_PORT),
+                     "--http-address", "127.0.0.1", "--container", name, "--docker-host", docker_host,
+                     "--root", str(root)], env=clean_env())
+            t_done = time.perf_counter()
+            # nginx must answer again before the window closes
+            deadline = t_done + 15
+            while time.perf_counter() < deadline and not any(
+                    k == "nginx" and t >= t_done for t, k in probe.records[-20:]):
+                time.sleep(0.01)
+            time.sleep(0.2)
+            probe.stop_evt.set()
+            probe.join()
+            res = analyse_probe(probe.records)
+            res["issue_s"] = r.wall
+            res["exit"] = r.rc
+            if r.rc != 0:
+                log(f"   stop-nginx issue failed: {r.output[-1500:]}")
+            results.append(res)
+            log(f"m5 run {i + 1}: silent {res['silent_ms']:.0f} ms (longest {res['longest_silence_ms']:.0f} ms), "
+                f"nginx absent {res['nginx_absent_ms']} ms, issue {r.wall:.2f} s, exit {r.rc}")
+    finally:
+        containers.cleanup()
+    ok = [r for r in results if r["exit"] == 0]
+    return {
+        "runs": results,
+        "silent_ms": stats([r["silent_ms"] for r in ok]),
+        "longest_silence_ms": stats([r["longest_silence_ms"] for r in ok]),
+        "nginx_absent_ms": stats([r["nginx_absent_ms"] for r in ok if r["nginx_absent_ms"] is not None]),
+        "issue_s": stats([r["issue_s"] for r in ok]),
+        "failures": len(results) - len(ok),
+    }
+
+
+# ---------------------------------------------------------------- machine facts and report
+
+
+def machine_facts(clients: dict[str, Client]) -> dict:
+    cpu = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = "?"
+    try:
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        mem = f"{kb / 1024 / 1024:.1f} GiB"
+    except (OSError, ValueError, IndexError):
+        pass
+
+    def deb(pkg: str) -> str:
+        p = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", pkg], capture_output=True, text=True)
+        return p.stdout.strip() or "?"
+
+    os_name = "?"
+    try:
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                os_name = line.split("=", 1)[1].strip('"')
+    except OSError:
+        pass
+    facts = {
+        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "memory": mem,
+        "os": os_name,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "pebble": deb("pebble"),
+        "nginx": deb("nginx"),
+        "tools": {t: c.version() for t, c in clients.items()},
+    }
+    return facts
+
+
+def fmt_s(v: Optional[float]) -> str:
+    if v is None:
+        return "–"
+    return f"{v * 1000:.0f} ms" if v < 1 else f"{v:.2f} s"
+
+
+def fmt_stat(s: dict, unit: str = "s") -> str:
+    if not s or not s.get("n"):
+        return "not run"
+    if unit == "s":
+        return f"{fmt_s(s['median'])} ({fmt_s(s['min'])}–{fmt_s(s['max'])})"
+    if unit == "ms":
+        return f"{s['median']:.0f} ms ({s['min']:.0f}–{s['max']:.0f})"
+    return f"{s['median']:.0f} {unit} ({s['min']:.0f}–{s['max']:.0f})"
+
+
+def ratio(a: dict, b: dict) -> str:
+    if not a.get("n") or not b.get("n") or not a["median"]:
+        return "–"
+    return f"{b['median'] / a['median']:.1f}×"
+
+
+def write_report(res: dict, out: Path, chart: Optional[str]) -> Path:
+    f = res["machine"]
+    lines = ["# sesam-tls benchmarks", ""]
+    lines.append(f"{'Smoke run (one iteration each: numbers are not meaningful).' if res['smoke'] else ''}".strip())
+    lines += [
+        "Taken by `make bench` (bench/bench.py) on one machine, against one local Pebble "
+        f"(`PEBBLE_VA_NOSLEEP=1 PEBBLE_AUTHZREUSE=0`, HTTP-01 on 127.0.0.1:{HTTP01_PORT}); "
+        "the tools run interleaved (A B C A B C ...). Wall time is `time.perf_counter()` around each "
+        "process; memory is the process's max RSS (`wait4`). Values: median (min–max).",
+        "",
+        "## Machine",
+        "",
+        f"- date: {f['date']}",
+        f"- CPU: {f['cpu']}, nproc {f['nproc']}, memory {f['memory']}",
+        f"- OS: {f['os']}, kernel {f['kernel']}, Python {f['python']}",
+        f"- Pebble {f['pebble']} (Debian), nginx {f['nginx']} (Debian binary in the test image)",
+        "- tools: " + "; ".join(f"{v}" for v in f["tools"].values()),
+        "",
+    ]
+    tools = list(res["tools"])
+    m1 = res.get("issue")
+    if m1:
+        n_runs = max(v.get("n", 0) for v in m1["latency"].values())
+        lines += [f"## 1. Issuance latency (one name, new key, existing account; {n_runs} runs each)", ""]
+        head = "| tool | wall time | peak memory (max RSS) | failed runs |"
+        lines += [head, "| --- | --- | --- | --- |"]
+        for t in tools:
+            lines.append(f"| {t} | {fmt_stat(m1['latency'][t])} | {fmt_stat(m1['maxrss_mb'][t], 'MB')} | "
+                         f"{m1['failures'][t]} |")
+        lines.append("")
+        if "sesam-tls" in tools and len(tools) > 1:
+            for t in tools:
+                if t == "sesam-tls":
+                    continue
+                lines.append(f"- sesam-tls vs {t}: {ratio(m1['latency']['sesam-tls'], m1['latency'][t])} faster "
+                             f"(median wall time); peak memory {ratio(m1['maxrss_mb'][t], m1['maxrss_mb']['sesam-tls'])}"
+                             f" {t}'s")
+            lines.append("")
+        lines += ["## 2. Scaling with the number of names on one certificate", ""]
+        sizes = sorted({int(s) for t in tools for s in m1["scaling"][t]})
+        lines += ["| names | " + " | ".join(tools) + " |", "| --- |" + " --- |" * len(tools)]
+        for s in sizes:
+            row = []
+            for t in tools:
+                v = m1["scaling"][t].get(str(s), {})
+                row.append(f"{fmt_stat(v)}, n={v['n']}" if v.get("n") else "not run (see note)")
+            lines.append(f"| {s} | " + " | ".join(row) + " |")
+        lines.append("")
+        if res.get("notes", {}).get("scaling"):
+            lines += [res["notes"]["scaling"], ""]
+    m3 = res.get("startup")
+    if m3:
+        lines += ["## 3. Start-up", "", "| command | wall time |", "| --- | --- |"]
+        for k, v in m3.items():
+            lines.append(f"| `{k}` | {fmt_stat(v)} |")
+        lines.append("")
+        pairs = [("sesam-tls --help", "certbot --help"), ("sesam-tls renew (nothing due)", "certbot renew (nothing due)")]
+        for a, b in pairs:
+            if a in m3 and b in m3:
+                lines.append(f"- `{a}` vs `{b}`: {ratio(m3[a], m3[b])} faster")
+        lines.append("")
+    m4 = res.get("rotation")
+    if m4:
+        lines += [
+            "## 4. Rotation cost for clients",
+            "",
+            f"A load generator makes back-to-back HTTPS requests (a new TCP and TLS connection each, "
+            f"`Connection: close`) to the nginx container on 127.0.0.1:{ROTATE_HTTPS_PORT} while "
+            "`sesam-tls issue --self-signed --container NAME --reload-mode MODE` deploys a new pair; "
+            "`idle` is the same window without a deployment. The gap is the longest time between two "
+            "successful responses in the window.",
+            "",
+            "| mode | runs | requests | failed | longest gap | deploy (sesam-tls wall) | new cert served |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for mode in ("idle", "reload", "restart"):
+            v = m4[mode]
+            lines.append(f"| {mode} | {len(v['runs'])} | {v['requests_total']} | {v['failed_total']} | "
+                         f"{fmt_stat(v['longest_gap_ms'], 'ms')} | "
+                         f"{fmt_stat(v['deploy_s']) if v['deploy_s'] else '–'} | "
+                         f"{'–' if mode == 'idle' else ('yes' if v['all_serve_new_cert'] else 'NO')} |")
+        lines.append("")
+    m5 = res.get("stop_nginx")
+    if m5:
+        lines += [
+            "## 5. Port-80 downtime of `--http01 stop-nginx`",
+            "",
+            f"nginx holds the HTTP-01 port ({HTTP01_PORT} here, 80 on a node); `sesam-tls issue --http01 "
+            "stop-nginx` stops the container, answers the challenge itself, and starts nginx again. "
+            "A probe connects every ~2 ms and sends `GET /`.",
+            "",
+            "| what | value |",
+            "| --- | --- |",
+            f"| port answered nothing (total per issuance) | {fmt_stat(m5['silent_ms'], 'ms')} |",
+            f"| longest silence | {fmt_stat(m5['longest_silence_ms'], 'ms')} |",
+            f"| the site (nginx) not answering, stop to back | {fmt_stat(m5['nginx_absent_ms'], 'ms')} |",
+            f"| whole issuance incl. restart (wall) | {fmt_stat(m5['issue_s'])} |",
+            f"| failed runs | {m5['failures']} of {len(m5['runs'])} |",
+            "",
+        ]
+    if res.get("errors"):
+        lines += ["## Errors", ""] + [f"- {e}" for e in res["errors"]] + [""]
+    if chart:
+        lines += ["## Chart", "", f"![benchmarks]({chart})", ""]
+    lines += ["Raw numbers: `results.json` beside this file.", ""]
+    path = out / "REPORT.md"
+    path.write_text("\n".join(lines))
+    return path
+
+
+# ---------------------------------------------------------------- main
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--smoke", action="store_true", help="one iteration of everything, small sizes")
+    ap.add_argument("--tools", default=",".join(TOOLS), help="comma-separated subset of sesam-tls,certbot,lego")
+    ap.add_argument("--out", default=str(REPO / "bench" / "results"))
+    ap.add_argument("--runs", type=int, help="issuance runs per tool (default 10, smoke 1)")
+    ap.add_argument("--sizes", default=None, help="name counts for scaling (default 1,10,50,100; smoke 1,2)")
+    ap.add_argument("--size-runs", type=int, default=None, help="runs per size above 1 (default 3, smoke 1)")
+    ap.add_argument("--lego-max-names", type=int, default=10,
+                    help="largest name count lego is run with (it validates names one after another, ~5 s each)")
+    ap.add_argument("--lego-size-runs", type=int, default=2, help="lego's runs per size above 1")
+    ap.add_argument("--plot-python", default=str(REPO / "bench" / ".venv-plot" / "bin" / "python"),
+                    help="a Python with matplotlib for the chart (skipped when absent)")
+    ap.add_argument("--only", default="1,2,3,4,5", help="measurements to run (6 comes with 1)")
+    args = ap.parse_args(argv)
+
+    tools = [t.strip() for t in args.tools.split(",") if t.strip()]
+    for t in tools:
+        if t not in TOOLS:
+            ap.error(f"unknown tool {t}")
+    only = {x.strip() for x in args.only.split(",")}
+    runs = args.runs or (1 if args.smoke else 10)
+    sizes = [int(s) for s in (args.sizes or ("1,2" if args.smoke else "1,10,50,100")).split(",")]
+    if "2" not in only:
+        sizes = [1]
+    size_runs_n = args.size_runs or (1 if args.smoke else 3)
+    size_runs = {t: {s: size_runs_n for s in sizes} for t in tools}
+    if "lego" in tools:
+        size_runs["lego"] = {s: (min(size_runs_n, args.lego_size_runs) if s <= args.lego_max_names else 0)
+                             for s in sizes}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="sesam-tls-bench-"))
+    t_start = time.perf_counter()
+    res: dict = {"smoke": args.smoke, "tools": tools, "errors": [], "notes": {}}
+
+    for t in tools:
+        exe = {"sesam-tls": SESAM, "certbot": CERTBOT, "lego": LEGO}[t]
+        if not os.access(exe, os.X_OK):
+            raise SystemExit(f"bench: {t} not found at {exe}: run bench/setup-peers.sh (make bench does)")
+
+    log("testbed: dockerd, nginx image, Pebble instance 'bench' on 127.0.0.1:14200")
+    docker_host = tb.start_dockerd()
+    tb.build_nginx_image()
+    pebble = tb.start_pebble(PEBBLE_INSTANCE, port=PEBBLE_PORT, mgmt_port=PEBBLE_MGMT_PORT, http_port=HTTP01_PORT)
+    try:
+        clients = {t: CLIENTS[t](work, pebble) for t in tools}
+        res["machine"] = machine_facts(clients)
+        log(f"machine: {res['machine']}")
+        if only & {"1", "2", "3"}:
+            for t, c in clients.items():
+                log(f"preparing {t} (account + warm-up certificate)")
+                c.prepare()
+
+        def step(key: str, fn: Callable[[], dict]) -> None:
+            try:
+                res[key] = fn()
+            except Exception as e:  # one broken measurement must not lose the others
+                log(f"{key} failed: {e!r}")
+                res["errors"].append(f"{key}: {type(e).__name__}: {str(e)[:1500]}")
+
+        if only & {"1", "2"}:
+            step("issue", lambda: m_issue(clients, runs, sizes, size_runs))
+            if "lego" in tools and any(s > args.lego_max_names for s in sizes):
+                res["notes"]["scaling"] = (
+                    f"lego was run up to {args.lego_max_names} names only ({args.lego_size_runs} runs each): it "
+                    "validates one name after another, about 5 s each here, so 50 and 100 names would take "
+                    "about 4 and 8 minutes per run, beyond this benchmark's 10-minute budget "
+                    "(`bench/bench.py --lego-max-names 100` runs them).")
+        if "3" in only:
+            step("startup", lambda: m_startup(clients, work, 3 if args.smoke else 10))
+        if "4" in only and "sesam-tls" in tools:
+            step("rotation", lambda: m_rotation(work, docker_host, 1 if args.smoke else 3, 1.0 if args.smoke else 2.0))
+        if "5" in only and "sesam-tls" in tools:
+            step("stop_nginx", lambda: m_stop_nginx(work, docker_host, pebble, 1 if args.smoke else 3))
+    finally:
+        log("stopping Pebble instance 'bench' (by its pid file)")
+        try:
+            tb.stop_pebble(PEBBLE_INSTANCE)
+        except tb.TestbedError as e:
+            log(f"could not stop pebble: {e}")
+        shutil.rmtree(work, ignore_errors=True)
+    res["elapsed_s"] = time.perf_counter() - t_start
+    (out / "results.json").write_text(json.dumps(res, indent=2, default=str))
+
+    chart = None
+    if Path(args.plot_python).exists():
+        p = subprocess.run([args.plot_python, str(REPO / "bench" / "chart.py"), str(out / "results.json"),
+                            str(out / "bench.png")], capture_output=True, text=True)
+        if p.returncode == 0:
+            chart = "bench.png"
+        else:
+            res["errors"].append(f"chart: {p.stderr.strip()[-800:]}")
+    else:
+        log(f"no {args.plot_python}: chart skipped")
+    report = write_report(res, out, chart)
+    log(f"done in {res['elapsed_s']:.0f} s: {report}")
+    return 1 if res["errors"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""Keep the benchmark harness (bench/bench.py) working: its smoke mode, sesam-tls only.
+
+No peers (certbot and lego are not installed for CI) and no timing
+assertions: the harness must run every measurement once and write a report.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.integration
+
+
+def test_bench_smoke_sesam_tls_only_writes_a_report(tmp_path, docker_host):
+    out = tmp_path / "results"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "bench.py"), "--smoke", "--tools", "sesam-tls",
+         "--out", str(out), "--plot-python", str(tmp_path / "no-python-here")],
+        cwd=REPO, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
+    )
+    assert proc.returncode == 0, f"bench smoke failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}"
+
+    report = (out / "REPORT.md").read_text()
+    for heading in ("## Machine", "## 1. Issuance latency", "## 2. Scaling", "## 3. Start-up",
+                    "## 4. Rotation cost", "## 5. Port-80 downtime"):
+        assert heading in report, heading
+    assert "## Errors" not in report
+
+    res = json.loads((out / "results.json").read_text())
+    assert res["tools"] == ["sesam-tls"]
+    assert res["issue"]["failures"] == {"sesam-tls": 0}
+    assert res["issue"]["latency"]["sesam-tls"]["n"] == 1
+    assert res["startup"]["sesam-tls --help"]["n"] >= 1
+    for mode in ("reload", "restart"):
+        assert res["rotation"][mode]["all_exit_0"], mode
+        assert res["rotation"][mode]["all_serve_new_cert"], mode
+    assert res["stop_nginx"]["failures"] == 0
