@@ -127,5 +127,7 @@ class AgentConfig:
                 f"agent config {self.path} was changed by someone else while sesam-tls ran; "
                 "not overwriting it, run the command again"
             )
-        atomic_write(self.path, data, self.mode, uid=self.uid, gid=self.gid, what=f"agent config {self.path}")
+        atomic_write(
+            self.path, data, self.mode, uid=self.uid, gid=self.gid, what=f"agent config {self.path}", point="agent-config"
+        )
         self.raw = data

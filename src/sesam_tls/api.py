@@ -22,6 +22,7 @@ from .hooks import run_hook
 from .bundle import Bundle, fingerprint, key_matches_cert, san_names
 from .deploy import DeployOptions, DeployResult, deploy
 from .errors import SesamTLSError
+from .failpoints import failpoint
 from .keys import key_type_of
 from .names import normalize_domain
 from .nginx import NginxContainer
@@ -231,7 +232,9 @@ def record(
         },
         "history": history,
     }
+    failpoint("api.before-metadata-save")
     save_metadata(node.metadata_path, meta)
+    failpoint("api.after-metadata-save")
     return meta
 
 

@@ -19,6 +19,8 @@ from cryptography import x509
 from .agent_config import AgentConfig
 from .bundle import Bundle, fingerprint
 from .errors import DeployError, DockerError, SesamTLSError, UsageError
+from .failpoints import failpoint
+from .fsutil import sweep_temp_siblings
 from .nginx import NginxContainer
 from .node import Node
 from .store import SslFolder
@@ -90,6 +92,7 @@ def deploy(
     new_config = config.plan(node.container_cert_path, node.container_key_path)
     folder.check_writable()
     folder.sweep_temp()
+    sweep_temp_siblings(node.agent_config)  # an interrupted run's copy holds the config's secrets
     container = NginxContainer(node.container, node.docker_host, timeout=options.timeout)
     if options.restart:
         container.check()
@@ -104,13 +107,18 @@ def deploy(
     verified = False
     try:
         # 3. Key and certificate change together: one rename of `live`.
+        failpoint("deploy.before-activate")
         folder.activate(version)
+        failpoint("deploy.after-activate")
         if new_config is not None:
             config.write(new_config)
             log.info("set nginx.ssl_cert and nginx.ssl_key in %s", node.agent_config)
+            failpoint("deploy.after-config-write")
         # 4. nginx takes the pair.
         if action != "none":
+            failpoint("deploy.before-nginx")
             action = _apply(container, action)
+            failpoint("deploy.after-nginx")
             # 5. Proof: nginx serves it.
             if options.verify:
                 _verify(options, bundle)
@@ -181,18 +189,23 @@ def _rollback(
 ) -> bool:
     """Put the previous pair and config back; True when nginx runs on them again."""
     log.warning("deployment failed; restoring the previous certificate")
+    failpoint("deploy.rollback.before")
     try:
         folder.activate(previous)
+        failpoint("deploy.rollback.after-activate")
         if config.raw != old_config:
             config.write(old_config)
+            failpoint("deploy.rollback.after-config-write")
     except SesamTLSError as exc:
         log.error("restoring the previous certificate failed: %s", exc)
         return False
     if action == "none":
         return True
+    failpoint("deploy.rollback.before-restart")
     try:
         container.restart()
     except DockerError as exc:
         log.error("restarting container %s on the previous certificate failed too: %s", container.name, exc)
         return False
+    failpoint("deploy.rollback.after-restart")
     return True

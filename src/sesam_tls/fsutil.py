@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Optional
 
 from .errors import StorageError
+from .failpoints import failpoint
 
-__all__ = ["atomic_write", "fsync_dir", "write_new", "TMP_MARK", "describe_oserror"]
+__all__ = ["atomic_write", "fsync_dir", "write_new", "sweep_temp_siblings", "TMP_MARK", "describe_oserror"]
 
 #: Every temporary name we create contains this, so a later run can sweep them.
 TMP_MARK = ".sesam-tls-tmp-"
@@ -60,21 +61,53 @@ def write_new(path: Path, data: bytes, mode: int, *, uid: int = -1, gid: int = -
 
 
 def atomic_write(
-    path: Path, data: bytes, mode: int = 0o644, *, uid: int = -1, gid: int = -1, what: Optional[str] = None
+    path: Path,
+    data: bytes,
+    mode: int = 0o644,
+    *,
+    uid: int = -1,
+    gid: int = -1,
+    what: Optional[str] = None,
+    point: Optional[str] = None,
 ) -> None:
-    """Replace ``path`` with ``data``: temp file in the same folder, fsync, rename, fsync folder."""
+    """Replace ``path`` with ``data``: temp file in the same folder, fsync, rename, fsync folder.
+
+    ``point`` names the failpoints after the temp file and after the rename.
+    """
     path = Path(path)
     tmp = path.with_name(f".{path.name}{TMP_MARK}{secrets.token_hex(6)}")
     try:
         write_new(tmp, data, mode, uid=uid, gid=gid)
+        if point:
+            failpoint(f"{point}.after-temp-write")
         try:
             os.replace(tmp, path)
         except BaseException:
             _unlink_quietly(tmp)
             raise
         fsync_dir(path.parent)
+        if point:
+            failpoint(f"{point}.after-rename")
     except OSError as exc:
         raise StorageError(f"cannot write {what or path}: {describe_oserror(exc)}") from exc
+
+
+def sweep_temp_siblings(path: Path) -> None:
+    """Remove the temp files an interrupted :func:`atomic_write` of ``path`` left behind.
+
+    Only for files written under the node lock: another writer's temp file
+    would be taken away from under it otherwise. The temp file of the agent
+    config holds its secrets, so it must not linger.
+    """
+    path = Path(path)
+    try:
+        entries = os.listdir(path.parent)
+    except OSError:
+        return
+    prefix = f".{path.name}{TMP_MARK}"
+    for entry in entries:
+        if entry.startswith(prefix):
+            _unlink_quietly(path.parent / entry)
 
 
 def _unlink_quietly(path: Path) -> None:

@@ -20,6 +20,7 @@ from typing import Any, Callable, Optional
 
 from .deploy import DeployOptions
 from .errors import AttentionNeeded, SesamTLSError, UsageError
+from .failpoints import failpoint
 from .node import Node
 from .renewal import Decision, choose_in_window, decide, parse_time
 from .state import load_metadata, node_lock, save_metadata
@@ -185,6 +186,7 @@ def renew(
             if dry_run:
                 raise
             meta = _record_failure(node, {**meta, "hooks": hooks}, now, exc)
+            failpoint("renew.after-failure-recorded")
             run_hook("failure", hooks.get("failure"), hook_env(node, meta, "failed", str(exc)))
             _metrics(metrics_file, meta)
             return RenewResult("failed", f"renewal failed: {exc}", exc.exit_code, decision, meta)

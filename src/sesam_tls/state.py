@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Iterator, Optional
 
 from .errors import LockError, StorageError
-from .fsutil import atomic_write, describe_oserror
+from .fsutil import atomic_write, describe_oserror, sweep_temp_siblings
 
 __all__ = ["SCHEMA", "load_metadata", "save_metadata", "node_lock"]
 
@@ -42,7 +42,8 @@ def load_metadata(path: Path) -> Optional[dict[str, Any]]:
 def save_metadata(path: Path, data: dict[str, Any]) -> None:
     _ensure_dir(path.parent)
     body = json.dumps({"schema": SCHEMA, **data}, indent=2, sort_keys=False) + "\n"
-    atomic_write(path, body.encode(), 0o644, what=f"metadata {path}")
+    sweep_temp_siblings(path)
+    atomic_write(path, body.encode(), 0o644, what=f"metadata {path}", point="metadata")
 
 
 def _ensure_dir(path: Path) -> None:

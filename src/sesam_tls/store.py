@@ -27,6 +27,7 @@ from typing import Iterable, Optional
 
 from .bundle import Bundle
 from .errors import StorageError
+from .failpoints import failpoint
 from .fsutil import TMP_MARK, describe_oserror, fsync_dir, write_new
 from .node import CERT_NAME, KEY_NAME
 
@@ -107,8 +108,10 @@ class SslFolder:
             if not (self.versions / version).is_dir():
                 raise StorageError(f"no version {version} in {self.versions}")
             previous = self.adopt()
-            self._swap_link(LIVE, f"{VERSIONS}/{version}")
-            self._link_pair()
+            # On a fresh folder the links come first and dangle until `live`
+            # exists: the pair then appears with one rename, never one half.
+            self._link_pair("store")
+            self._swap_link(LIVE, f"{VERSIONS}/{version}", "store.after-live-swap")
             return previous
         except OSError as exc:
             raise StorageError(f"cannot switch certificates in {self.path}: {describe_oserror(exc)}") from exc
@@ -148,7 +151,7 @@ class SslFolder:
         if not stat.S_ISDIR(st.st_mode):
             raise StorageError(f"{self.versions} is not a directory (a symbolic link?); refusing to use it")
 
-    def _stage_bytes(self, version: str, cert: bytes, key: bytes) -> str:
+    def _stage_bytes(self, version: str, cert: bytes, key: bytes, point: str = "store") -> str:
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             self._versions_dir()
@@ -159,22 +162,25 @@ class SslFolder:
             tmp = self.versions / f"{TMP_MARK}{version}"
             os.mkdir(tmp, 0o755)
             write_new(tmp / CERT_NAME, cert, 0o644)
+            failpoint(f"{point}.after-stage-cert")
             write_new(tmp / KEY_NAME, key, 0o600)
+            failpoint(f"{point}.after-stage-key")
             fsync_dir(tmp)
             os.rename(tmp, self.versions / version)
             fsync_dir(self.versions)
+            failpoint(f"{point}.after-version-rename")
         except OSError as exc:
             raise StorageError(f"cannot write to the ssl folder {self.path}: {describe_oserror(exc)}") from exc
         return version
 
-    def _link_pair(self) -> None:
+    def _link_pair(self, point: str) -> None:
         """Make the two fixed links (certificate first: it matches ``live`` already)."""
-        for name in (CERT_NAME, KEY_NAME):
+        for name, step in ((CERT_NAME, "cert-link"), (KEY_NAME, "key-link")):
             if os.path.islink(self.path / name) and os.readlink(self.path / name) == f"{LIVE}/{name}":
                 continue
-            self._swap_link(name, f"{LIVE}/{name}")
+            self._swap_link(name, f"{LIVE}/{name}", f"{point}.after-{step}")
 
-    def _swap_link(self, name: str, target: str) -> None:
+    def _swap_link(self, name: str, target: str, point: str) -> None:
         tmp = self.path / f".{name}{TMP_MARK}{secrets.token_hex(6)}"
         os.symlink(target, tmp)
         try:
@@ -183,6 +189,7 @@ class SslFolder:
             os.unlink(tmp)
             raise
         fsync_dir(self.path)
+        failpoint(point)
 
     def adopt(self) -> Optional[str]:
         """Take the operator's existing pair into a version, so rollback can return to it.
@@ -199,10 +206,10 @@ class SslFolder:
         if pair is None:
             return None  # nothing usable to keep: the new pair simply takes over
         now = dt.datetime.now(dt.timezone.utc)
-        version = self._stage_bytes(f"{now:%Y%m%dT%H%M%SZ}-{ADOPTED}", *pair)
+        version = self._stage_bytes(f"{now:%Y%m%dT%H%M%SZ}-{ADOPTED}", *pair, point="store.adopt")
         try:
-            self._swap_link(LIVE, f"{VERSIONS}/{version}")
-            self._link_pair()
+            self._swap_link(LIVE, f"{VERSIONS}/{version}", "store.adopt.after-live-swap")
+            self._link_pair("store.adopt")
         except OSError as exc:
             raise StorageError(f"cannot switch certificates in {self.path}: {describe_oserror(exc)}") from exc
         return version
