@@ -119,6 +119,28 @@ def test_a_lost_account_is_registered_again_with_a_warning(pebble, node_factory,
     assert len(list((t.node.state_dir / "accounts").iterdir())) == 2  # the old one set aside, not deleted
 
 
+def test_an_account_deactivated_elsewhere_is_replaced(pebble, node_factory, caplog):
+    """Deactivated with the same key by another copy of the state folder (a restored backup, say)."""
+    import shutil
+
+    from sesam_tls.providers.acme_account import deactivate
+    from sesam_tls.providers.acme_net import Connection
+
+    t = node_factory()
+    store = AccountStore(t.node.state_dir, pebble.directory)
+    first = acme_for(pebble, t.node)
+    issue(CertRequest.build([NAME]), first, node=t.node, options=FILES_ONLY)
+    backup = t.node.state_dir / "backup"
+    shutil.copytree(store.folder, backup)
+    deactivate(Connection(pebble.directory, ca_bundle=pebble.ca_bundle), store)
+    shutil.copytree(backup, store.folder)
+    with caplog.at_level(logging.WARNING, logger="sesam_tls"):
+        second = acme_for(pebble, t.node, agree_tos=False)
+        issue(CertRequest.build([NAME]), second, node=t.node, options=FILES_ONLY)
+    assert second.account_uri != first.account_uri
+    assert "deactivated" in caplog.text and "registering a new one" in caplog.text
+
+
 def test_external_account_binding(pebble_eab, node_factory):
     t = node_factory()
     with pytest.raises(UsageError, match="requires External Account Binding: add --eab-kid"):

@@ -20,6 +20,7 @@ import hashlib
 import json
 import logging
 import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -128,9 +129,9 @@ class AccountStore:
         atomic_write(self.meta_path, body.encode(), 0o644, what=f"account file {self.meta_path}")
 
     def retire(self, why: str) -> Path:
-        """Set the folder aside (never delete a key): ``<hash>.<why>-<time>``."""
+        """Set the folder aside (never delete a key): ``<hash>.<why>-<time>-<random>``."""
         stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
-        target = self.folder.with_name(f"{self.folder.name}.{why}-{stamp}")
+        target = self.folder.with_name(f"{self.folder.name}.{why}-{stamp}-{secrets.token_hex(3)}")
         try:
             os.replace(self.folder, target)
         except OSError as exc:
@@ -182,7 +183,7 @@ def reregister(
 ) -> str:
     """The CA no longer knows the stored account: set it aside and register a new one."""
     old = store.load_meta() or {}
-    moved = store.retire("lost")
+    moved = store.retire("deactivated" if "deactivated" in why else "lost")
     log.warning("the CA does not accept ACME account %s (%s); moved it to %s and registering a new one",
                 old.get("uri"), why, moved)
     return _register(
