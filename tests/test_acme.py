@@ -77,6 +77,17 @@ def test_several_names_and_an_ip_on_one_certificate(pebble, node_factory):
     assert deployed(t.node).fingerprint == outcome.bundle.fingerprint
 
 
+def test_ip_identifiers_validated_over_ipv4_and_ipv6(pebble, node_factory, caplog):
+    """RFC 8738: Pebble validates an IP identifier at the address itself, so ::1 arrives over IPv6."""
+    t = node_factory()
+    http01 = Http01Options(strategy="standalone", port=pebble.http_port, listen=("127.0.0.1", "::1"))
+    with caplog.at_level(logging.DEBUG, logger="sesam_tls"):
+        outcome = issue(CertRequest.build([], ["::1", "127.0.0.1"]), acme_for(pebble, t.node, http01=http01),
+                        node=t.node, options=FILES_ONLY)
+    assert sorted(outcome.bundle.ip_addresses) == ["127.0.0.1", "::1"]
+    assert "http01: ::1 asked for /.well-known/acme-challenge/" in caplog.text
+
+
 @pytest.mark.parametrize("key_type", ["rsa-2048", "ecdsa-p384"])
 def test_forty_names_and_other_key_types(pebble, node_factory, key_type):
     t = node_factory()
