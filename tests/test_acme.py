@@ -65,6 +65,7 @@ def test_issue_end_to_end_into_nginx_served_chain_verifies_against_pebble_root(p
     store = AccountStore(t.node.state_dir, pebble.directory)
     assert stat.S_IMODE(store.key_path.stat().st_mode) == 0o600
     assert stat.S_IMODE(store.folder.stat().st_mode) == 0o700
+    assert stat.S_IMODE(store.folder.parent.stat().st_mode) == 0o700
 
 
 def test_several_names_and_an_ip_on_one_certificate(pebble, node_factory):

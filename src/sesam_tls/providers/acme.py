@@ -4,8 +4,9 @@
     self-check -> answer challenges -> poll -> finalize -> poll -> certificate
 
 Nothing sleeps a fixed time: polls start at 20 ms and grow, honour the CA's
-``Retry-After`` and stop at a deadline. Every name is validated in its own
-thread, so a hundred names take about as long as one. The provider returns
+``Retry-After`` and stop at a deadline. The per-name requests (authorization,
+self-check, challenge) go out concurrently and the order, not each name, is
+polled, so many names cost little more than one. The provider returns
 the bundle and writes nothing but its own account in the state folder; the
 deploy pipeline puts the certificate in place.
 """
@@ -288,14 +289,14 @@ def revoke(
     (the certificate's own key: proof of possession, as a CA wants for ``keyCompromise``)."""
     from acme import errors as acme_errors
 
-    from .acme_account import _jwk, ensure_account
+    from .acme_account import ensure_account, jwk_for
 
     if reason not in REVOCATION_REASONS:
         raise UsageError(f"unknown revocation reason {reason!r}: choose one of {', '.join(REVOCATION_REASONS)}")
     conn = Connection(directory, ca_bundle=ca_bundle)
     with wire_errors(conn, "revoking the certificate"):
         if cert_key is not None:
-            conn.use_key(_jwk(cert_key))
+            conn.use_key(jwk_for(cert_key))
         else:
             store = AccountStore(Path(state_dir), directory)
             if store.load_meta() is None:
@@ -309,6 +310,7 @@ def revoke(
 
 
 # --- helpers -----------------------------------------------------------------------------------
+
 
 @functools.lru_cache(maxsize=None)
 def _new_order_message() -> Any:

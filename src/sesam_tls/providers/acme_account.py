@@ -29,7 +29,7 @@ from ..errors import IssuanceError, StorageError, UsageError
 from ..fsutil import atomic_write, describe_oserror, fsync_dir, write_new
 from .acme_net import Connection, wire_errors
 
-__all__ = ["AccountStore", "Eab", "account_info", "deactivate", "ensure_account", "reregister", "rollover"]
+__all__ = ["AccountStore", "Eab", "account_info", "deactivate", "ensure_account", "jwk_for", "reregister", "rollover"]
 
 log = logging.getLogger("sesam_tls")
 
@@ -73,7 +73,8 @@ class AccountStore:
 
     def _ensure(self) -> None:
         try:
-            self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self.folder.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # accounts/: keys only
+            self.folder.mkdir(exist_ok=True, mode=0o700)
         except OSError as exc:
             raise StorageError(f"cannot create account folder {self.folder}: {describe_oserror(exc)}") from None
 
@@ -139,7 +140,7 @@ class AccountStore:
         return target
 
 
-def _jwk(key: Any) -> Any:
+def jwk_for(key: Any) -> Any:
     import josepy as jose
 
     return jose.JWKEC(key=key) if hasattr(key, "curve") else jose.JWKRSA(key=key)
@@ -148,7 +149,7 @@ def _jwk(key: Any) -> Any:
 def thumbprint(key: Any) -> str:
     import josepy as jose
 
-    return jose.b64encode(_jwk(key).thumbprint()).decode()
+    return jose.b64encode(jwk_for(key).thumbprint()).decode()
 
 
 def ensure_account(
@@ -166,7 +167,7 @@ def ensure_account(
     meta = store.load_meta()
     key = store.load_key()
     if meta is not None and key is not None:
-        conn.use_key(_jwk(key), meta["uri"])
+        conn.use_key(jwk_for(key), meta["uri"])
         log.info("using ACME account %s", meta["uri"])
         return str(meta["uri"])
     return _register(conn, store, key, email=email, agree_tos=agree_tos, eab=eab, agreed_terms=None)
@@ -224,7 +225,7 @@ def _register(
         )
     if key is None:
         key = store.new_key()
-    jwk = _jwk(key)
+    jwk = jwk_for(key)
     conn.use_key(jwk)
     binding = None
     if eab is not None:
@@ -262,7 +263,7 @@ def _loaded(conn: Connection, store: AccountStore) -> tuple[dict[str, Any], Any]
     meta, key = store.load_meta(), store.load_key()
     if meta is None or key is None:
         raise UsageError(f"no ACME account for {store.directory} in {store.folder.parent}; `sesam-tls issue` creates one")
-    conn.use_key(_jwk(key), meta["uri"])
+    conn.use_key(jwk_for(key), meta["uri"])
     return meta, key
 
 
@@ -308,8 +309,8 @@ def rollover(conn: Connection, store: AccountStore) -> str:
     if next_path.exists():
         next_path.unlink()  # a rollover interrupted before the CA answered
     new_key = store.new_key(next_path)
-    new_jwk = _jwk(new_key)
-    inner_payload = json.dumps({"account": meta["uri"], "oldKey": _jwk(old_key).public_key().to_partial_json()})
+    new_jwk = jwk_for(new_key)
+    inner_payload = json.dumps({"account": meta["uri"], "oldKey": jwk_for(old_key).public_key().to_partial_json()})
     inner = jws.JWS.sign(
         inner_payload.encode(), key=new_jwk, alg=jose.ES256, nonce=None, url=url, kid=None
     )
@@ -328,11 +329,11 @@ def rollover(conn: Connection, store: AccountStore) -> str:
             f"the CA took the new account key but {store.key_path} could not be replaced "
             f"({describe_oserror(exc)}): move {next_path} to {store.key_path} by hand"
         ) from None
-    print_ = thumbprint(new_key)
-    store.save_meta({**meta, "key_thumbprint": print_, "rolled_over_at": _now()})
+    new_print = thumbprint(new_key)
+    store.save_meta({**meta, "key_thumbprint": new_print, "rolled_over_at": _now()})
     conn.use_key(new_jwk, meta["uri"])
-    log.info("account key replaced; new key thumbprint %s", print_)
-    return print_
+    log.info("account key replaced; new key thumbprint %s", new_print)
+    return new_print
 
 
 def deactivate(conn: Connection, store: AccountStore) -> Path:
