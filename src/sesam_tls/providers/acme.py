@@ -185,7 +185,7 @@ class Acme:
         order = messages.Order.from_json(response.json())
         return order, response.headers["Location"]
 
-    def _validate(self, conn: Connection, workers: "_Workers", order_uri: str, authzs: list[Any],
+    def _validate(self, conn: Connection, workers: _Workers, order_uri: str, authzs: list[Any],
                   deadline: float) -> None:
         jwk = conn.key
         port = self.http01.port
@@ -312,7 +312,7 @@ def revoke(
 # --- helpers -----------------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _new_order_message() -> Any:
     """``NewOrder`` plus ``replaces`` (RFC 9773), which the ``acme`` package does not send."""
     import josepy as jose
@@ -426,7 +426,7 @@ class _Workers:
     def __init__(self, size: int = MAX_THREADS) -> None:
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=size, thread_name_prefix="acme")
 
-    def __enter__(self) -> "_Workers":
+    def __enter__(self) -> _Workers:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -36,7 +36,7 @@ LETSENCRYPT_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
 #: up to this many times, each try costing one round trip.
 NONCE_ROUNDS = 16
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _network() -> Any:
     """``ClientNetwork`` with repeated ``badNonce`` retries (built on first use: lazy import)."""
     from acme import client, messages
