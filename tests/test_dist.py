@@ -26,7 +26,7 @@ from sesam_tls.bundle import Bundle
 from sesam_tls.cli import VERBS
 
 from .helpers import make_root
-from .testbed import TestbedError, free_port, served_cert_der, start_pebble
+from .testbed import TestbedError, free_port, served_cert_der, start_pebble, stop_pebble
 
 pytestmark = pytest.mark.integration
 
@@ -126,12 +126,14 @@ def test_unknown_verb_is_a_usage_error(frozen_exe, tmp_path):
 
 @pytest.fixture(scope="module")
 def dist_pebble():
-    """A Pebble of this module's own, validating HTTP-01 on its own port (5202),
-    so that a run of the other ACME tests on 5002 cannot get in the way."""
+    """A Pebble of this module's own on free ports (HTTP-01 included), so that
+    other ACME tests or benchmarks on this machine cannot get in the way."""
     try:
-        return start_pebble("pebble-dist", port=14200, mgmt_port=15200, http_port=5202)
+        pebble = start_pebble("pebble-dist", port=free_port(), mgmt_port=free_port(), http_port=free_port())
     except TestbedError as e:
         pytest.fail(f"testbed not available: {e}", pytrace=False)
+    yield pebble
+    stop_pebble("pebble-dist")
 
 
 def test_acme_issue_from_pebble(frozen_exe, dist_pebble, tmp_path):
@@ -221,6 +223,49 @@ def test_image_restarts_nginx_through_the_mounted_socket(frozen_image, docker_cl
     assert served == bundle.leaf
     assert nginx_container.status(name) == "running"
     assert nginx_container.container(name).attrs["State"]["StartedAt"] != started
+
+
+def test_image_acme_http01_stops_nginx_holding_the_port(frozen_image, docker_client, docker_host, dist_pebble,
+                                                       nginx_container, tmp_path):
+    """The wrapper's options: with the host's PID namespace (--pid host), --http01 auto sees that
+    nginx holds the HTTP-01 port, stops it for the challenge, deploys and restarts it."""
+    from sesam_tls import CertRequest, SelfSigned
+
+    pebble = dist_pebble
+    root = make_root(tmp_path)
+    ssl = root / "sesam/nginx/conf/ssl"
+    ssl.mkdir(parents=True)
+    own = SelfSigned().issue(CertRequest.build([NAME]))
+    (ssl / "fullchain.pem").write_bytes(own.fullchain_pem())
+    (ssl / "privkey.pem").write_bytes(own.key_pem())
+    port = free_port()
+    name = nginx_container(ssl, port, http_port=pebble.http_port)
+
+    socket_path = docker_host.removeprefix("unix://")
+    ca = str(Path(pebble.ca_bundle).resolve())
+    container = docker_client.containers.run(
+        frozen_image,
+        ["issue", "-d", NAME, "--server", pebble.directory, "--ca-bundle", ca, "--agree-tos",
+         "--http-port", str(pebble.http_port), "--http-address", "127.0.0.1", "--root", str(root),
+         "--docker-host", "unix:///var/run/docker.sock", "--container", name,
+         "--verify", f"127.0.0.1:{port}", "--json"],
+        detach=True, network_mode="host", pid_mode="host",
+        volumes={str(root): {"bind": str(root), "mode": "rw"}, ca: {"bind": ca, "mode": "ro"},
+                 socket_path: {"bind": "/var/run/docker.sock", "mode": "rw"}},
+    )
+    try:
+        code = int(container.wait(timeout=120)["StatusCode"])
+        out = container.logs(stdout=True, stderr=False).decode()
+        err = container.logs(stdout=False, stderr=True).decode()
+    finally:
+        container.remove(force=True)
+    assert code == 0, err
+    assert "using stop-nginx" in err
+    result = json.loads(out)
+    assert result["provider"] == "acme" and result["deployment"]["verified"] is True
+    served = x509.load_der_x509_certificate(served_cert_der("127.0.0.1", port, NAME))
+    assert served == check_pair(root).leaf and served.issuer != served.subject
+    assert nginx_container.status(name) == "running"
 
 
 # ---- how a node runs the image -----------------------------------------------------
