@@ -18,6 +18,7 @@ path. Earlier versions stay beside the live one for rollback.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import secrets
 import shutil
@@ -25,13 +26,15 @@ import stat
 from pathlib import Path
 from typing import Iterable, Optional
 
-from .bundle import Bundle
-from .errors import StorageError
+from .bundle import Bundle, key_matches_cert
+from .errors import SesamTLSError, StorageError
 from .failpoints import failpoint
 from .fsutil import TMP_MARK, describe_oserror, fsync_dir, write_new
 from .node import CERT_NAME, KEY_NAME
 
 __all__ = ["SslFolder"]
+
+log = logging.getLogger("sesam_tls")
 
 LIVE = "live"
 VERSIONS = ".versions"
@@ -191,6 +194,35 @@ class SslFolder:
         fsync_dir(self.path)
         failpoint(point)
 
+    def _servable_pair(self) -> Optional[tuple[bytes, bytes]]:
+        """The operator's pair when it is worth keeping: files inside the folder that match.
+
+        A link out of the folder is not followed (nginx cannot follow it
+        through the container's mount either, and the tool must never be
+        steered into reading or writing elsewhere); a key that does not match
+        its certificate is not a pair to roll back to.
+        """
+        root = os.path.realpath(self.path)
+        for name in (CERT_NAME, KEY_NAME):
+            if not os.path.lexists(self.path / name):
+                return None
+            if os.path.commonpath([root, os.path.realpath(self.path / name)]) != root:
+                log.warning("%s links outside %s; not keeping it, the new pair replaces the link", name, self.path)
+                return None
+        pair = self.read_pair()
+        if pair is None:
+            return None
+        try:
+            bundle = Bundle.from_pem(*pair, source=str(self.path))
+            matches = key_matches_cert(bundle.key, bundle.leaf)
+        except (SesamTLSError, ValueError, TypeError):
+            matches = False
+        if not matches:
+            log.warning("the existing %s and %s in %s are not a matching pair; not keeping them", CERT_NAME, KEY_NAME,
+                        self.path)
+            return None
+        return pair
+
     def adopt(self) -> Optional[str]:
         """Take the operator's existing pair into a version, so rollback can return to it.
 
@@ -202,7 +234,7 @@ class SslFolder:
         ours = [p.is_symlink() and os.readlink(p) == f"{LIVE}/{p.name}" for p in (cert, key)]
         if all(ours) or (any(ours) and self.live_version() is not None):
             return self.live_version()
-        pair = self.read_pair()
+        pair = self._servable_pair()
         if pair is None:
             return None  # nothing usable to keep: the new pair simply takes over
         now = dt.datetime.now(dt.timezone.utc)
