@@ -16,8 +16,9 @@ bench-smoke` runs one iteration of everything. Measurements:
 5. port-80 downtime of ``--http01 stop-nginx``;
 6. peak memory (max RSS) of measurement 1.
 
-Everything talks to 127.0.0.1 only: our own Pebble instance ("bench", ports
-14200/15200, HTTP-01 on 5202) and containers with --network host. Every
+Everything talks to 127.0.0.1 only: our own Pebble and challtestsrv (ports
+14200/15200, HTTP-01 on 5202, DNS 8253; state outside the testbed's folder)
+and containers with --network host. Every
 process this starts is stopped by its pid (Pebble by its pid file).
 Wall times are time.perf_counter() around the subprocess; max RSS comes from
 os.wait4() on the child. Writes DIR/results.json, DIR/REPORT.md and (when a
@@ -57,10 +58,63 @@ TOOLS = ("sesam-tls", "certbot", "lego")
 EMAIL = "a@example.test"
 
 PEBBLE_INSTANCE = "bench"
+# Ports; --port-offset N adds N to each (the smoke test uses 100, so that it
+# never meets a full `make bench` on the same machine).
 PEBBLE_PORT, PEBBLE_MGMT_PORT, HTTP01_PORT = 14200, 15200, 5202
+DNS_PORT, CHALL_MGMT_PORT = 8253, 8255
 ROTATE_HTTPS_PORT = 8643
 STOPNGINX_HTTPS_PORT = 8644
 CONTAINER_PREFIX = "sesam-tls-bench-"
+
+
+def set_port_offset(offset: int) -> None:
+    global PEBBLE_PORT, PEBBLE_MGMT_PORT, HTTP01_PORT, DNS_PORT, CHALL_MGMT_PORT
+    global ROTATE_HTTPS_PORT, STOPNGINX_HTTPS_PORT
+    PEBBLE_PORT += offset
+    PEBBLE_MGMT_PORT += offset
+    HTTP01_PORT += offset
+    DNS_PORT += offset
+    CHALL_MGMT_PORT += offset
+    ROTATE_HTTPS_PORT += offset
+    STOPNGINX_HTTPS_PORT += offset
+
+
+def pebble_env(state_dir: Path) -> dict[str, str]:
+    """Environment for testbed/pebble.sh: our own state folder (so that the
+    testbed's `pebble.sh stop-all` / `make clean-testbed`, run by a test
+    suite on the same machine, does not stop our Pebble) and our own
+    challtestsrv (DNS: every name is 127.0.0.1)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PEBBLE_")}
+    env.update(
+        SESAM_TESTBED_DIR=str(state_dir),
+        PEBBLE_INSTANCE=PEBBLE_INSTANCE, PEBBLE_PORT=str(PEBBLE_PORT), PEBBLE_MGMT_PORT=str(PEBBLE_MGMT_PORT),
+        PEBBLE_HTTP_PORT=str(HTTP01_PORT), PEBBLE_TLS_PORT=str(HTTP01_PORT - 1), PEBBLE_EAB="0",
+        PEBBLE_DNS_PORT=str(DNS_PORT), PEBBLE_CHALL_MGMT_PORT=str(CHALL_MGMT_PORT),
+        PEBBLE_VA_NOSLEEP="1", PEBBLE_AUTHZREUSE="0",
+    )
+    return env
+
+
+def start_bench_pebble(state_dir: Path) -> tb.Pebble:
+    ca_bundle = tb.run_script("pebble.sh", "start", env=pebble_env(state_dir), replace_env=True).splitlines()[-1]
+    return tb.Pebble(
+        name=PEBBLE_INSTANCE, directory=f"https://127.0.0.1:{PEBBLE_PORT}/dir", ca_bundle=ca_bundle,
+        mgmt_url=f"https://127.0.0.1:{PEBBLE_MGMT_PORT}", port=PEBBLE_PORT, mgmt_port=PEBBLE_MGMT_PORT,
+        http_port=HTTP01_PORT, tls_port=HTTP01_PORT - 1,
+    )
+
+
+def stop_bench_pebble(state_dir: Path) -> None:
+    """Stop our Pebble and challtestsrv, by their pid files."""
+    tb.run_script("pebble.sh", "stop", env=pebble_env(state_dir), replace_env=True)
+
+
+def pebble_alive(state_dir: Path) -> bool:
+    try:
+        pid = int((state_dir / "pebble" / f"{PEBBLE_INSTANCE}.pid").read_text())
+        return Path(f"/proc/{pid}/comm").read_text().strip() == "pebble"
+    except (OSError, ValueError):
+        return False
 
 
 def log(msg: str) -> None:
@@ -644,8 +698,16 @@ def machine_facts(clients: dict[str, Client]) -> dict:
         "pebble": deb("pebble"),
         "nginx": deb("nginx"),
         "tools": {t: c.version() for t, c in clients.items()},
+        "loadavg_start": loadavg(),
     }
     return facts
+
+
+def loadavg() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "?"
 
 
 def fmt_s(v: Optional[float]) -> str:
@@ -687,6 +749,8 @@ def write_report(res: dict, out: Path, chart: Optional[str]) -> Path:
         f"- OS: {f['os']}, kernel {f['kernel']}, Python {f['python']}",
         f"- Pebble {f['pebble']} (Debian), nginx {f['nginx']} (Debian binary in the test image)",
         "- tools: " + "; ".join(f"{v}" for v in f["tools"].values()),
+        f"- load average (1/5/15 min) at start {f.get('loadavg_start', '?')}, at end {f.get('loadavg_end', '?')}; "
+        f"whole run {res.get('elapsed_s', 0):.0f} s",
         "",
     ]
     tools = list(res["tools"])
@@ -797,7 +861,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--plot-python", default=str(REPO / "bench" / ".venv-plot" / "bin" / "python"),
                     help="a Python with matplotlib for the chart (skipped when absent)")
     ap.add_argument("--only", default="1,2,3,4,5", help="measurements to run (6 comes with 1)")
+    ap.add_argument("--port-offset", type=int, default=0, help="add N to every port the benchmark uses")
+    ap.add_argument("--state-dir", default=None,
+                    help="folder for the benchmark's own Pebble state (default /tmp/sesam-tls-bench-<offset>)")
     args = ap.parse_args(argv)
+    set_port_offset(args.port_offset)
+    state_dir = Path(args.state_dir or f"/tmp/sesam-tls-bench-{args.port_offset}")
 
     tools = [t.strip() for t in args.tools.split(",") if t.strip()]
     for t in tools:
@@ -824,10 +893,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         if not os.access(exe, os.X_OK):
             raise SystemExit(f"bench: {t} not found at {exe}: run bench/setup-peers.sh (make bench does)")
 
-    log("testbed: dockerd, nginx image, Pebble instance 'bench' on 127.0.0.1:14200")
+    log(f"testbed: dockerd, nginx image; our own Pebble on 127.0.0.1:{PEBBLE_PORT} (state {state_dir})")
     docker_host = tb.start_dockerd()
     tb.build_nginx_image()
-    pebble = tb.start_pebble(PEBBLE_INSTANCE, port=PEBBLE_PORT, mgmt_port=PEBBLE_MGMT_PORT, http_port=HTTP01_PORT)
+    pebble = start_bench_pebble(state_dir)
     try:
         clients = {t: CLIENTS[t](work, pebble) for t in tools}
         res["machine"] = machine_facts(clients)
@@ -840,6 +909,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         def step(key: str, fn: Callable[[], dict]) -> None:
             try:
                 res[key] = fn()
+                if not pebble_alive(state_dir):
+                    raise RuntimeError("our Pebble was stopped during this measurement (by someone else?): "
+                                       "its numbers are not valid")
             except Exception as e:  # one broken measurement must not lose the others
                 log(f"{key} failed: {e!r}")
                 res["errors"].append(f"{key}: {type(e).__name__}: {str(e)[:1500]}")
@@ -859,13 +931,15 @@ def main(argv: Optional[list[str]] = None) -> int:
         if "5" in only and "sesam-tls" in tools:
             step("stop_nginx", lambda: m_stop_nginx(work, docker_host, pebble, 1 if args.smoke else 3))
     finally:
-        log("stopping Pebble instance 'bench' (by its pid file)")
+        log("stopping our Pebble and challtestsrv (by their pid files)")
         try:
-            tb.stop_pebble(PEBBLE_INSTANCE)
+            stop_bench_pebble(state_dir)
         except tb.TestbedError as e:
             log(f"could not stop pebble: {e}")
         shutil.rmtree(work, ignore_errors=True)
     res["elapsed_s"] = time.perf_counter() - t_start
+    if "machine" in res:
+        res["machine"]["loadavg_end"] = loadavg()
     (out / "results.json").write_text(json.dumps(res, indent=2, default=str))
 
     chart = None
