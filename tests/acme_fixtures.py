@@ -218,16 +218,17 @@ class AcmeFront:
                                           "end": (now + dt.timedelta(days=2)).isoformat().replace("+00:00", "Z")}}
             return self._reply(h, 200, {"Content-Type": "application/json", "Retry-After": "21600"},
                                json.dumps(window).encode())
-        if method == "POST" and h.path == "/order-plz":
+        is_order = method == "POST" and h.path == "/order-plz"
+        if is_order and self.rate_limit_after is not None:
+            problem = {"type": "urn:ietf:params:acme:error:rateLimited",
+                       "detail": "too many new orders recently: see https://letsencrypt.org/docs/rate-limits/",
+                       "status": 429}
+            return self._reply(h, 429, {"Content-Type": "application/problem+json",
+                                        "Retry-After": self.rate_limit_after}, json.dumps(problem).encode())
+        status, headers, data = self._forward(h, method, body)
+        if is_order and status == 201:  # an order Pebble took (not one refused for a stale nonce)
             payload = json.loads(body)["payload"]
             self.orders.append(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))))
-            if self.rate_limit_after is not None:
-                problem = {"type": "urn:ietf:params:acme:error:rateLimited",
-                           "detail": "too many new orders recently: see https://letsencrypt.org/docs/rate-limits/",
-                           "status": 429}
-                return self._reply(h, 429, {"Content-Type": "application/problem+json",
-                                            "Retry-After": self.rate_limit_after}, json.dumps(problem).encode())
-        status, headers, data = self._forward(h, method, body)
         if method == "GET" and h.path == "/dir":
             directory = json.loads(data)
             if self.profiles is not None:

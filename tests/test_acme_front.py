@@ -47,7 +47,7 @@ def test_a_profile_the_ca_does_not_list_is_refused_before_ordering(pebble, acme_
     with pytest.raises(UsageError, match=r"--profile tlsserver: .* offers only classic, shortlived"):
         issue(CertRequest.build([NAME]), via(front, pebble, t.node, profile="tlsserver"), node=t.node,
               options=FILES_ONLY)
-    assert front.orders == []
+    assert front.orders == []  # refused before any order
     assert not (t.node.state_dir / "accounts").exists()
 
 
