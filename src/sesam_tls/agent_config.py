@@ -9,6 +9,7 @@ and its place.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -33,14 +34,28 @@ def _parse(text: str, source: Path) -> dict[str, Any]:
             )
         return dict(pairs)
 
+    def not_json(what: str) -> Any:
+        # Python reads NaN, Infinity and 1e999 but would write them back as
+        # NaN/Infinity, which is not JSON: the agent could not read its config.
+        raise AgentConfigError(
+            f"agent config {source} holds the number {what[:20]}, which JSON cannot carry; fix it by hand, "
+            "nothing was changed"
+        )
+
+    def finite(value: str) -> float:
+        number = float(value)
+        return number if math.isfinite(number) else not_json(value)
+
     try:
-        data = json.loads(text, object_pairs_hook=no_duplicates)
+        data = json.loads(text, object_pairs_hook=no_duplicates, parse_constant=not_json, parse_float=finite)
     except json.JSONDecodeError as exc:
         # exc.msg and the position only: the document itself holds secrets.
         raise AgentConfigError(
             f"agent config {source} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
             "nothing was changed"
         ) from None
+    except RecursionError:
+        raise AgentConfigError(f"agent config {source} is nested too deeply to be a config; nothing was changed") from None
     if not isinstance(data, dict):
         raise AgentConfigError(f"agent config {source} is not a JSON object; nothing was changed")
     nginx = data.get("nginx")

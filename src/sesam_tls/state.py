@@ -30,7 +30,7 @@ def load_metadata(path: Path) -> Optional[dict[str, Any]]:
         data = json.loads(path.read_bytes())
     except FileNotFoundError:
         return None
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:  # RecursionError: "[[[[..." nested too deeply
         raise StorageError(f"cannot read {path}: {exc.__class__.__name__}; move it aside to start afresh") from None
     if not isinstance(data, dict) or not isinstance(data.get("schema"), int):
         raise StorageError(f"{path} is not a sesam-tls metadata file; move it aside to start afresh")
