@@ -80,10 +80,28 @@ def obtain_and_deploy(
 ) -> Outcome:
     """The body of :func:`issue`, for callers that already hold the node lock."""
     bundle = provider.issue(request)
+    if options.restart and options.reload_mode == "auto" and _interrupted(node):
+        # An earlier run switched the pair (and maybe the agent config) but was
+        # stopped before it recorded the result: nginx may never have been
+        # restarted on the config, so a reload would not be enough.
+        log.info("the previous run was interrupted; restarting nginx rather than reloading")
+        options = dataclasses.replace(options, reload_mode="restart")
     result = deploy(node, bundle, options, now=now)
     meta = record(node, provider, request, bundle, result, now=now or _now(), options=options)
     run_hook("deploy", (meta.get("hooks") or {}).get("deploy"), hook_env(node, meta, "deployed"))
     return Outcome(bundle, result, meta)
+
+
+def _interrupted(node: Node) -> bool:
+    """True when the live version is not the one the metadata records as deployed."""
+    live = SslFolder(node.ssl_dir).live_version()
+    if live is None:
+        return False
+    try:
+        meta = load_metadata(node.metadata_path) or {}
+    except SesamTLSError:
+        return True
+    return bool((meta.get("deployment") or {}).get("version") != live)
 
 
 def hook_env(node: Node, meta: dict[str, Any], event: str, error: str = "") -> dict[str, str]:
