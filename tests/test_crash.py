@@ -56,6 +56,10 @@ CONTAINER_PATHS = ("/etc/nginx/includes.d/ssl/fullchain.pem", "/etc/nginx/includ
 #: Cases at once: files-only cases use the CPU, container cases mostly wait for nginx.
 WORKERS = {False: 3, True: 6}
 
+#: A crash here leaves the agent config changed but the container not restarted on it:
+#: the next run must restart, not reload (the agent reads its config at start).
+RESTART_PENDING = ("deploy.after-config-write", "deploy.before-nginx")
+
 #: Filled by the scenario tests, reported by test_summary (the last test here).
 TALLY: dict = {"crashed": 0, "points": set(), "violations": [], "scenarios": 0}
 
@@ -301,6 +305,8 @@ def crash_case(scenario: Scenario, point: str, templates, tmp: Path, containers,
         again = run(case.argv(templates, docker_host, good=True))
         if again.returncode != 0:
             bad.append(f"{tag}: the rerun failed (exit {again.returncode}): {again.stderr.strip()[-300:]}")
+        if point in RESTART_PENDING and scenario.id == "issue-restart" and "nginx restarted" not in again.stdout:
+            bad.append(f"{tag}: the rerun did not restart nginx, so the agent never applies the changed config")
         bad += [f"{tag}, after the rerun: {b}" for b in check_node(case, containers, after_rerun=True)]
         return bad
     finally:
