@@ -42,7 +42,8 @@ tdocker run -d --name nginx --network host \
 
 log "3. a certificate from the ACME CA (Pebble) over HTTP-01, deployed into the container and verified"
 "$SESAM_TLS" issue --domain "$NAME" --email ops@example.test --agree-tos \
-    --server "$PEBBLE_DIRECTORY" --ca-bundle "$PEBBLE_CA_BUNDLE" --http-port "${PEBBLE_HTTP_PORT:-5002}" \
+    --server "$PEBBLE_DIRECTORY" --ca-bundle "$PEBBLE_CA_BUNDLE" \
+    --http-port "${PEBBLE_HTTP_PORT:-5002}" --http-address 127.0.0.1 \
     --verify "127.0.0.1:$PORT"
 
 log "4. status"
