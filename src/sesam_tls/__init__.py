@@ -20,7 +20,7 @@ _WHERE = {
     "Acme": ".providers.acme",
     "Bundle": ".bundle",
     "CertRequest": ".providers.base",
-    "DeployOptions": ".deploy",
+    "DeployOptions": ".options",
     "DeployResult": ".deploy",
     "Http01Options": ".http01",
     "Imported": ".providers.imported",
@@ -39,7 +39,8 @@ _WHERE = {
 if TYPE_CHECKING:  # pragma: no cover
     from .api import Outcome, import_certificate, issue, status
     from .bundle import Bundle
-    from .deploy import DeployOptions, DeployResult
+    from .deploy import DeployResult
+    from .options import DeployOptions
     from .errors import SesamTLSError
     from .http01 import Http01Options
     from .node import Node

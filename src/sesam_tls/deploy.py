@@ -18,10 +18,11 @@ from cryptography import x509
 
 from .agent_config import AgentConfig
 from .bundle import Bundle, fingerprint
-from .errors import DeployError, DockerError, SesamTLSError, UsageError
+from .errors import DeployError, DockerError, SesamTLSError
 from .failpoints import failpoint
 from .fsutil import sweep_temp_siblings
 from .nginx import NginxContainer
+from .options import RELOAD_MODES, DeployOptions
 from .node import Node
 from .store import SslFolder
 from .verify import parse_address, served_certificate
@@ -29,36 +30,6 @@ from .verify import parse_address, served_certificate
 __all__ = ["DeployOptions", "DeployResult", "deploy", "RELOAD_MODES"]
 
 log = logging.getLogger("sesam_tls")
-
-RELOAD_MODES = ("auto", "reload", "restart")
-
-
-@dataclass(frozen=True)
-class DeployOptions:
-    """How a bundle reaches nginx.
-
-    ``restart=False`` writes the files and the agent config only.
-    ``reload_mode``: ``auto`` restarts when the agent config changed (the
-    agent's settings are read at container start) and reloads otherwise.
-    ``verify``: ``HOST:PORT`` where a TLS handshake must show the new certificate.
-    """
-
-    restart: bool = True
-    reload_mode: str = "auto"
-    verify: Optional[str] = None
-    verify_name: Optional[str] = None
-    timeout: float = 30.0
-    #: Shell commands run after a successful deployment / a failed renewal;
-    #: stored with the managed certificate so the renewal timer runs them too.
-    deploy_hook: Optional[str] = None
-    failure_hook: Optional[str] = None
-
-    def __post_init__(self) -> None:
-        if self.reload_mode not in RELOAD_MODES:
-            raise UsageError(f"unknown reload mode {self.reload_mode!r}: choose one of {', '.join(RELOAD_MODES)}")
-        if self.verify:
-            parse_address(self.verify)
-
 
 @dataclass(frozen=True)
 class DeployResult:

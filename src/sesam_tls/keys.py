@@ -1,25 +1,33 @@
-"""Private key types: generation and naming (pure, no I/O)."""
+"""Private key types: generation and naming (pure, no I/O).
+
+``cryptography`` is imported when a key is made or described, not when the
+names are listed: ``--help`` and a renewal with nothing due list them.
+"""
 
 from __future__ import annotations
 
-from typing import Callable, Union
-
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from typing import TYPE_CHECKING, Union
 
 from .errors import UsageError
 
-__all__ = ["KEY_TYPES", "DEFAULT_KEY_TYPE", "PrivateKey", "generate_key", "key_type_of"]
+if TYPE_CHECKING:  # pragma: no cover
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-PrivateKey = Union[rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey]
+    PrivateKey = Union[rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey]
+else:
+    PrivateKey = object
+
+__all__ = ["KEY_TYPES", "DEFAULT_KEY_TYPE", "PrivateKey", "check_key_type", "generate_key", "key_type_of"]
 
 DEFAULT_KEY_TYPE = "ecdsa-p256"
 
-KEY_TYPES: dict[str, Callable[[], PrivateKey]] = {
-    "ecdsa-p256": lambda: ec.generate_private_key(ec.SECP256R1()),
-    "ecdsa-p384": lambda: ec.generate_private_key(ec.SECP384R1()),
-    "rsa-2048": lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048),
-    "rsa-3072": lambda: rsa.generate_private_key(public_exponent=65537, key_size=3072),
-    "rsa-4096": lambda: rsa.generate_private_key(public_exponent=65537, key_size=4096),
+#: ``--key-type`` name -> (algorithm, curve name or RSA bits)
+KEY_TYPES: dict[str, tuple[str, object]] = {
+    "ecdsa-p256": ("ec", "SECP256R1"),
+    "ecdsa-p384": ("ec", "SECP384R1"),
+    "rsa-2048": ("rsa", 2048),
+    "rsa-3072": ("rsa", 3072),
+    "rsa-4096": ("rsa", 4096),
 }
 
 
@@ -29,12 +37,19 @@ def check_key_type(name: str) -> str:
     return name
 
 
-def generate_key(name: str) -> PrivateKey:
-    return KEY_TYPES[check_key_type(name)]()
+def generate_key(name: str) -> "PrivateKey":
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    kind, param = KEY_TYPES[check_key_type(name)]
+    if kind == "ec":
+        return ec.generate_private_key(getattr(ec, str(param))())
+    return rsa.generate_private_key(public_exponent=65537, key_size=int(param))  # type: ignore[call-overload]
 
 
 def key_type_of(key: object) -> str:
     """Describe a private or public key the way ``--key-type`` names it."""
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
     if isinstance(key, (rsa.RSAPrivateKey, rsa.RSAPublicKey)):
         return f"rsa-{key.key_size}"
     if isinstance(key, (ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey)):

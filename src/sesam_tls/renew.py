@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from .deploy import DeployOptions
+from .options import DeployOptions
 from .errors import AttentionNeeded, SesamTLSError, UsageError
 from .failpoints import failpoint
 from .node import Node
@@ -149,9 +149,6 @@ def renew(
     lock_wait: float = 10.0,
 ) -> RenewResult:
     """Renew the node's managed certificate when it is due; see the module docstring."""
-    from .api import hook_env, obtain_and_deploy, preflight
-    from .hooks import run_hook
-
     node = node or Node.from_settings()
     now = now or _now()
     rng = rng or random.Random()
@@ -170,6 +167,9 @@ def renew(
             return result
 
         log.info("renewing: %s", decision.reason)
+        from .api import hook_env, obtain_and_deploy, preflight
+        from .hooks import run_hook
+
         provider = provider_factory(meta, node, dry_run)
         request = _request(meta)
         hooks = dict(meta.get("hooks") or {})

@@ -63,7 +63,7 @@ def node_from_args(args: argparse.Namespace) -> Any:
 
 
 def deploy_options_from_args(args: argparse.Namespace) -> Any:
-    from ..deploy import DeployOptions
+    from ..options import DeployOptions
 
     return DeployOptions(
         restart=not args.no_restart,
