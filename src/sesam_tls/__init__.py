@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._version import __version__
+from ._version import __version__ as __version__
 
 # Public names are loaded on first use (PEP 562): `sesam-tls --help` and a
 # renewal with nothing due do not pay for cryptography, acme or docker.

@@ -19,11 +19,10 @@ from cryptography import x509
 from .agent_config import AgentConfig
 from .ari import cert_id
 from .hooks import run_hook
-from .bundle import Bundle, fingerprint, key_matches_cert, san_names
+from .bundle import Bundle, fingerprint
 from .deploy import DeployOptions, DeployResult, deploy
 from .errors import SesamTLSError
 from .failpoints import failpoint
-from .keys import key_type_of
 from .names import normalize_domain
 from .nginx import NginxContainer
 from .node import Node
