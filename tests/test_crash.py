@@ -287,7 +287,8 @@ def trace_points(scenario: Scenario, templates, tmp: Path, containers, docker_ho
     reached = list(dict.fromkeys(trace.read_text().split()))
     if scenario.container:
         # Files-only scenarios crash at the file steps; here: the Docker step, the rollback, renew's record.
-        reached = [p for p in reached[reached.index("deploy.before-nginx"):] if p.startswith(("deploy.", "renew."))]
+        first = min(reached.index(p) for p in RESTART_PENDING if p in reached)
+        reached = [p for p in reached[first:] if p.startswith(("deploy.", "renew."))]
     if case.container:
         containers.container(case.container).remove(force=True)
     return reached
