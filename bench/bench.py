@@ -156,6 +156,17 @@ def must(r: Run, what: str) -> Run:
     return r
 
 
+def failure_reason(r: Run) -> str:
+    """The last line of a failed run's output that says something."""
+    lines = [ln.strip() for ln in r.output.splitlines() if ln.strip()]
+    for ln in reversed(lines):
+        low = ln.lower()
+        if any(w in low for w in ("error", "failed", "invalid", "refused", "timeout", "problem", "[bench]")) \
+                and not low.startswith(("ask for help", "saving debug log")):
+            return ln[:300]
+    return (lines[-1] if lines else "(no output)")[:300]
+
+
 def stats(values: list[float]) -> dict:
     if not values:
         return {"n": 0}
@@ -340,7 +351,7 @@ def names_for(tool: str, tag: str, count: int) -> list[str]:
 
 def m_issue(clients: dict[str, Client], runs: int, sizes: list[int], size_runs: dict[str, dict[int, int]]) -> dict:
     """Issuance latency (size 1, `runs` times) and scaling (other sizes), interleaved."""
-    out: dict = {"latency": {}, "maxrss_mb": {}, "scaling": {}, "failures": {}}
+    out: dict = {"latency": {}, "maxrss_mb": {}, "scaling": {}, "failures": {}, "failure_reasons": []}
     per_tool: dict[str, list[Run]] = {t: [] for t in clients}
     for i in range(runs):
         for t, c in clients.items():
@@ -349,6 +360,7 @@ def m_issue(clients: dict[str, Client], runs: int, sizes: list[int], size_runs: 
             log(f"m1 run {i + 1}/{runs} {t}: {r.wall:.3f} s, {r.maxrss_kb / 1024:.1f} MB, exit {r.rc}")
             if r.rc != 0:
                 log(f"   {t} failed: {r.output[-800:]}")
+                out["failure_reasons"].append(f"{t}, 1 name, run {i + 1}: exit {r.rc}: {failure_reason(r)}")
     for t, rs in per_tool.items():
         ok = [r for r in rs if r.rc == 0]
         out["latency"][t] = {**stats([r.wall for r in ok]), "runs": [r.wall for r in rs]}
@@ -369,6 +381,7 @@ def m_issue(clients: dict[str, Client], runs: int, sizes: list[int], size_runs: 
                 log(f"m2 {size} names run {i + 1} {t}: {r.wall:.3f} s, exit {r.rc}")
                 if r.rc != 0:
                     log(f"   {t} failed: {r.output[-800:]}")
+                    out["failure_reasons"].append(f"{t}, {size} names, run {i + 1}: exit {r.rc}: {failure_reason(r)}")
         for t in clients:
             rs = sruns[t]
             if not rs:
@@ -703,6 +716,14 @@ def machine_facts(clients: dict[str, Client]) -> dict:
     return facts
 
 
+def busy(facts: dict) -> bool:
+    try:
+        loads = [float(x) for k in ("loadavg_start", "loadavg_end") for x in facts.get(k, "").split()[:1]]
+    except ValueError:
+        return False
+    return bool(loads) and max(loads) > (facts.get("nproc") or 1)
+
+
 def loadavg() -> str:
     try:
         return " ".join(Path("/proc/loadavg").read_text().split()[:3])
@@ -735,12 +756,16 @@ def ratio(a: dict, b: dict) -> str:
 def write_report(res: dict, out: Path, chart: Optional[str]) -> Path:
     f = res["machine"]
     lines = ["# sesam-tls benchmarks", ""]
-    lines.append(f"{'Smoke run (one iteration each: numbers are not meaningful).' if res['smoke'] else ''}".strip())
+    if res["smoke"]:
+        lines += ["**Smoke run** (one iteration each: the numbers mean nothing).", ""]
     lines += [
         "Taken by `make bench` (bench/bench.py) on one machine, against one local Pebble "
         f"(`PEBBLE_VA_NOSLEEP=1 PEBBLE_AUTHZREUSE=0`, HTTP-01 on 127.0.0.1:{HTTP01_PORT}); "
         "the tools run interleaved (A B C A B C ...). Wall time is `time.perf_counter()` around each "
         "process; memory is the process's max RSS (`wait4`). Values: median (min–max).",
+        "",
+        "Pebble runs with its defaults otherwise, so it rejects 5% of nonces (`badNonce`): clients "
+        "must retry those, as they must with a real CA.",
         "",
         "## Machine",
         "",
@@ -751,8 +776,12 @@ def write_report(res: dict, out: Path, chart: Optional[str]) -> Path:
         "- tools: " + "; ".join(f"{v}" for v in f["tools"].values()),
         f"- load average (1/5/15 min) at start {f.get('loadavg_start', '?')}, at end {f.get('loadavg_end', '?')}; "
         f"whole run {res.get('elapsed_s', 0):.0f} s",
-        "",
     ]
+    if busy(f):
+        lines += ["", "**The machine was busy during this run** (load average above the number of CPUs: other "
+                  "work ran beside the benchmark). Absolute times are inflated; the ratios still compare like "
+                  "with like, since the tools ran interleaved."]
+    lines.append("")
     tools = list(res["tools"])
     m1 = res.get("issue")
     if m1:
@@ -779,11 +808,17 @@ def write_report(res: dict, out: Path, chart: Optional[str]) -> Path:
             row = []
             for t in tools:
                 v = m1["scaling"][t].get(str(s), {})
-                row.append(f"{fmt_stat(v)}, n={v['n']}" if v.get("n") else "not run (see note)")
+                cell = f"{fmt_stat(v)}, n={v['n']}" if v.get("n") else "not run (see note)"
+                if v.get("failures"):
+                    cell += f", {v['failures']} failed"
+                row.append(cell)
             lines.append(f"| {s} | " + " | ".join(row) + " |")
         lines.append("")
         if res.get("notes", {}).get("scaling"):
             lines += [res["notes"]["scaling"], ""]
+        if m1.get("failure_reasons"):
+            lines += ["Failed runs (left out of the numbers above):", ""]
+            lines += [f"- {x}" for x in m1["failure_reasons"]] + [""]
     m3 = res.get("startup")
     if m3:
         lines += ["## 3. Start-up", "", "| command | wall time |", "| --- | --- |"]
@@ -921,8 +956,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             if "lego" in tools and any(s > args.lego_max_names for s in sizes):
                 res["notes"]["scaling"] = (
                     f"lego was run up to {args.lego_max_names} names only ({args.lego_size_runs} runs each): it "
-                    "validates one name after another, about 5 s each here, so 50 and 100 names would take "
-                    "about 4 and 8 minutes per run, beyond this benchmark's 10-minute budget "
+                    "validates one name after another, several seconds each here, so 50 and 100 names would "
+                    "take minutes per run, beyond this benchmark's 10-minute budget "
                     "(`bench/bench.py --lego-max-names 100` runs them).")
         if "3" in only:
             step("startup", lambda: m_startup(clients, work, 3 if args.smoke else 10))
