@@ -15,6 +15,16 @@ MODE="${1:-onefile}"
 VENV="$REPO/.venv"
 PY="$VENV/bin/python"
 
+# PyInstaller reads and strips the binaries it bundles with binutils; ldd is glibc's.
+if ! command -v objdump >/dev/null || ! command -v strip >/dev/null; then
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+        log "installing binutils (objdump, strip)"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends binutils >/dev/null
+    else
+        log "PyInstaller needs objdump and strip: install binutils"; exit 1
+    fi
+fi
+
 if [ ! -x "$PY" ]; then
     log "creating $VENV"
     python3 -m venv "$VENV"
