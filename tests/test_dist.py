@@ -268,6 +268,30 @@ def test_image_acme_http01_stops_nginx_holding_the_port(frozen_image, docker_cli
     assert nginx_container.status(name) == "running"
 
 
+def test_image_renew_loop_stops_cleanly(frozen_image, docker_client, tmp_path):
+    """`renew --loop` as a long-running container: `docker stop` (SIGTERM to the
+    bootloader, PID 1) ends it at once with exit status 0, not after the kill timeout."""
+    root = make_root(tmp_path)
+    code, _, err = run_image(docker_client, frozen_image,
+                             ["issue", "--self-signed", "-d", NAME, "--root", str(root), "--no-restart"],
+                             {str(root): str(root)})
+    assert code == 0, err
+    container = docker_client.containers.run(
+        frozen_image, ["renew", "--loop", "--root", str(root), "--no-restart"], detach=True,
+        network_mode="host", volumes={str(root): {"bind": str(root), "mode": "rw"}},
+    )
+    try:
+        time.sleep(1.5)
+        container.reload()
+        assert container.status == "running", container.logs().decode()
+        started = time.monotonic()
+        container.stop(timeout=20)
+        assert time.monotonic() - started < 10
+        assert int(container.wait(timeout=10)["StatusCode"]) == 0, container.logs().decode()
+    finally:
+        container.remove(force=True)
+
+
 # ---- how a node runs the image -----------------------------------------------------
 
 
