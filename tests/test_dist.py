@@ -319,9 +319,6 @@ def test_docker_wrapper_is_the_one_run_line(tmp_path):
     assert argv[-3:] == [IMAGE, "renew", "--quiet"]
 
 
-@pytest.mark.xfail(reason="cli/timer.py own_command() does not know a frozen executable: started through "
-                          "PATH it writes `<exe> -m sesam_tls renew` (fix: return [sys.executable] when sys.frozen)",
-                   strict=False)
 def test_timer_install_from_the_executable_on_path(frozen_exe, tmp_path):
     root = make_root(tmp_path)
     env = {**bare_env(tmp_path), "PATH": f"{frozen_exe.parent}:/usr/bin:/bin"}

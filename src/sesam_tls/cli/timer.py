@@ -28,6 +28,8 @@ def own_command() -> list[str]:
     import os
     import sys
 
+    if getattr(sys, "frozen", False):  # the one-file/one-folder executable: it is its own command
+        return [sys.executable]
     argv0 = sys.argv[0] if sys.argv else ""
     if os.path.basename(argv0) == "sesam-tls" and os.path.isfile(argv0) and os.access(argv0, os.X_OK):
         return [os.path.abspath(argv0)]
