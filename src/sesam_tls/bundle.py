@@ -9,7 +9,6 @@ from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.x509.oid import ExtensionOID
 
 from .errors import InputError
 from .keys import PrivateKey, key_type_of
@@ -35,7 +34,7 @@ def key_matches_cert(key: PrivateKey, cert: x509.Certificate) -> bool:
 def san_names(cert: x509.Certificate) -> tuple[list[str], list[str]]:
     """DNS names and IP addresses of the certificate's subjectAltName."""
     try:
-        san = cert.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME).value
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
         return [], []
     dns = [str(n) for n in san.get_values_for_type(x509.DNSName)]

@@ -68,7 +68,7 @@ def provider_from_metadata(meta: dict[str, Any], node: Node, dry_run: bool = Fal
             strategy=settings.get("http01") or "auto",
             port=int(settings.get("http_port") or 80),
             webroot=Path(settings["webroot"]) if settings.get("webroot") else None,
-            **({"listen": tuple(settings["http_address"])} if settings.get("http_address") else {}),
+            listen=tuple(settings.get("http_address") or Http01Options.listen),
         )
         cert = meta.get("certificate") or {}
         return Acme(
