@@ -149,11 +149,14 @@ def test_container_missing(served, capsys):
 
 def test_container_exits_right_after_restart(served, capsys):
     before = served.snapshot()
-    options = DeployOptions(reload_mode="restart", verify=f"127.0.0.1:{served.port}")
+    options = DeployOptions(reload_mode="restart", verify=f"127.0.0.1:{served.port}", timeout=5)
     with pytest.raises(DeployError) as info:
         issue(CertRequest.build([NAME]), WeakKeyProvider(), node=served.node, options=options)
     assert info.value.exit_code == 7 and "\n" not in str(info.value)
-    assert "exited" in str(info.value) and "nginx serves it again" in str(info.value)
+    # Usually "nginx ... exited"; when the container dies while its processes are
+    # listed, NginxContainer.wait_ready takes it as up and verification catches it.
+    assert "exited" in str(info.value) or "verification failed" in str(info.value)
+    assert "restored the previous certificate and nginx serves it again" in str(info.value)
     still_sound(served, before)
     recovers(served, capsys)
 
@@ -162,7 +165,7 @@ def test_nginx_t_fails_reload_falls_back_then_rolls_back(served, capsys):
     before = served.snapshot()
     with pytest.raises(DeployError) as info:  # the config already points here: the reload path
         issue(CertRequest.build([NAME]), WeakKeyProvider(), node=served.node,
-              options=DeployOptions(verify=f"127.0.0.1:{served.port}"))
+              options=DeployOptions(verify=f"127.0.0.1:{served.port}", timeout=5))
     assert info.value.exit_code == 7 and "\n" not in str(info.value)
     assert "restored the previous certificate and nginx serves it again" in str(info.value)
     still_sound(served, before)
