@@ -213,6 +213,23 @@ def test_disk_full_while_writing(tmp_path, nginx_container, docker_host, capsys)
         nginx_container.container(t.node.container).remove(force=True)
 
 
+def test_disk_full_at_the_agent_config_after_the_switch(tmp_path, nginx_container, docker_host, capsys):
+    """The pair is already switched when the config write fails: the rollback puts the old pair back."""
+    t = make_served(tmp_path, nginx_container, docker_host, managed=False)  # the config must change
+    folder = t.node.agent_config.parent
+    config = t.node.agent_config.read_bytes()
+    with tmpfs(folder, "64k"):
+        t.node.agent_config.write_bytes(config)
+        filler = fill(folder)
+        before = t.snapshot()
+        assert main(t.argv()) == 7
+        line = error_line(capsys)
+        assert "no space left on device" in line and "restored the previous certificate and nginx serves it" in line
+        still_sound(t, before)
+        filler.unlink()
+        recovers(t, capsys)
+
+
 def test_ssl_folder_read_only(tmp_path, nginx_container, docker_host, capsys):
     mounted: list[Path] = []
     with contextlib.ExitStack() as stack:
