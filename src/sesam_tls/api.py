@@ -21,7 +21,7 @@ from .ari import cert_id
 from .hooks import run_hook
 from .bundle import Bundle, fingerprint
 from .deploy import DeployOptions, DeployResult, deploy
-from .errors import SesamTLSError
+from .errors import InputError, SesamTLSError
 from .failpoints import failpoint
 from .names import normalize_domain
 from .nginx import NginxContainer
@@ -155,7 +155,7 @@ def import_certificate(
         names_origin=origin,
         clock=(lambda: now) if now is not None else None,
     )
-    report = provider.check(request)
+    report = _check(provider, request)
     if check_only:
         for finding in report.warnings:
             log.warning("%s", finding.message)
@@ -163,6 +163,21 @@ def import_certificate(
     bundle = report.bundle()  # refuses here, before Docker is asked or a folder is made
     request = dataclasses.replace(request, key_type=bundle.key_type)
     return issue(request, provider, node=node, options=options, now=now)
+
+
+def _check(provider: Imported, request: CertRequest) -> Report:
+    """``provider.check``, with a certificate damaged inside turned into one InputError line.
+
+    cryptography reads a certificate's fields only when they are asked for: a
+    file whose outer structure is sound but whose subject or an extension is
+    broken decodes, then fails in validation with ValueError (found by fuzzing).
+    """
+    try:
+        return provider.check(request)
+    except ValueError as exc:
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0][:160]
+        files = ", ".join(str(p) for p in provider.files)
+        raise InputError(f"{files}: a certificate is damaged inside ({reason}); nothing was changed") from None
 
 
 def _import_request(node: Node, domains: Sequence[str]) -> tuple[CertRequest, str]:
