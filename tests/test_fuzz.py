@@ -22,10 +22,10 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from sesam_tls import CertRequest, DeployOptions, Node, SelfSigned, issue
+from sesam_tls.api import import_certificate
 from sesam_tls.agent_config import plan_patch
 from sesam_tls.errors import SesamTLSError
 from sesam_tls.pemio import decode
-from sesam_tls.providers.imported import Imported
 from sesam_tls.renew import _update_ari
 from sesam_tls.renewal import decide
 from sesam_tls.state import load_metadata
@@ -121,7 +121,7 @@ def test_decode_any_bytes(data: bytes, password: bytes | None) -> None:
     password=st.sampled_from([None, g.PASSWORD]),
 )
 def test_import_any_files(files: list[bytes], password: bytes | None) -> None:
-    """Decode, validate, choose leaf, key and chain: a report, or InputError, never anything else."""
+    """``import --check-only``: decode, validate, choose leaf, key and chain: a report, or InputError."""
     counted()
     with tempfile.TemporaryDirectory() as tmp:
         paths = []
@@ -130,10 +130,11 @@ def test_import_any_files(files: list[bytes], password: bytes | None) -> None:
             path.write_bytes(content)
             paths.append(path)
         before = tree_digest(Path(tmp))
-        provider = Imported(paths[0], key_file=paths[1] if len(paths) > 1 else None,
-                            chain_file=paths[2] if len(paths) > 2 else None, password=password)
+        node = Node.from_settings(root=str(Path(tmp, "root")), env={})
         try:
-            report = provider.check(CertRequest.build([NAME]))
+            report = import_certificate(paths[0], key_file=paths[1] if len(paths) > 1 else None,
+                                        chain_file=paths[2] if len(paths) > 2 else None, password=password,
+                                        node=node, domains=[NAME], check_only=True)
             for finding in report.findings:
                 assert "\n" not in finding.message
             report.bundle()
