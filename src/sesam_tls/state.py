@@ -9,6 +9,7 @@ meaning does; readers refuse a schema newer than they know.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import errno
 import fcntl
 import json
@@ -36,7 +37,51 @@ def load_metadata(path: Path) -> Optional[dict[str, Any]]:
         raise StorageError(f"{path} is not a sesam-tls metadata file; move it aside to start afresh")
     if data["schema"] > SCHEMA:
         raise StorageError(f"{path} has schema {data['schema']}, newer than this sesam-tls knows ({SCHEMA})")
+    problem = _shape_problem(data)
+    if problem:
+        raise StorageError(f"{path}: {problem}; fix it or move it aside to start afresh")
     return data
+
+
+#: Sections and the fields the renewal decision reads: a hand-edited file must
+#: fail here with one line, not later in ``renew`` or ``status`` with a traceback.
+_SECTIONS = ("request", "certificate", "deployment", "renewal", "hooks", "provider_settings")
+_TIMES = {"certificate": ("not_before", "not_after"), "renewal": ("last_attempt", "last_failure", "last_success")}
+_ARI_TIMES = ("start", "end", "chosen", "next_poll")
+
+
+def _shape_problem(data: dict[str, Any]) -> Optional[str]:
+    for name in _SECTIONS:
+        if data.get(name) is not None and not isinstance(data[name], dict):
+            return f"'{name}' is not an object"
+    if data.get("history") is not None and not isinstance(data["history"], list):
+        return "'history' is not a list"
+    if data.get("provider") is not None and not isinstance(data["provider"], str):
+        return "'provider' is not a string"
+    renewal = data.get("renewal") or {}
+    failures = renewal.get("failures")
+    if failures is not None and (type(failures) is not int or not 0 <= failures < 1_000_000):
+        return "'renewal.failures' is not a small whole number"
+    ari = renewal.get("ari")
+    if ari is not None and not isinstance(ari, dict):
+        return "'renewal.ari' is not an object"
+    fields = [(f"{section}.{key}", (data.get(section) or {}).get(key)) for section, keys in _TIMES.items() for key in keys]
+    fields += [(f"renewal.ari.{key}", (ari or {}).get(key)) for key in _ARI_TIMES]
+    for name, value in fields:
+        if value is not None and value != "" and not _is_time(value):
+            return f"'{name}' is not a date and time"
+    return None
+
+
+def _is_time(value: Any) -> bool:
+    """An ISO 8601 time far enough from the calendar's ends to add a backoff or a window to."""
+    if not isinstance(value, str):
+        return False
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return 100 <= parsed.year <= 9000
 
 
 def save_metadata(path: Path, data: dict[str, Any]) -> None:
