@@ -217,10 +217,27 @@ def managed_metadata(tmp_path_factory) -> tuple[Node, dict[str, Any]]:
     return node, json.loads(node.metadata_path.read_bytes())
 
 
+def _edited(meta: dict[str, Any], section: str, key: str, value: Any) -> bytes:
+    """``meta`` with one field changed by hand, as an operator might."""
+    out = json.loads(json.dumps(meta))
+    if key:
+        target = out.setdefault(section, {})
+        if isinstance(target, dict):
+            target[key] = value
+    else:
+        out[section] = value
+    return json.dumps(out).encode()
+
+
 def _metadata_variants(meta: dict[str, Any]) -> Any:
     good = json.dumps(meta).encode()
+    fields = st.sampled_from([(s, "") for s in ("certificate", "renewal", "request", "history", "provider", "hooks")]
+                             + [("certificate", "not_before"), ("certificate", "not_after"), ("renewal", "failures"),
+                                ("renewal", "last_failure"), ("renewal", "ari"), ("deployment", "version")])
     texts = st.one_of(
         st.just(good),
+        st.builds(lambda f, v: _edited(meta, f[0], f[1], v), fields, st.one_of(JSON_VALUES, TIMES)),
+        st.builds(lambda v: _edited(meta, "renewal", "ari", {"chosen": v, "next_poll": v}), TIMES),
         mangled([good]),
         st.builds(lambda d: json.dumps(d).encode(), st.dictionaries(st.sampled_from(list(meta) + ["x"]), JSON_VALUES)),
         st.binary(max_size=200),
@@ -248,6 +265,8 @@ def test_metadata_any_bytes(managed_metadata) -> None:
                 assert "\n" not in str(exc)
             else:
                 assert isinstance(loaded, dict)
+                for force, days in ((False, None), (True, None), (False, 30)):  # what renew and status do with it
+                    decide(loaded, NOW, force=force, days=days)
             assert tree_digest(Path(tmp)) == before
 
     check()
