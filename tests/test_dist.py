@@ -284,9 +284,8 @@ def test_image_renew_loop_stops_cleanly(frozen_image, docker_client, tmp_path):
         time.sleep(1.5)
         container.reload()
         assert container.status == "running", container.logs().decode()
-        started = time.monotonic()
         container.stop(timeout=20)
-        assert time.monotonic() - started < 10
+        # exit 0, not 137: SIGTERM ended the loop; docker did not have to SIGKILL it
         assert int(container.wait(timeout=10)["StatusCode"]) == 0, container.logs().decode()
     finally:
         container.remove(force=True)
