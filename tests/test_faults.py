@@ -17,10 +17,11 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -290,14 +291,14 @@ def test_two_runs_at_once(served, tmp_path, capsys):
         served.fp = served.on_disk()  # the first run deployed; it holds the lock until its hook ends
         before = served.snapshot()
         second = subprocess.run([sys.executable, "-m", "sesam_tls", *served.argv()], env=env,
-                                capture_output=True, text=True, timeout=60)
+                                capture_output=True, text=True, timeout=60, check=False)
         assert second.returncode == 9
         line = second.stderr.strip().splitlines()[-1]
         assert line.startswith("sesam-tls: error: another sesam-tls run (pid ") and f"{first.pid}" in line
         still_sound(served, before)
     finally:
         go.touch()
-        out, err = first.communicate(timeout=60)
+        _, err = first.communicate(timeout=60)
     assert first.returncode == 0, err
     recovers(served, capsys)
 

@@ -22,8 +22,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from sesam_tls import CertRequest, DeployOptions, Node, SelfSigned, issue
-from sesam_tls.api import import_certificate
 from sesam_tls.agent_config import plan_patch
+from sesam_tls.api import import_certificate
 from sesam_tls.errors import SesamTLSError
 from sesam_tls.pemio import decode
 from sesam_tls.renew import _update_ari
