@@ -16,6 +16,9 @@ __all__ = ["NginxContainer"]
 
 log = logging.getLogger("sesam_tls")
 
+#: How long a running container whose processes cannot be listed must stay up to count as ready.
+UNLISTED_GRACE = 2.0
+
 
 class NginxContainer:
     def __init__(self, name: str, docker_host: Optional[str] = None, *, timeout: float = 30.0) -> None:
@@ -161,6 +164,7 @@ class NginxContainer:
         container = container or self._container()
         deadline = time.monotonic() + self.timeout
         delay = 0.01
+        unlisted_since: Optional[float] = None
         while True:
             try:
                 container.reload()
@@ -176,8 +180,16 @@ class NginxContainer:
                 )
             if state.get("Status") == "running":
                 workers = self._workers(container)
-                if workers is None or workers:
+                if workers:
                     return
+                # The processes cannot be listed (a dying container, or no `ps`
+                # for the engine): only a container that stays up a while counts.
+                if workers is None:
+                    unlisted_since = unlisted_since or time.monotonic()
+                    if time.monotonic() - unlisted_since >= UNLISTED_GRACE:
+                        return
+                else:
+                    unlisted_since = None
             if time.monotonic() > deadline:
                 raise DockerError(f"nginx in container {self.name!r} did not come up within {self.timeout:.0f} s")
             time.sleep(delay)
