@@ -12,7 +12,7 @@ import ipaddress
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
 
 from cryptography import x509
 
@@ -27,11 +27,13 @@ from .names import normalize_domain
 from .nginx import NginxContainer
 from .node import Node
 from .providers.base import CertRequest, Provider
-from .providers.imported import Imported, Password
 from .state import load_metadata, node_lock, save_metadata
 from .store import SslFolder
-from .validate import Report
 from .verify import parse_address, served_certificate
+
+if TYPE_CHECKING:  # pragma: no cover - the import path loads these when it runs
+    from .providers.imported import Imported, Password
+    from .validate import Report
 
 __all__ = ["Outcome", "import_certificate", "issue", "preflight", "status"]
 
@@ -146,6 +148,8 @@ def import_certificate(
     """
     node = node or Node.from_settings()
     request, origin = _import_request(node, domains)
+    from .providers.imported import Imported
+
     provider = Imported(
         cert_file,
         key_file=key_file,

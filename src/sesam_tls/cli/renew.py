@@ -54,6 +54,9 @@ def _loop(once: "object", force: bool) -> int:
     import signal
     import threading
 
+    import gc
+
+    gc.enable()  # a long-running process needs the collector that `run()` turned off
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     first = True
