@@ -21,6 +21,18 @@ def make_root(tmp: Path) -> Path:
     return root
 
 
+def seed_own_pair(root: Path, name: str):
+    """The operator's own self-signed pair as plain files in the node's ssl folder (the Sesam guide's way)."""
+    from sesam_tls import CertRequest, SelfSigned
+
+    ssl = root / "sesam/nginx/conf/ssl"
+    ssl.mkdir(parents=True)
+    own = SelfSigned().issue(CertRequest.build([name]))
+    (ssl / "fullchain.pem").write_bytes(own.fullchain_pem())
+    (ssl / "privkey.pem").write_bytes(own.key_pem())
+    return ssl, own
+
+
 def tree_digest(root: Path) -> dict[str, str]:
     """Every path under root with its type, mode and content hash: 'no change on disk'."""
     out = {}

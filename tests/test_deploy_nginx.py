@@ -11,13 +11,13 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from sesam_tls import CertRequest, DeployOptions, Node, SelfSigned, issue
+from sesam_tls import CertRequest, DeployOptions, Node, issue
 from sesam_tls.bundle import Bundle, fingerprint
 from sesam_tls.cli import main
 from sesam_tls.errors import DeployError
 from sesam_tls.store import SslFolder
 
-from .helpers import make_root, tree_digest
+from .helpers import make_root, seed_own_pair, tree_digest
 from .testbed import free_port, served_cert_der
 
 pytestmark = pytest.mark.integration
@@ -56,11 +56,7 @@ def served_fp(port: int) -> str:
 def node_with_own_pair(tmp_path, nginx_container, docker_host):
     """A node as the Sesam guide leaves it: the operator's plain pair, agent config not pointing at it, nginx running."""
     root = make_root(tmp_path)
-    ssl = root / "sesam/nginx/conf/ssl"
-    ssl.mkdir(parents=True)
-    own = SelfSigned().issue(CertRequest.build([NAME]))
-    (ssl / "fullchain.pem").write_bytes(own.fullchain_pem())
-    (ssl / "privkey.pem").write_bytes(own.key_pem())
+    ssl, own = seed_own_pair(root, NAME)
     port = free_port()
     name = nginx_container(ssl, port)
     node = Node.from_settings(root=str(root), container=name, docker_host=docker_host, env={})

@@ -25,7 +25,7 @@ from sesam_tls import __version__
 from sesam_tls.bundle import Bundle
 from sesam_tls.cli import VERBS
 
-from .helpers import make_root
+from .helpers import make_root, seed_own_pair
 from .testbed import TestbedError, free_port, served_cert_der, start_pebble, stop_pebble
 
 pytestmark = pytest.mark.integration
@@ -193,14 +193,9 @@ def test_image_restarts_nginx_through_the_mounted_socket(frozen_image, docker_cl
                                                          nginx_container, tmp_path):
     """A Sesam node: the operator's own pair served by nginx; the image issues,
     deploys, restarts nginx through /var/run/docker.sock and verifies by handshake."""
-    from sesam_tls import CertRequest, SelfSigned
 
     root = make_root(tmp_path)
-    ssl = root / "sesam/nginx/conf/ssl"
-    ssl.mkdir(parents=True)
-    own = SelfSigned().issue(CertRequest.build([NAME]))
-    (ssl / "fullchain.pem").write_bytes(own.fullchain_pem())
-    (ssl / "privkey.pem").write_bytes(own.key_pem())
+    ssl, own = seed_own_pair(root, NAME)
     port = free_port()
     name = nginx_container(ssl, port)
     assert served_cert_der("127.0.0.1", port, NAME) == own.leaf.public_bytes(Encoding.DER)
@@ -229,15 +224,10 @@ def test_image_acme_http01_stops_nginx_holding_the_port(frozen_image, docker_cli
                                                        nginx_container, tmp_path):
     """The wrapper's options: with the host's PID namespace (--pid host), --http01 auto sees that
     nginx holds the HTTP-01 port, stops it for the challenge, deploys and restarts it."""
-    from sesam_tls import CertRequest, SelfSigned
 
     pebble = dist_pebble
     root = make_root(tmp_path)
-    ssl = root / "sesam/nginx/conf/ssl"
-    ssl.mkdir(parents=True)
-    own = SelfSigned().issue(CertRequest.build([NAME]))
-    (ssl / "fullchain.pem").write_bytes(own.fullchain_pem())
-    (ssl / "privkey.pem").write_bytes(own.key_pem())
+    ssl, own = seed_own_pair(root, NAME)
     port = free_port()
     name = nginx_container(ssl, port, http_port=pebble.http_port)
 

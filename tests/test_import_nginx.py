@@ -10,11 +10,10 @@ import time
 import pytest
 from cryptography import x509
 
-from sesam_tls import CertRequest, SelfSigned
 from sesam_tls.cli import main
 
 from . import certgen as g
-from .helpers import make_root, tree_digest
+from .helpers import make_root, seed_own_pair, tree_digest
 from .testbed import free_port
 
 pytestmark = pytest.mark.integration
@@ -58,11 +57,7 @@ def served_chain(port: int, server_name: str = NAME, timeout: float = 20) -> lis
 def node(tmp_path, nginx_container, docker_host):
     """A node as the Sesam guide leaves it: the operator's own self-signed pair, nginx running."""
     root = make_root(tmp_path)
-    ssl = root / "sesam/nginx/conf/ssl"
-    ssl.mkdir(parents=True)
-    own = SelfSigned().issue(CertRequest.build([NAME]))
-    (ssl / "fullchain.pem").write_bytes(own.fullchain_pem())
-    (ssl / "privkey.pem").write_bytes(own.key_pem())
+    ssl, own = seed_own_pair(root, NAME)
     port = free_port()
     container = nginx_container(ssl, port)
     assert served_chain(port)[0] == own.leaf
