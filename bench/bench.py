@@ -34,7 +34,6 @@ import os
 import platform
 import secrets
 import shutil
-import signal
 import socket
 import ssl
 import statistics
@@ -43,7 +42,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -481,7 +480,7 @@ def analyse_load(records: list[tuple[float, float, bool]], t_from: float, t_to: 
     window = [r for r in records if r[0] >= t_from and r[1] <= t_to]
     fails = sum(1 for r in window if not r[2])
     ok_ends = [t_from] + [r[1] for r in window if r[2]] + [t_to]
-    longest = max(b - a for a, b in zip(ok_ends, ok_ends[1:]))
+    longest = max(b - a for a, b in zip(ok_ends, ok_ends[1:], strict=False))
     durations = [r[1] - r[0] for r in window if r[2]]
     return {
         "requests": len(window), "failed": fails, "longest_gap_ms": longest * 1000,
@@ -600,7 +599,7 @@ def analyse_probe(records: list[tuple[float, str]]) -> dict:
     longest = 0.0
     streak_start = None
     first_not_nginx = last_not_nginx_next = None
-    for (t, kind), nxt in zip(records, records[1:] + [(records[-1][0], records[-1][1])]):
+    for (t, kind), _nxt in zip(records, records[1:] + [(records[-1][0], records[-1][1])], strict=True):
         if kind == "none":
             if streak_start is None:
                 streak_start = t

@@ -22,7 +22,7 @@ def bar_with_range(ax, labels, stats, colors, unit_scale=1.0):
     lo = [(s["median"] - s["min"]) * unit_scale for s in stats]
     hi = [(s["max"] - s["median"]) * unit_scale for s in stats]
     bars = ax.bar(labels, med, yerr=[lo, hi], capsize=4, color=colors)
-    for b, m, h in zip(bars, med, hi):
+    for b, m, h in zip(bars, med, hi, strict=True):
         ax.annotate(f"{m:.2f}" if m < 10 else f"{m:.0f}", (b.get_x() + b.get_width() / 2, m + h),
                     ha="center", va="bottom", fontsize=8, xytext=(0, 2), textcoords="offset points")
 

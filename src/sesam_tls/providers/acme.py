@@ -196,7 +196,7 @@ class Acme:
                 workers.each(
                     lambda item: self_check(_ident(item[0][0]), port, item[1][0], item[1][1],
                                             timeout=self.http01.self_check_timeout),
-                    list(zip(chosen, tokens)),
+                    list(zip(chosen, tokens, strict=True)),
                 )
             except IssuanceError:
                 workers.each(lambda a: _deactivate_quietly(conn, a), authzs)
