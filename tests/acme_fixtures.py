@@ -115,19 +115,11 @@ def verified_handshake(port: int, name: str, root_pem: str) -> x509.Certificate:
 @pytest.fixture(scope="session")
 def pebble_nonce_reject():
     """Pebble rejecting 50 % of nonces, on free ports (its own HTTP-01 port too)."""
-    instance = "sesam-tls-acme-noncereject"
     try:
-        pebble = testbed.start_pebble(
-            instance,
-            port=testbed.free_port(),
-            mgmt_port=testbed.free_port(),
-            http_port=testbed.free_port(),
-            knobs={"PEBBLE_WFE_NONCEREJECT": "50"},
-        )
+        with testbed.own_pebble("sesam-tls-acme-noncereject", PEBBLE_WFE_NONCEREJECT="50") as pebble:
+            yield pebble
     except testbed.TestbedError as e:
         pytest.fail(f"testbed not available: {e}", pytrace=False)
-    yield pebble
-    testbed.stop_pebble(instance)
 
 
 # --- the front ---------------------------------------------------------------------------------

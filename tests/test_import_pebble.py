@@ -49,22 +49,12 @@ def issue_from_pebble(pebble, key) -> bytes:
 
 @pytest.fixture(scope="module")
 def from_pebble():
-    instance = "pebble-import-tests"
     try:
-        pebble = testbed.start_pebble(
-            instance,
-            port=testbed.free_port(),
-            mgmt_port=testbed.free_port(),
-            http_port=testbed.free_port(),
-            knobs={"PEBBLE_VA_ALWAYS_VALID": "1"},
-        )
+        with testbed.own_pebble("pebble-import-tests", PEBBLE_VA_ALWAYS_VALID="1") as pebble:
+            key = g.ec_key()
+            yield key, issue_from_pebble(pebble, key), pebble.root_pem().encode()
     except testbed.TestbedError as e:
         pytest.fail(f"testbed not available: {e}", pytrace=False)
-    try:
-        key = g.ec_key()
-        yield key, issue_from_pebble(pebble, key), pebble.root_pem().encode()
-    finally:
-        testbed.stop_pebble(instance)
 
 
 def test_pebble_certificate_imports(from_pebble, tmp_path, capsys):

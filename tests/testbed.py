@@ -10,6 +10,7 @@ Everything listens on 127.0.0.1 only; containers use the host's network.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -21,6 +22,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 REPO = Path(__file__).resolve().parents[1]
 TESTBED = REPO / "testbed"
@@ -189,6 +191,16 @@ def start_pebble(
 def stop_pebble(instance: str) -> None:
     """Stop a Pebble instance started with start_pebble(instance, ...)."""
     run_script("pebble.sh", "stop", env={"PEBBLE_INSTANCE": instance})
+
+
+@contextlib.contextmanager
+def own_pebble(instance: str, **knobs: str) -> Iterator[Pebble]:
+    """A Pebble of a test's own on free ports (its HTTP-01 port too), with PEBBLE_* knobs; stopped afterwards."""
+    pebble = start_pebble(instance, port=free_port(), mgmt_port=free_port(), http_port=free_port(), knobs=knobs)
+    try:
+        yield pebble
+    finally:
+        stop_pebble(instance)
 
 
 # --------------------------------------------------------------------------
