@@ -75,3 +75,32 @@ def test_renewal_with_the_ca_down_fails_is_recorded_hooked_and_keeps_the_served_
     # right after: backing off, attention, no attempt
     assert main(["renew", *node_args(tn)]) == 10
     assert "next try after" in capsys.readouterr().err
+
+
+def test_dry_run_gets_a_certificate_from_the_ca_and_deploys_nothing(pebble, node_factory, capsys):
+    tn = node_factory(container=True)
+    assert issue(pebble, tn) == 0
+    served = verified_handshake(tn.https_port, NAME, pebble.root_pem())
+    before = tn.node.metadata_path.read_bytes(), tn.node.agent_config.read_bytes()
+    capsys.readouterr()
+
+    assert main(["renew", "--dry-run", "--force", "--json", *node_args(tn)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["result"] == "dry-run" and NAME in out["message"]
+    assert verified_handshake(tn.https_port, NAME, pebble.root_pem()).serial_number == served.serial_number
+    assert (tn.node.metadata_path.read_bytes(), tn.node.agent_config.read_bytes()) == before
+
+
+def test_dry_run_of_a_lets_encrypt_certificate_goes_to_staging(tmp_path):
+    from sesam_tls import Node
+    from sesam_tls.providers.acme_net import LETSENCRYPT, LETSENCRYPT_STAGING
+    from sesam_tls.renew import provider_from_metadata
+
+    node = Node.from_settings(root=str(tmp_path), env={})
+    meta = {"provider": "acme", "provider_settings": {"directory": LETSENCRYPT, "http01": "auto"},
+            "certificate": {"ari_cert_id": "aki.serial"}}
+    real, dry = provider_from_metadata(meta, node, False), provider_from_metadata(meta, node, True)
+    assert (real.directory, real.replaces) == (LETSENCRYPT, "aki.serial")
+    assert (dry.directory, dry.replaces) == (LETSENCRYPT_STAGING, None)
+    private = {**meta, "provider_settings": {"directory": "https://ca.internal/dir"}}
+    assert provider_from_metadata(private, node, True).directory == "https://ca.internal/dir"
