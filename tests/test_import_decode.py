@@ -426,3 +426,18 @@ def test_decode_is_pure_over_bytes():
     assert (len(decoded.certificates), len(decoded.keys)) == (2, 1)
     with pytest.raises(InputError, match="^mem: the file is empty$"):
         decode(b"", source="mem")
+
+
+def test_a_certificate_damaged_inside_is_refused_at_decoding():
+    """Outer structure sound, issuer name broken: cryptography would only notice when asked."""
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from sesam_tls import CertRequest, SelfSigned
+    from sesam_tls.errors import InputError
+    from sesam_tls.pemio import decode
+
+    der = bytearray(SelfSigned().issue(CertRequest.build(["node.example.test"])).leaf.public_bytes(Encoding.DER))
+    at = der.find(b"node.example.test")
+    der[at - 2] = 0x30  # the UTF8String tag of the issuer's CN becomes a SEQUENCE
+    with pytest.raises(InputError, match=r"^cert\.der: certificate #1 is damaged inside \(.*issuer"):
+        decode(bytes(der), source="cert.der")

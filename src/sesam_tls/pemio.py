@@ -84,8 +84,25 @@ def decode(data: bytes, *, source: str, password: PasswordSource = _no_password)
     if not data.strip():
         raise InputError(f"{source}: the file is empty")
     if b"-----BEGIN " in data:
-        return _decode_pem(data, source, password)
-    return _decode_der(data, source, password)
+        decoded = _decode_pem(data, source, password)
+    else:
+        decoded = _decode_der(data, source, password)
+    for index, cert in enumerate(decoded.certificates, 1):
+        _check_readable(cert, f"{source}: certificate #{index}")
+    return decoded
+
+
+def _check_readable(cert: x509.Certificate, where: str) -> None:
+    """cryptography parses a certificate's names and extensions only when asked:
+    ask now, so a certificate damaged inside is refused here, naming the file."""
+    try:
+        cert.subject.rfc4514_string()
+        cert.issuer.rfc4514_string()
+        len(cert.extensions)
+        cert.not_valid_after_utc
+    except ValueError as exc:
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0][:160]
+        raise InputError(f"{where} is damaged inside ({reason})") from None
 
 
 # PEM ----------------------------------------------------------------------------
