@@ -21,7 +21,7 @@ from .ari import cert_id
 from .hooks import run_hook
 from .bundle import Bundle, fingerprint
 from .deploy import DeployOptions, DeployResult, deploy
-from .errors import InputError, SesamTLSError
+from .errors import InputError, SesamTLSError, one_line
 from .failpoints import failpoint
 from .names import normalize_domain
 from .nginx import NginxContainer
@@ -179,7 +179,7 @@ def _check(provider: Imported, request: CertRequest) -> Report:
     try:
         return provider.check(request)
     except ValueError as exc:
-        reason = (str(exc).splitlines() or [type(exc).__name__])[0][:160]
+        reason = one_line(exc, 160)
         files = ", ".join(str(p) for p in provider.files)
         raise InputError(f"{files}: a certificate is damaged inside ({reason}); nothing was changed") from None
 

@@ -15,6 +15,8 @@ from typing import Any, Optional
 
 from cryptography import x509
 
+from .renewal import parse_time
+
 __all__ = ["AriWindow", "cert_id", "fetch_window", "DEFAULT_RETRY"]
 
 DEFAULT_RETRY = dt.timedelta(hours=6)
@@ -44,11 +46,6 @@ class AriWindow:
     end: dt.datetime
     retry_after: dt.timedelta
     explanation: Optional[str] = None
-
-
-def _time(value: Any) -> dt.datetime:
-    parsed = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
 
 
 def _retry_after(header: Optional[str], now: dt.datetime) -> dt.timedelta:
@@ -91,7 +88,9 @@ def fetch_window(
     resp.raise_for_status()
     body = resp.json()
     window = body["suggestedWindow"]
-    start, end = _time(window["start"]), _time(window["end"])
+    start, end = parse_time(window["start"]), parse_time(window["end"])
+    if start is None or end is None:
+        raise ValueError("ARI window without a start or an end")
     if end < start:
         raise ValueError("ARI window ends before it starts")
     return AriWindow(start, end, _retry_after(resp.headers.get("Retry-After"), now), body.get("explanationURL"))

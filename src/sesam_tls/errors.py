@@ -19,7 +19,14 @@ __all__ = [
     "LockError",
     "AttentionNeeded",
     "EXIT_CODES",
+    "one_line",
 ]
+
+
+def one_line(exc: BaseException, limit: int = 240) -> str:
+    """The first line of a lower-level error, cut to ``limit``: for wrapping it in one of ours."""
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:limit]
 
 
 class SesamTLSError(Exception):

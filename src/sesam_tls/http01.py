@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Protocol
 
-from .errors import DockerError, IssuanceError, StorageError, UsageError
+from .errors import DockerError, IssuanceError, StorageError, UsageError, one_line
 from .fsutil import describe_oserror, write_new
 from .ports import container_holds_port, describe_holders, port_holders
 
@@ -472,7 +472,7 @@ def self_check(name: str, port: int, token: str, key_authorization: str, *, time
         body = response.read(4096).decode("utf-8", "replace").strip()
     except (OSError, http.client.HTTPException) as exc:
         raise IssuanceError(
-            f"self-check failed for {name}: nothing answers {url} on this node ({_short(exc)}); "
+            f"self-check failed for {name}: nothing answers {url} on this node ({one_line(exc, 200)}); "
             "the CA was not asked to validate"
         ) from None
     finally:
@@ -491,8 +491,3 @@ def _busy_reason(exc: PortBusy) -> str:
     if exc.errno == errno.EADDRNOTAVAIL:
         return f"{exc.address} is not an address of this host"
     return "held by " + describe_holders(port_holders(exc.port))
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:200]

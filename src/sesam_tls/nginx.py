@@ -10,7 +10,7 @@ import logging
 import time
 from typing import Any, Optional
 
-from .errors import DockerError
+from .errors import DockerError, one_line
 
 __all__ = ["NginxContainer"]
 
@@ -47,7 +47,7 @@ class NginxContainer:
             except Exception as exc:  # docker raises many kinds; all mean "not reachable"
                 raise DockerError(
                     f"cannot reach the Docker engine at {self.host_label} "
-                    f"({_short(exc)}); is dockerd running? (--docker-host / DOCKER_HOST)"
+                    f"({one_line(exc, 300)}); is dockerd running? (--docker-host / DOCKER_HOST)"
                 ) from exc
             self._client = client
         return self._client
@@ -65,7 +65,7 @@ class NginxContainer:
         except DockerError:
             raise
         except Exception as exc:
-            raise DockerError(f"cannot inspect container {self.name!r} at {self.host_label}: {_short(exc)}") from exc
+            raise DockerError(f"cannot inspect container {self.name!r} at {self.host_label}: {one_line(exc, 300)}") from exc
 
     # queries ----------------------------------------------------------------------
     def check(self) -> str:
@@ -102,7 +102,7 @@ class NginxContainer:
         try:
             result = container.exec_run(list(cmd), demux=False)
         except Exception as exc:
-            raise DockerError(f"cannot run {' '.join(cmd)!r} in container {self.name!r}: {_short(exc)}") from exc
+            raise DockerError(f"cannot run {' '.join(cmd)!r} in container {self.name!r}: {one_line(exc, 300)}") from exc
         output = (result.output or b"").decode("utf-8", "replace").strip()
         return result.exit_code, output
 
@@ -141,7 +141,7 @@ class NginxContainer:
         try:
             container.restart(timeout=10)
         except Exception as exc:
-            raise DockerError(f"cannot restart container {self.name!r}: {_short(exc)}") from exc
+            raise DockerError(f"cannot restart container {self.name!r}: {one_line(exc, 300)}") from exc
         self.wait_ready(container)
 
     def stop(self) -> None:
@@ -149,14 +149,14 @@ class NginxContainer:
         try:
             container.stop(timeout=10)
         except Exception as exc:
-            raise DockerError(f"cannot stop container {self.name!r}: {_short(exc)}") from exc
+            raise DockerError(f"cannot stop container {self.name!r}: {one_line(exc, 300)}") from exc
 
     def start(self) -> None:
         container = self._container()
         try:
             container.start()
         except Exception as exc:
-            raise DockerError(f"cannot start container {self.name!r}: {_short(exc)}") from exc
+            raise DockerError(f"cannot start container {self.name!r}: {one_line(exc, 300)}") from exc
         self.wait_ready(container)
 
     def wait_ready(self, container: Any = None) -> None:
@@ -169,7 +169,7 @@ class NginxContainer:
             try:
                 container.reload()
             except Exception as exc:
-                raise DockerError(f"lost container {self.name!r}: {_short(exc)}") from exc
+                raise DockerError(f"lost container {self.name!r}: {one_line(exc, 300)}") from exc
             state = container.attrs.get("State", {})
             if state.get("Status") in ("exited", "dead") or (
                 state.get("Status") != "running" and state.get("ExitCode")
@@ -209,8 +209,3 @@ def _last_line(text: str) -> str:
         if "[emerg]" in line or "error" in line.lower():
             return line
     return lines[-1] if lines else "no output"
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:300]

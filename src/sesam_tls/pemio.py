@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 
-from .errors import InputError
+from .errors import InputError, one_line
 
 __all__ = ["MAX_INPUT", "Decoded", "PasswordSource", "decode"]
 
@@ -96,12 +96,10 @@ def _check_readable(cert: x509.Certificate, where: str) -> None:
     """cryptography parses a certificate's names and extensions only when asked:
     ask now, so a certificate damaged inside is refused here, naming the file."""
     try:
-        cert.subject.rfc4514_string()
-        cert.issuer.rfc4514_string()
-        len(cert.extensions)
-        cert.not_valid_after_utc
+        _ = (cert.subject.rfc4514_string(), cert.issuer.rfc4514_string(), len(cert.extensions),
+             cert.not_valid_after_utc)
     except ValueError as exc:
-        reason = (str(exc).splitlines() or [type(exc).__name__])[0][:160]
+        reason = one_line(exc, 160)
         raise InputError(f"{where} is damaged inside ({reason})") from None
 
 

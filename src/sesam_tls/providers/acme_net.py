@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, Optional, Union
 from urllib.parse import urlsplit
 
-from ..errors import IssuanceError, SesamTLSError
+from ..errors import IssuanceError, SesamTLSError, one_line
 from .acme_problems import problem_text, rate_limited
 
 __all__ = ["LETSENCRYPT", "LETSENCRYPT_STAGING", "Connection", "retry_after_seconds", "wire_errors"]
@@ -199,12 +199,12 @@ def translate(conn: Connection, what: str, exc: BaseException) -> Optional[Issua
     host = urlsplit(conn.url).netloc or conn.url
     if isinstance(exc, requests.exceptions.SSLError):
         return IssuanceError(
-            f"{what}: the TLS certificate of the ACME server {host} is not trusted ({_short(exc)}); "
+            f"{what}: the TLS certificate of the ACME server {host} is not trusted ({one_line(exc, 240)}); "
             "for a private CA give its certificate with --ca-bundle PEM"
         )
     if isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout)):
         return IssuanceError(
-            f"{what}: cannot reach the ACME server {conn.url} ({_short(exc)}); "
+            f"{what}: cannot reach the ACME server {conn.url} ({one_line(exc, 240)}); "
             "is outbound HTTPS (port 443) from this node to the CA blocked by a firewall or proxy?"
         )
     if isinstance(exc, messages.Error):
@@ -217,15 +217,10 @@ def translate(conn: Connection, what: str, exc: BaseException) -> Optional[Issua
             return IssuanceError(f"{what}: {rate_limited('HTTP 429', conn.last_retry_after)}")
         if status is not None:
             return IssuanceError(f"{what}: the ACME server {host} answered HTTP {status}, not ACME")
-        return IssuanceError(f"{what}: unexpected answer from the ACME server {host}: {_short(exc)}")
+        return IssuanceError(f"{what}: unexpected answer from the ACME server {host}: {one_line(exc, 240)}")
     if isinstance(exc, (acme_errors.Error, jose.DeserializationError, ValueError, KeyError)):
         return IssuanceError(
-            f"{what}: unexpected answer from {conn.url} ({type(exc).__name__}: {_short(exc)}); "
+            f"{what}: unexpected answer from {conn.url} ({type(exc).__name__}: {one_line(exc, 240)}); "
             "is that an ACME directory URL?"
         )
     return None
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:240]
