@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 from typing import Iterator
 
-EXAMPLE_CONFIG = Path(__file__).resolve().parents[2] / "shared" / "sesam-agent-config.example.json"
+EXAMPLE_CONFIG = Path(__file__).resolve().parents[1] / "testbed" / "sesam-agent-config.example.json"
 
 
 def make_root(tmp: Path) -> Path:

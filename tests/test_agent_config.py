@@ -9,7 +9,7 @@ from sesam_tls.errors import AgentConfigError
 
 CERT = "/etc/nginx/includes.d/ssl/fullchain.pem"
 KEY = "/etc/nginx/includes.d/ssl/privkey.pem"
-EXAMPLE = Path(__file__).resolve().parents[2] / "shared" / "sesam-agent-config.example.json"
+EXAMPLE = Path(__file__).resolve().parents[1] / "testbed" / "sesam-agent-config.example.json"
 
 
 def example_text() -> str:
