@@ -56,7 +56,18 @@ start() {
     echo "$DOCKER_HOST"
 }
 
-stop() { stop_pidfile "$PIDFILE" dockerd 30; rm -f "$SOCK"; }
+# Mounts dockerd leaves behind when it is gone (the host network's nsfs
+# under exec/netns, a container's shm): unmount them, deepest first.
+unmount_leftovers() {
+    local m
+    [ -d "$D" ] || return 0
+    findmnt -rn -o TARGET | awk -v d="$D/" 'index($0, d) == 1' | sort -r | while read -r m; do
+        log "unmounting $m (left by dockerd)"
+        umount "$m" 2>/dev/null || umount -l "$m" || log "could not unmount $m"
+    done
+}
+
+stop() { stop_pidfile "$PIDFILE" dockerd 30; rm -f "$SOCK"; unmount_leftovers; }
 
 status() {
     if pid_alive "$PIDFILE" dockerd && answers; then
