@@ -115,7 +115,7 @@ def http01_from_args(args: argparse.Namespace, remembered: Optional[dict[str, An
     webroot = args.webroot or rec.get("webroot")
     return Http01Options(
         strategy=args.http01 or rec.get("http01") or "auto",
-        port=int(args.http_port or rec.get("http_port") or 80),
+        port=int(args.http_port if args.http_port is not None else rec.get("http_port") or 80),
         webroot=Path(webroot).absolute() if webroot else None,
         **kwargs,
     )
