@@ -347,6 +347,9 @@ def status(node: Optional[Node] = None, *, verify: Optional[str] = None, now: Op
             deployed = bundle.leaf
             info = describe(bundle)
             info["days_left"] = round((bundle.not_after - now).total_seconds() / 86400, 1)
+            from .renewal import CLOCK_SKEW
+
+            info["not_yet_valid"] = bundle.not_before - now > CLOCK_SKEW
             info["version"] = folder.live_version()
             out["deployed"] = info
     try:

@@ -203,13 +203,13 @@ def renew(
 
 
 def _result_without_renewal(decision: Decision, meta: dict[str, Any]) -> Optional[RenewResult]:
+    if decision.due:  # due and attention: a certificate clients refuse, which a renewal fixes
+        return None
     if decision.attention:
         return RenewResult("attention", decision.reason, AttentionNeeded.exit_code, decision, meta)
     if decision.backing_off:
         return RenewResult("attention", decision.reason, AttentionNeeded.exit_code, decision, meta)
-    if not decision.due:
-        return RenewResult("not-due", f"not due: {decision.reason}", 0, decision, meta)
-    return None
+    return RenewResult("not-due", f"not due: {decision.reason}", 0, decision, meta)
 
 
 def _record_failure(node: Node, meta: dict[str, Any], now: dt.datetime, exc: SesamTLSError) -> dict[str, Any]:

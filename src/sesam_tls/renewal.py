@@ -2,6 +2,8 @@
 
 Rules, in order:
 
+0. A certificate not valid yet (made while this machine's clock was ahead,
+   or by a CA whose clock is) needs attention: clients refuse it.
 1. ``force`` renews now.
 2. After failed attempts, wait 1 min, 10 min, 100 min, then a day between
    tries (what Let's Encrypt asks of clients), unless forced.
@@ -11,6 +13,8 @@ Rules, in order:
 5. Otherwise renew when a third of the lifetime is left (half of it for
    certificates of 10 days or less, so a 6-day certificate gets 3 days of
    retries).
+
+A certificate not valid yet is due (after the backoff) and needs attention.
 
 Bring-your-own certificates are never renewed here; they need attention from
 ``BYO_WARN_DAYS`` before expiry.
@@ -24,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 __all__ = [
+    "CLOCK_SKEW",
     "Decision",
     "BACKOFF",
     "BYO_WARN_DAYS",
@@ -42,6 +47,9 @@ BACKOFF = (
     dt.timedelta(days=1),
 )
 BYO_WARN_DAYS = 30
+#: How far a notBefore may lie ahead of this machine's clock before the
+#: certificate counts as not valid yet (here, in ``status`` and at the gate).
+CLOCK_SKEW = dt.timedelta(minutes=5)
 SHORT_LIVED = dt.timedelta(days=10)
 
 
@@ -97,7 +105,15 @@ def decide(
     if not_before is None or not_after is None:
         return Decision(True, "the metadata has no validity period; renewing")
     left = not_after - now
+    early = not_before - now > CLOCK_SKEW
     if meta.get("provider") == "import":
+        if early:
+            return Decision(
+                False,
+                f"the imported certificate is not valid before {not_before:%Y-%m-%d %H:%M}Z; clients refuse it: "
+                "import a valid one",
+                attention=True,
+            )
         if left <= dt.timedelta(0):
             return Decision(False, f"the imported certificate expired {_days(-left)} ago; import a new one", attention=True)
         if left <= dt.timedelta(days=days or BYO_WARN_DAYS):
@@ -123,6 +139,14 @@ def decide(
                 at=retry_at,
                 backing_off=True,
             )
+
+    if early:
+        return Decision(
+            True,
+            f"the certificate is not valid before {not_before:%Y-%m-%d %H:%M}Z (made while a clock was ahead?); "
+            "clients refuse it: renewing",
+            attention=True,
+        )
 
     if days is not None:
         at = not_after - dt.timedelta(days=days)

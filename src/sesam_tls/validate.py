@@ -45,6 +45,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from .bundle import Bundle
 from .errors import InputError
+from .renewal import CLOCK_SKEW  # one constant for the gate, status and renew
 
 __all__ = ["CLOCK_SKEW", "ERROR", "WARNING", "Finding", "Report", "Sourced", "gate", "validate"]
 
@@ -55,8 +56,6 @@ MIN_RSA_BITS = 2048
 CURVES = ("secp256r1", "secp384r1", "secp521r1")
 WEAK_HASHES = ("md5", "sha1")
 MAX_CHAIN = 8
-#: How far a certificate's notBefore may lie ahead of this machine's clock.
-CLOCK_SKEW = dt.timedelta(minutes=5)
 
 #: Critical extensions OpenSSL understands (X509_supported_extension); any
 #: other critical extension makes it, and so nginx's clients, refuse the chain.
