@@ -10,12 +10,15 @@ all the same, so the next order waits at least a day (no order storms).
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 
 from sesam_tls.cli import main
+from sesam_tls.renewal import decide
+from sesam_tls.state import load_metadata
 
 from . import testbed
 from .acme_fixtures import NAME, node_factory  # noqa: F401 - a fixture
@@ -97,3 +100,12 @@ def test_a_bad_certificate_from_the_ca_is_never_deployed(kind, hostile_pebble, h
     assert untouched(tn) == before
     assert hook_out.read_text().strip() == "failed"
     assert len(ca.front.orders) == orders + 1
+
+    # no order storm: the next timer run orders nothing, it asks for attention
+    assert main(["renew", *where(tn)]) == 10
+    assert len(ca.front.orders) == orders + 1
+    assert "was refused" in capsys.readouterr().err
+    meta = load_metadata(tn.node.metadata_path)
+    now = dt.datetime.now(dt.timezone.utc)
+    assert decide(meta, now + dt.timedelta(hours=23)).backing_off
+    assert not decide(meta, now + dt.timedelta(hours=25)).backing_off

@@ -6,7 +6,11 @@ Rules, in order:
    or by a CA whose clock is) needs attention: clients refuse it.
 1. ``force`` renews now.
 2. After failed attempts, wait 1 min, 10 min, 100 min, then a day between
-   tries (what Let's Encrypt asks of clients), unless forced.
+   tries (what Let's Encrypt asks of clients), unless forced. After a
+   certificate the gate refused, which the CA issued all the same, wait at
+   least a day, then two days between tries: a broken CA or clock must not
+   turn every timer run into a new certificate (Let's Encrypt allows 5
+   duplicate certificates a week).
 3. ``days`` (``--days N``) renews when fewer than N days are left.
 4. An ARI window from the CA (RFC 9773): renew at a moment chosen uniformly at
    random inside it, once chosen kept until the CA suggests another window.
@@ -31,6 +35,7 @@ __all__ = [
     "CLOCK_SKEW",
     "Decision",
     "BACKOFF",
+    "REFUSED_BACKOFF",
     "BYO_WARN_DAYS",
     "backoff_delay",
     "choose_in_window",
@@ -46,6 +51,8 @@ BACKOFF = (
     dt.timedelta(minutes=100),
     dt.timedelta(days=1),
 )
+#: Least waits after 1, and 2 or more, refused certificates in a row.
+REFUSED_BACKOFF = (dt.timedelta(days=1), dt.timedelta(days=2))
 BYO_WARN_DAYS = 30
 #: How far a notBefore may lie ahead of this machine's clock before the
 #: certificate counts as not valid yet (here, in ``status`` and at the gate).
@@ -77,10 +84,14 @@ def lifetime_renewal_time(not_before: dt.datetime, not_after: dt.datetime) -> dt
     return not_after - remaining
 
 
-def backoff_delay(failures: int) -> dt.timedelta:
+def backoff_delay(failures: int, refusals: int = 0) -> dt.timedelta:
+    """The wait after ``failures`` failed attempts, the last ``refusals`` of them refused certificates."""
     if failures <= 0:
         return dt.timedelta(0)
-    return BACKOFF[min(failures, len(BACKOFF)) - 1]
+    delay = BACKOFF[min(failures, len(BACKOFF)) - 1]
+    if refusals > 0:
+        delay = max(delay, REFUSED_BACKOFF[min(refusals, len(REFUSED_BACKOFF)) - 1])
+    return delay
 
 
 def choose_in_window(start: dt.datetime, end: dt.datetime, rng: random.Random) -> dt.datetime:
@@ -129,13 +140,19 @@ def decide(
 
     renewal = meta.get("renewal") or {}
     failures = int(renewal.get("failures") or 0)
+    refusals = int(renewal.get("refusals") or 0)
     last_failure = parse_time(renewal.get("last_failure"))
     if failures and last_failure:
-        retry_at = last_failure + backoff_delay(failures)
+        retry_at = last_failure + backoff_delay(failures, refusals)
         if now < retry_at:
+            why = (
+                f"the CA's last certificate was refused (it was issued all the same; {refusals} in a row)"
+                if refusals
+                else f"the last {failures} attempt(s) failed"
+            )
             return Decision(
                 False,
-                f"the last {failures} attempt(s) failed; next try after {retry_at:%Y-%m-%d %H:%M:%S}Z",
+                f"{why}; next try after {retry_at:%Y-%m-%d %H:%M:%S}Z",
                 at=retry_at,
                 backing_off=True,
             )
