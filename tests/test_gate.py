@@ -234,3 +234,12 @@ def test_import_refuses_what_openssl_refuses(hostile, node, tmp_path, capsys, ki
     assert check.returncode != 0, check.stdout
 
 
+
+
+def test_a_pair_nginx_would_refuse_is_refused_before_nginx_sees_it(node):
+    pki = g.pki([NAME], now=now(), leaf_key=g.rsa_key(1024))
+    before = on_disk(node)
+    with pytest.raises(RefusedCertificate, match="RSA key of 1024 bits is too weak"):
+        issue(CertRequest.build([NAME]), Handing(Bundle(key=pki.key, leaf=pki.leaf, chain=(pki.inter.cert,))),  # type: ignore[arg-type]
+              node=node, options=FILES_ONLY)
+    assert on_disk(node) == before
