@@ -109,3 +109,14 @@ def test_a_bad_certificate_from_the_ca_is_never_deployed(kind, hostile_pebble, h
     now = dt.datetime.now(dt.timezone.utc)
     assert decide(meta, now + dt.timedelta(hours=23)).backing_off
     assert not decide(meta, now + dt.timedelta(hours=25)).backing_off
+
+
+def test_pebbles_own_certificate_passes_the_gate(hostile_pebble, hostile_ca, node_factory, capsys):
+    hostile_ca.front.rewrite = None  # Pebble's chain, as Pebble made it
+    tn = node_factory()
+    argv = ["issue", "-d", NAME, "--server", hostile_ca.directory, "--ca-bundle", hostile_ca.ca_bundle,
+            "--agree-tos", "--http01", "standalone", "--http-port", str(hostile_pebble.http_port),
+            "--http-address", "127.0.0.1", "--root", str(tn.node.root), "--no-restart"]
+    assert main(argv) == 0, capsys.readouterr().err
+    assert "warning" not in capsys.readouterr().err
+    assert load_metadata(tn.node.metadata_path)["provider"] == "acme"
