@@ -147,3 +147,14 @@ def test_other_failures_keep_the_short_backoff(node):
     assert renew(node, force=True, now=t0, provider_factory=lambda *a: Down(), options=FILES_ONLY).exit_code == 8
     meta = load_metadata(node.metadata_path)
     assert not decide(meta, t0 + 2 * dt.timedelta(minutes=1)).backing_off
+
+
+def test_an_imported_certificate_not_valid_yet_needs_attention_and_is_not_renewed():
+    t = now()
+    meta = {"provider": "import", "certificate": {"not_before": (t + dt.timedelta(days=2)).isoformat(),
+                                                  "not_after": (t + dt.timedelta(days=90)).isoformat()}}
+    decision = decide(meta, t)
+    assert decision.attention and not decision.due
+    assert "not valid before" in decision.reason
+    meta["certificate"]["not_before"] = (t + dt.timedelta(minutes=4)).isoformat()  # within the skew tolerance
+    assert not decide(meta, t).attention
