@@ -459,7 +459,8 @@ def _check_validity(
         if now + skew < start:
             work.error(
                 "not-yet-valid",
-                f"{work.src(cert)}: the {what} {label(cert)} is not valid before {_when(start)}",
+                f"{work.src(cert)}: the {what} {label(cert)} is not valid before {_when(start)} "
+                f"(this machine's clock says {_when(now)})",
             )
         elif now >= end:
             work.error(
