@@ -9,15 +9,15 @@ included, puts the previous pair and config back and restarts nginx on them.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 import time
 from dataclasses import dataclass
 from typing import Optional
 
-from cryptography import x509
 
 from .agent_config import AgentConfig
-from .bundle import Bundle, fingerprint
+from .bundle import Bundle
 from .errors import DeployError, DockerError, SesamTLSError
 from .failpoints import failpoint
 from .fsutil import sweep_temp_siblings
@@ -137,7 +137,7 @@ def _verify(options: DeployOptions, bundle: Bundle) -> None:
             der = served_certificate(host, port, server_name=name, timeout=max(0.5, deadline - time.monotonic()))
         except ConnectionError as exc:
             raise DeployError(f"verification failed: {exc}") from None
-        served = fingerprint(x509.load_der_x509_certificate(der))
+        served = hashlib.sha256(der).hexdigest()  # fingerprint() without parsing what the server sent
         if served == bundle.fingerprint:
             log.info("verified: %s:%d serves the new certificate (sha256 %s…)", host, port, served[:16])
             return

@@ -49,6 +49,8 @@ def run(args: argparse.Namespace) -> int:
             f"sha256:         {dep['fingerprint_sha256']}",
             f"ssl folder:     {info['ssl_dir']} (version {dep['version'] or 'not managed'})",
         ]
+        if dep.get("not_yet_valid"):
+            lines.append(f"attention:      not valid before {dep['not_before']}: clients refuse it")
     points = info.get("agent_config_points_here")
     lines.append(
         f"agent config:   {info['agent_config']}: "
@@ -75,11 +77,13 @@ def _days_left(days: int) -> str:
 
 
 def _exit_code(args: argparse.Namespace, info: dict) -> int:
-    """10 (attention) when the node needs a human: expiring within --warn-days, not served, renewal trouble."""
+    """10 (attention) when the node needs a human: expiring within --warn-days or not valid yet, not served."""
     from ..errors import AttentionNeeded
 
     dep = info.get("deployed") or {}
-    if args.warn_days is not None and (not dep or "error" in dep or dep["days_left"] < args.warn_days):
+    if args.warn_days is not None and (
+        not dep or "error" in dep or dep["days_left"] < args.warn_days or dep.get("not_yet_valid")
+    ):
         return AttentionNeeded.exit_code
     if args.verify and not info.get("serving_deployed"):
         return AttentionNeeded.exit_code

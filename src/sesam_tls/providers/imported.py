@@ -54,6 +54,8 @@ class Imported:
     """
 
     name = "import"
+    #: a bundle the gate refuses is an unusable input file (exit 3), as every import refusal
+    refused_as = InputError
 
     def __init__(
         self,
@@ -80,6 +82,11 @@ class Imported:
 
     def __repr__(self) -> str:  # never the password
         return f"Imported({', '.join(str(p) for p in self.files)})"
+
+    @property
+    def origin(self) -> str:
+        """Where the bundle comes from, for the gate's messages."""
+        return ", ".join(str(p) for p in self.files)
 
     def settings(self) -> dict[str, Any]:
         """Where the certificate came from, for the metadata. No secret."""
