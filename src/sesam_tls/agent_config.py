@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from .errors import AgentConfigError
-from .fsutil import atomic_write, describe_oserror
+from .fsutil import atomic_write, describe_oserror, read_bounded
 
 __all__ = ["AgentConfig", "plan_patch"]
 
@@ -101,9 +101,7 @@ class AgentConfig:
     @classmethod
     def read(cls, path: Path) -> "AgentConfig":
         try:
-            with open(path, "rb") as f:
-                st = os.fstat(f.fileno())
-                raw = f.read(MAX_SIZE + 1)
+            raw, st = read_bounded(path, MAX_SIZE)  # a FIFO that never delivers ends at a deadline
         except FileNotFoundError:
             raise AgentConfigError(
                 f"agent config {path} not found (is the sesam-agent installed? --agent-config names another file)"

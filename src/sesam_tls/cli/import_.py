@@ -120,13 +120,16 @@ def _password_source(args: argparse.Namespace) -> "Password":
     from ..errors import UsageError
 
     if args.password_file:
+        from ..fsutil import read_bounded
+
         try:
-            with open(args.password_file, "rb") as f:
-                secret = f.read(MAX_PASSWORD + 1)
+            # A FIFO or pipe (``<(pass show node)``) is read with a deadline.
+            secret, st = read_bounded(args.password_file, MAX_PASSWORD)
         except OSError as exc:
             raise UsageError(
                 f"--password-file {args.password_file}: cannot read it ({exc.strerror or exc})"
             ) from None
+        _warn_if_readable_by_others(args.password_file, st)
         if len(secret) > MAX_PASSWORD:
             raise UsageError(
                 f"--password-file {args.password_file}: larger than 64 KiB, not a password file"
@@ -142,6 +145,19 @@ def _password_source(args: argparse.Namespace) -> "Password":
     if args.password_stdin:
         return _one_line(sys.stdin.buffer.readline(MAX_PASSWORD))
     return _prompt
+
+
+def _warn_if_readable_by_others(path: str, st: os.stat_result) -> None:
+    """Still used (refusing would break a working setup), but the operator is told."""
+    import logging
+    import stat
+
+    if stat.S_ISREG(st.st_mode) and st.st_mode & 0o044:
+        mode = stat.S_IMODE(st.st_mode)
+        who = "everyone" if mode & 0o004 else "its group"
+        logging.getLogger("sesam_tls").warning(
+            "--password-file %s is readable by %s (mode %04o); chmod 600 it", path, who, mode
+        )
 
 
 def _prompt(source: str) -> Optional[bytes]:
