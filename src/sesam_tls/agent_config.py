@@ -58,6 +58,14 @@ def _parse(text: str, source: Path) -> dict[str, Any]:
         raise AgentConfigError(f"agent config {source} is nested too deeply to be a config; nothing was changed") from None
     if not isinstance(data, dict):
         raise AgentConfigError(f"agent config {source} is not a JSON object; nothing was changed")
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        # "\ud800" is valid JSON syntax but no character: it could not be written back.
+        raise AgentConfigError(
+            f"agent config {source} holds a lone UTF-16 surrogate (an escape like \\ud800 that is no character); "
+            "fix it by hand, nothing was changed"
+        ) from None
     nginx = data.get("nginx")
     if nginx is not None and not isinstance(nginx, dict):
         raise AgentConfigError(f"agent config {source}: the 'nginx' entry is not an object; nothing was changed")
