@@ -4,10 +4,14 @@ The file holds secrets (``docker_password``): its content is never printed,
 logged or put into an error message. Only the ``nginx.ssl_cert`` and
 ``nginx.ssl_key`` values are ever changed; every other key keeps its value
 and its place.
+
+A config that is a symbolic link (managed elsewhere and linked in) stays a
+link: the new text replaces its target, atomically in the target's folder.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -105,20 +109,35 @@ class AgentConfig:
     mode: int
     uid: int
     gid: int
+    #: The file written: ``path`` itself, or the end of its chain of symbolic links.
+    target: Optional[Path] = None
 
     @classmethod
     def read(cls, path: Path) -> "AgentConfig":
         try:
             raw, st = read_bounded(path, MAX_SIZE)  # a FIFO that never delivers ends at a deadline
         except FileNotFoundError:
+            if os.path.islink(path):
+                raise AgentConfigError(
+                    f"agent config {path} is a symbolic link to {os.path.realpath(path)}, which does not exist"
+                ) from None
             raise AgentConfigError(
                 f"agent config {path} not found (is the sesam-agent installed? --agent-config names another file)"
             ) from None
         except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise AgentConfigError(f"cannot read agent config {path}: a loop of symbolic links") from None
             raise AgentConfigError(f"cannot read agent config {path}: {describe_oserror(exc)}") from None
         if len(raw) > MAX_SIZE:
             raise AgentConfigError(f"agent config {path} is larger than 1 MiB; refusing to touch it")
-        return cls(path=Path(path), raw=raw, mode=st.st_mode & 0o7777, uid=st.st_uid, gid=st.st_gid)
+        return cls(
+            path=Path(path),
+            raw=raw,
+            mode=st.st_mode & 0o7777,
+            uid=st.st_uid,
+            gid=st.st_gid,
+            target=Path(os.path.realpath(path)),
+        )
 
     def text(self) -> str:
         try:
@@ -138,17 +157,22 @@ class AgentConfig:
         return None if new is None else new.encode("utf-8")
 
     def write(self, data: bytes) -> None:
-        """Replace the file with ``data``, keeping mode and owner; refuse if it changed meanwhile."""
+        """Replace the file with ``data``, keeping mode and owner; refuse if it changed meanwhile.
+
+        Through a symbolic link, the target is replaced (temp file beside it,
+        fsync, rename) and the link is left as it is.
+        """
+        target = self.target or self.path
         try:
             current = self.path.read_bytes()
+            moved = Path(os.path.realpath(self.path)) != target
         except OSError as exc:
             raise AgentConfigError(f"cannot read agent config {self.path}: {describe_oserror(exc)}") from None
-        if current != self.raw:
+        if current != self.raw or moved:
             raise AgentConfigError(
                 f"agent config {self.path} was changed by someone else while sesam-tls ran; "
                 "not overwriting it, run the command again"
             )
-        atomic_write(
-            self.path, data, self.mode, uid=self.uid, gid=self.gid, what=f"agent config {self.path}", point="agent-config"
-        )
+        what = f"agent config {self.path}" + (f" (link to {target})" if target != self.path else "")
+        atomic_write(target, data, self.mode, uid=self.uid, gid=self.gid, what=what, point="agent-config")
         self.raw = data
