@@ -105,13 +105,14 @@ def run(args: argparse.Namespace) -> int:
 def _print_report(args: argparse.Namespace, report: "Report") -> int:
     """--check-only: every error on stderr (warnings went through the log), the verdict on stdout."""
     from ..errors import InputError
+    from ..text import printable
 
     for finding in report.errors:
-        print(f"sesam-tls: error: {finding.message}", file=sys.stderr)
+        print(f"sesam-tls: error: {printable(finding.message)}", file=sys.stderr)
     if args.json:
         emit_json(_report_summary(report))
     elif report.ok:
-        print(_report_line(report))
+        print(printable(_report_line(report)))
     return 0 if report.ok else InputError.exit_code
 
 

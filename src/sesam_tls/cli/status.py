@@ -62,7 +62,9 @@ def run(args: argparse.Namespace) -> int:
         lines.append(f"renewal:        {'DUE now' if ren['due'] else 'next ' + str(ren['next'])}: {ren['reason']}")
         if ren.get("last_attempt"):
             lines.append(f"last attempt:   {ren['last_attempt']}: {ren['last_result']}")
-    print("\n".join(lines))
+    from ..text import printable
+
+    print("\n".join(printable(line) for line in lines))  # names and issuer come from the certificate
     return code
 
 
