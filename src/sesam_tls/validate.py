@@ -264,16 +264,16 @@ def validate(
             work.cert_source[_fp(cert)] = entry.source
             work.certs.append(cert)
 
-    files = ", ".join(dict.fromkeys(e.source for e in (*certificates, *keys))) or "the input"
-    key, key_source = _pick_key(work, keys, files)
-    if len(work.certs) > MAX_CERTIFICATES:
+    if len(work.certs) > MAX_CERTIFICATES:  # before any pairwise work, and the only finding
         cert_files = ", ".join(dict.fromkeys(e.source for e in certificates))
         work.error(
             "too-many-certificates",
             f"{cert_files}: {len(work.certs)} certificates; at most {MAX_CERTIFICATES} are accepted "
             "(the certificate, its intermediates and a root are a handful); give only those",
         )
-        return Report(tuple(work.findings), key=key)
+        return Report(tuple(work.findings))
+    files = ", ".join(dict.fromkeys(e.source for e in (*certificates, *keys))) or "the input"
+    key, key_source = _pick_key(work, keys, files)
     for cert in work.certs:
         work.by_subject.setdefault(cert.subject, []).append(cert)
     if not work.certs:
