@@ -197,6 +197,8 @@ def _link_config(root: Path, *, hops: int = 1, mode: int = 0o640) -> Path:
 @pytest.mark.parametrize("hops", [1, 3])
 def test_a_symlinked_agent_config_is_written_through_to_its_target(capsys, root, write, hops):
     target = _link_config(root, hops=hops)
+    if os.geteuid() == 0:
+        os.chown(target, 4321, 4322)
     old = json.loads(target.read_text())
     link_text = os.readlink(config_path(root))
     code, out, err = sesam_tls(capsys, root, *pair(write))
@@ -207,6 +209,8 @@ def test_a_symlinked_agent_config_is_written_through_to_its_target(capsys, root,
     assert new["nginx"]["ssl_cert"] == CERT and new["nginx"]["ssl_key"] == KEY
     assert {k: v for k, v in new.items() if k != "nginx"} == {k: v for k, v in old.items() if k != "nginx"}
     assert stat.S_IMODE(target.stat().st_mode) == 0o640
+    if os.geteuid() == 0:
+        assert (target.stat().st_uid, target.stat().st_gid) == (4321, 4322)
     for folder in (link.parent, target.parent):
         assert not [p for p in os.listdir(folder) if "sesam-tls-tmp" in p], os.listdir(folder)
     # and a second run finds it done
