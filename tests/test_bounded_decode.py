@@ -464,3 +464,35 @@ def test_the_walker_refuses_what_no_key_file_looks_like(data):
 
     with pytest.raises(DerError):
         iteration_counts(data, pkcs12=True)
+
+
+def test_a_writer_that_never_closes_ends_at_the_deadline(tmp_path):
+    from sesam_tls.fsutil import read_bounded
+
+    path = tmp_path / "open.fifo"
+    os.mkfifo(path)
+    done = threading.Event()
+
+    def writer():
+        with open(path, "wb") as f:
+            f.write(b"half a password")
+            f.flush()
+            done.wait(20)
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(TimeoutError, match="no end of file within 0.5 s"):
+            read_bounded(path, 1024, timeout=0.5)
+    finally:
+        done.set()
+        thread.join(5)
+    assert time.monotonic() - started < LIMIT
+
+
+def test_a_device_that_never_ends_is_cut_at_the_size_cap():
+    from sesam_tls.fsutil import read_bounded
+
+    data, st = read_bounded("/dev/zero", 4096, timeout=5)
+    assert len(data) == 4097

@@ -107,8 +107,9 @@ def _read_until(fd: int, size: int, deadline: float, wait: float) -> bytes:
         if left <= 0 or not poller.poll(max(1, int(left * 1000))):
             if time.monotonic() < deadline:
                 continue
+            what = "no end of file" if chunks else "nothing to read"
             raise TimeoutError(
-                errno.ETIMEDOUT, f"nothing to read within {wait:g} s (a named pipe no program writes to?)"
+                errno.ETIMEDOUT, f"{what} within {wait:g} s (a named pipe no program writes to, or never closes?)"
             )
         try:
             chunk = os.read(fd, min(size, 1 << 16))
