@@ -100,6 +100,11 @@ def plan_patch(text: str, cert_path: str, key_path: str, *, source: Path) -> Opt
     return json.dumps(data, indent=_indent_of(text), ensure_ascii=False) + "\n"
 
 
+def _written(path: Path) -> Path:
+    """The file a write replaces: the end of ``path``'s chain of links, or ``path`` itself."""
+    return Path(os.path.realpath(path)) if os.path.islink(path) else path
+
+
 @dataclass
 class AgentConfig:
     """One read of the config file, so the write can tell if someone else changed it."""
@@ -136,7 +141,7 @@ class AgentConfig:
             mode=st.st_mode & 0o7777,
             uid=st.st_uid,
             gid=st.st_gid,
-            target=Path(os.path.realpath(path)),
+            target=_written(Path(path)),
         )
 
     def text(self) -> str:
@@ -165,7 +170,7 @@ class AgentConfig:
         target = self.target or self.path
         try:
             current = self.path.read_bytes()
-            moved = Path(os.path.realpath(self.path)) != target
+            moved = _written(self.path) != target
         except OSError as exc:
             raise AgentConfigError(f"cannot read agent config {self.path}: {describe_oserror(exc)}") from None
         if current != self.raw or moved:
