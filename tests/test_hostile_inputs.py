@@ -124,6 +124,17 @@ def test_a_forged_name_is_logged_on_one_line_on_success(capsys, root, write):
     assert "\\x0a[sesam-tls] forged" in out
 
 
+def test_a_forged_name_is_shown_on_one_line_by_status(capsys, root, write):
+    code, out, err = sesam_tls(capsys, root, *pair(write, _forged_pki()), "--domain", "node.example.com")
+    assert code == 0, err
+    code = main(["status", "--root", str(root)])
+    out, err = capsys.readouterr()
+    names = [line for line in out.splitlines() if line.startswith("names:")]
+    assert len(names) == 1 and "\\x0a[sesam-tls] forged" in names[0], out
+    assert not [line for line in out.splitlines() if line.startswith("[sesam-tls]")], out
+    assert "\u202e" not in out
+
+
 def test_a_forged_name_is_escaped_in_an_error(capsys, root, write):
     before = tree_digest(root)
     code, out, err = sesam_tls(capsys, root, *pair(write, _forged_pki()), "--domain", "other.example.com")

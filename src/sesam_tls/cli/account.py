@@ -16,7 +16,6 @@ from .acme_args import (
     remembered_settings,
 )
 from .common import add_node_arguments, emit_json, node_from_args
-from ..text import printable
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,8 +42,7 @@ def run(args: argparse.Namespace) -> int:
             emit_json(info)
         else:
             width = max(len(k) for k in info) + 1
-            # The values come from the CA (contact, status, ...): one printable line each.
-            print("\n".join(printable(f"{k + ':':<{width}} {v if v not in (None, []) else '-'}") for k, v in info.items()))
+            print("\n".join(f"{k + ':':<{width}} {v if v not in (None, []) else '-'}" for k, v in info.items()))
         return 0
     if args.action == "rollover":
         with node_lock(node.state_dir):
