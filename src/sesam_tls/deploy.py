@@ -63,7 +63,8 @@ def deploy(
     new_config = config.plan(node.container_cert_path, node.container_key_path)
     folder.check_writable()
     folder.sweep_temp()
-    sweep_temp_siblings(node.agent_config)  # an interrupted run's copy holds the config's secrets
+    for written in dict.fromkeys((node.agent_config, config.target or node.agent_config)):
+        sweep_temp_siblings(written)  # an interrupted run's copy holds the config's secrets (beside a link's target)
     container = NginxContainer(node.container, node.docker_host, timeout=options.timeout)
     if options.restart:
         container.check()

@@ -8,6 +8,10 @@ like to add), DER, PKCS#12 and PKCS#7. Each failure is one
 The password for an encrypted key or PKCS#12 file is asked for lazily
 through a callback, so a terminal prompt appears only when a file turns out
 to be encrypted. It is never put into a message.
+
+A PKCS#12 file or encrypted key asks for a number of key-derivation and MAC
+iterations, and OpenSSL runs them all: a count above :data:`MAX_ITERATIONS`
+is refused before the file reaches cryptography (:mod:`sesam_tls.der`).
 """
 
 from __future__ import annotations
@@ -24,12 +28,18 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 
+from .der import DerError, iteration_counts
 from .errors import InputError, one_line
 
-__all__ = ["MAX_INPUT", "Decoded", "PasswordSource", "decode"]
+__all__ = ["MAX_INPUT", "MAX_ITERATIONS", "Decoded", "PasswordSource", "decode"]
 
 #: Largest input accepted: a certificate chain is a few KiB; a megabyte is plenty.
 MAX_INPUT = 1 << 20
+
+#: Most key-derivation or MAC iterations a PKCS#12 file or encrypted key may ask
+#: for. Exports by OpenSSL, Windows and Java use 2,000 to 600,000; one million
+#: PBKDF2-SHA256 rounds take about a second, 2^31-1 take many minutes.
+MAX_ITERATIONS = 1_000_000
 
 #: Called with the file's name when an encrypted item needs its password;
 #: returns None when there is no way to get one.
@@ -152,6 +162,13 @@ def _pem_key(block: bytes, source: str, where: str, password: PasswordSource) ->
             return serialization.load_pem_private_key(block, password=None)
         except (ValueError, TypeError, _Unsupported):
             raise InputError(f"{where}: damaged or unsupported private key") from None
+    if block.startswith(b"-----BEGIN ENCRYPTED"):
+        body = block.split(b"-----")[2]  # "", "BEGIN ...", body, "END ...", ""
+        try:
+            der = base64.b64decode(b"".join(body.split()), validate=True)
+        except binascii.Error:
+            raise InputError(f"{where}: damaged base64; the PEM block is not readable") from None
+        _check_iterations(der, source, "the encrypted private key")
     secret = password(source)
     if secret is None:
         raise InputError(f"{source}: the private key is encrypted; {_ASK}")
@@ -201,6 +218,7 @@ def _decode_der(data: bytes, source: str, password: PasswordSource) -> Decoded:
 
 
 def _decode_encrypted_der_key(data: bytes, source: str, password: PasswordSource) -> Decoded:
+    _check_iterations(data, source, "the encrypted private key")
     secret = password(source)
     if secret is None:
         raise InputError(f"{source}: the private key is encrypted; {_ASK}")
@@ -237,7 +255,23 @@ def _skip_header(data: bytes) -> Optional[int]:
     return 2 + count if 0 < count <= 4 and len(data) > 2 + count else None
 
 
+def _check_iterations(der: bytes, source: str, what: str, *, pkcs12: bool = False) -> None:
+    """InputError when ``der`` asks for more than MAX_ITERATIONS of anything (or cannot be walked)."""
+    try:
+        counts = iteration_counts(der, pkcs12=pkcs12)
+    except DerError as exc:
+        raise InputError(f"{source}: {what} is damaged ({exc})") from None
+    for kind, count in counts:
+        if count > MAX_ITERATIONS:
+            raise InputError(
+                f"{source}: {what} asks for {count:,} iterations of its {kind}, more than the "
+                f"{MAX_ITERATIONS:,} sesam-tls accepts (exports by OpenSSL, Windows and Java use 2,000 to "
+                "600,000); export it again with fewer"
+            )
+
+
 def _decode_pkcs12(data: bytes, source: str, password: PasswordSource) -> Decoded:
+    _check_iterations(data, source, "the PKCS#12 file", pkcs12=True)
     # Without a password first (None, then empty: tools differ in which
     # they use), so an unprotected file never causes a prompt.
     loaded = _try_pkcs12(data, (None, b""))

@@ -56,6 +56,13 @@ MIN_RSA_BITS = 2048
 CURVES = ("secp256r1", "secp384r1", "secp521r1")
 WEAK_HASHES = ("md5", "sha1")
 MAX_CHAIN = 8
+#: Most distinct certificates one input may hold. A leaf, two or three
+#: intermediates, a root and a cross-signed copy or two are under ten; 20
+#: leaves room for a spare intermediate per CA generation. Putting a chain in
+#: order compares certificates pairwise (by name first, then by signature), so
+#: a 1 MiB file of ~2,500 self-signed certificates with one name would take
+#: minutes; with at most 20, at most 400 signature checks.
+MAX_CERTIFICATES = 20
 
 #: Critical extensions OpenSSL understands (X509_supported_extension); any
 #: other critical extension makes it, and so nginx's clients, refuse the chain.
@@ -273,6 +280,8 @@ class _Work:
     #: the bundle comes from a CA, not from the operator: no command-line hints,
     #: and a self-signed certificate is no certificate from the CA
     from_ca: bool = False
+    #: subject -> certificates: a signature is checked only against an issuer's name.
+    by_subject: dict[x509.Name, list[x509.Certificate]] = field(default_factory=dict)
 
     def src(self, cert: x509.Certificate) -> str:
         return self.cert_source[_fp(cert)]
@@ -303,8 +312,18 @@ def validate(
             work.cert_source[_fp(cert)] = entry.source
             work.certs.append(cert)
 
+    if len(work.certs) > MAX_CERTIFICATES:  # before any pairwise work, and the only finding
+        cert_files = ", ".join(dict.fromkeys(e.source for e in certificates))
+        work.error(
+            "too-many-certificates",
+            f"{cert_files}: {len(work.certs)} certificates; at most {MAX_CERTIFICATES} are accepted "
+            "(the certificate, its intermediates and a root are a handful); give only those",
+        )
+        return Report(tuple(work.findings))
     files = ", ".join(dict.fromkeys(e.source for e in (*certificates, *keys))) or "the input"
     key, key_source = _pick_key(work, keys, files)
+    for cert in work.certs:
+        work.by_subject.setdefault(cert.subject, []).append(cert)
     if not work.certs:
         work.error(
             "no-certificate", f"{files}: no certificate in the input; pass it with --cert FILE"
@@ -367,7 +386,12 @@ def _pick_leaf(work: _Work, key: Optional[PrivateKeyTypes], key_source: str) -> 
         matching = [c for c in work.certs if _spki(c.public_key()) == spki]
         if matching:
             return sorted(matching, key=_is_ca)[0]  # a non-CA certificate first
-    signers = {_fp(p) for c in work.certs for p in work.certs if p is not c and signed_by(c, p)}
+    signers = {
+        _fp(p)
+        for c in work.certs
+        for p in work.by_subject.get(c.issuer, ())
+        if p is not c and signed_by(c, p)
+    }
     ends = [c for c in work.certs if _fp(c) not in signers] or work.certs
     candidates = sorted(ends, key=_is_ca)
     leaf = candidates[0]
@@ -417,7 +441,7 @@ def _order_chain(
                 return chain, None
             chain.pop()
             return chain, current
-        same_name = [c for c in work.certs if _fp(c) not in used and c.subject == current.issuer]
+        same_name = [c for c in work.by_subject.get(current.issuer, ()) if _fp(c) not in used]
         signers = [c for c in same_name if signed_by(current, c) is not False]
         if signers:
             parent = sorted(signers, key=lambda c: -_is_ca(c))[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from .common import add_node_arguments, emit_json, node_from_args
 
@@ -32,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(info)
         return code
+    info = _printable(info)  # names, issuer and errors come from the certificate, files or the CA
     lines = [f"managed:        {'yes, ' + str(info['provider']) if info['managed'] else 'no'}"]
     dep = info.get("deployed")
     if not dep:
@@ -88,3 +90,16 @@ def _exit_code(args: argparse.Namespace, info: dict) -> int:
     if args.verify and not info.get("serving_deployed"):
         return AttentionNeeded.exit_code
     return 0
+
+
+def _printable(value: Any) -> Any:
+    """``value`` with every string escaped by text.printable: one status line per line."""
+    from ..text import printable
+
+    if isinstance(value, str):
+        return printable(value)
+    if isinstance(value, dict):
+        return {k: _printable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_printable(v) for v in value]
+    return value

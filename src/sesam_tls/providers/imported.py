@@ -16,7 +16,7 @@ from typing import Any, Callable, Optional, Union
 
 from ..bundle import Bundle
 from ..errors import InputError
-from ..fsutil import describe_oserror
+from ..fsutil import describe_oserror, read_bounded
 from ..pemio import MAX_INPUT, Decoded, PasswordSource, decode
 from ..validate import ERROR, Finding, Report, Sourced, validate
 from .base import CertRequest
@@ -29,10 +29,12 @@ Password = Union[bytes, PasswordSource, None]
 
 
 def read_input(path: Path) -> bytes:
-    """The file's bytes; InputError when it cannot be read or is larger than 1 MiB."""
+    """The file's bytes; InputError when it cannot be read or is larger than 1 MiB.
+
+    A FIFO or pipe is read with a deadline (:func:`~sesam_tls.fsutil.read_bounded`).
+    """
     try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_INPUT + 1)
+        data, _ = read_bounded(path, MAX_INPUT)
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
     except IsADirectoryError:
