@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
             width = max(len(k) for k in info) + 1
             from ..text import printable
 
-            print(printable("\n".join(f"{k + ':':<{width}} {_text(v)}" for k, v in info.items())))
+            print("\n".join(f"{k + ':':<{width}} {printable(_text(v))}" for k, v in info.items()))
         return 0
     if args.action == "rollover":
         with node_lock(node.state_dir):
