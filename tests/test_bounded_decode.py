@@ -496,3 +496,19 @@ def test_a_device_that_never_ends_is_cut_at_the_size_cap():
 
     data, st = read_bounded("/dev/zero", 4096, timeout=5)
     assert len(data) == 4097
+
+
+def test_pkcs12_work_that_outlasts_the_input_deadline_is_stopped(root, write):
+    """Counts inside encrypted parts are seen only by decrypting: the decode runs in a
+    child with the input deadline. An honest file (999,999 rounds, under the limit)
+    with a deadline far below what its key derivation takes: one error line, fast."""
+    slow = write("slow.p12", p12(999_999))
+    done = check_only(root, "--cert", slow, "--password-stdin", input=PW.decode(),
+                      env={"SESAM_TLS_INPUT_TIMEOUT": "0.02"})
+    assert done.returncode == 3, done.stderr
+    assert error_lines(done.stderr) == [
+        f"sesam-tls: error: {slow}: the PKCS#12 file did not decode within 0.02 s (it asks for too much "
+        "key-derivation work); export it again with fewer iterations"
+    ]
+    again = check_only(root, "--cert", slow, "--password-stdin", input=PW.decode())
+    assert again.returncode == 0, again.stderr  # the same file within the normal deadline

@@ -274,35 +274,76 @@ def _decode_pkcs12(data: bytes, source: str, password: PasswordSource) -> Decode
     _check_iterations(data, source, "the PKCS#12 file", pkcs12=True)
     # Without a password first (None, then empty: tools differ in which
     # they use), so an unprotected file never causes a prompt.
-    loaded = _try_pkcs12(data, (None, b""))
+    loaded = _try_pkcs12(data, (None, b""), source)
     if loaded is None:
         secret = password(source)
         if secret is None:
             raise InputError(f"{source}: the PKCS#12 file is password-protected; {_ASK}")
-        loaded = _try_pkcs12(data, (secret,))
+        loaded = _try_pkcs12(data, (secret,), source)
         if loaded is None:
             raise InputError(
                 f"{source}: wrong password for the PKCS#12 file (or the file is damaged)"
             )
-    certs: list[x509.Certificate] = []
-    if loaded.cert is not None:
-        certs.append(loaded.cert.certificate)
-    certs += [c.certificate for c in loaded.additional_certs]
-    keys = (loaded.key,) if loaded.key is not None else ()
+    key, certs = loaded
+    keys = (key,) if key is not None else ()
     if not certs and not keys:
         raise InputError(f"{source}: the PKCS#12 file holds neither a certificate nor a key")
     return Decoded(source, tuple(certs), keys)
 
 
 def _try_pkcs12(
-    data: bytes, passwords: Sequence[Optional[bytes]]
-) -> Optional[pkcs12.PKCS12KeyAndCertificates]:
+    data: bytes, passwords: Sequence[Optional[bytes]], source: str
+) -> Optional[tuple[Optional[PrivateKeyTypes], list[x509.Certificate]]]:
+    """The key and certificates of a PKCS#12 file, trying each password in turn.
+
+    OpenSSL decrypts and derives keys in one uninterruptible call, and some
+    of the counts it obeys sit inside encrypted parts that :func:`_check_iterations`
+    cannot see: the call runs in a child process with the input deadline
+    (``$SESAM_TLS_INPUT_TIMEOUT``, 10 s), far above what an honest file takes.
+    """
+    from .child import ChildFailed, ChildTimeout, run_bounded
+    from .fsutil import input_timeout
+
+    timeout = input_timeout()
     for secret in passwords:
         try:
-            return pkcs12.load_pkcs12(data, secret)
-        except (ValueError, TypeError, _Unsupported):
-            continue
+            packed = run_bounded(lambda: _pkcs12_to_der(data, secret), timeout)  # noqa: B023 - called at once
+        except ChildFailed:
+            continue  # a wrong password, an unsupported algorithm, a damaged file: as before
+        except ChildTimeout:
+            raise InputError(
+                f"{source}: the PKCS#12 file did not decode within {timeout:g} s (it asks for too much "
+                "key-derivation work); export it again with fewer iterations"
+            ) from None
+        return _der_from_child(packed)
     return None
+
+
+def _pkcs12_to_der(data: bytes, secret: Optional[bytes]) -> bytes:
+    """In the child: load the file, hand back the key (unencrypted PKCS#8) and certificates as
+    length-prefixed DER. Raises what cryptography raises for a wrong password."""
+    loaded = pkcs12.load_pkcs12(data, secret)
+    parts = [
+        loaded.key.private_bytes(
+            serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        if loaded.key is not None
+        else b""
+    ]
+    if loaded.cert is not None:
+        parts.append(loaded.cert.certificate.public_bytes(serialization.Encoding.DER))
+    parts += [c.certificate.public_bytes(serialization.Encoding.DER) for c in loaded.additional_certs]
+    return b"".join(len(p).to_bytes(4, "big") + p for p in parts)
+
+
+def _der_from_child(packed: bytes) -> tuple[Optional[PrivateKeyTypes], list[x509.Certificate]]:
+    parts, at = [], 0
+    while at < len(packed):
+        size = int.from_bytes(packed[at:at + 4], "big")
+        parts.append(packed[at + 4:at + 4 + size])
+        at += 4 + size
+    key = serialization.load_der_private_key(parts[0], password=None) if parts and parts[0] else None
+    return key, [x509.load_der_x509_certificate(p) for p in parts[1:]]
 
 
 def _not_recognised(data: bytes) -> str:
