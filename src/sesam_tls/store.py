@@ -17,6 +17,7 @@ path. Earlier versions stay beside the live one for rollback.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
@@ -78,6 +79,20 @@ class SslFolder:
         return (folder / CERT_NAME).read_bytes(), (folder / KEY_NAME).read_bytes()
 
     # writing --------------------------------------------------------------------
+    def check_access(self) -> None:
+        """Without writing anything: the folder, or the nearest one above it that exists, is writable."""
+        path = self.path
+        while not os.path.lexists(path) and path != path.parent:
+            path = path.parent
+        if os.access(path, os.W_OK):
+            return
+        try:
+            read_only = bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+        except OSError:
+            read_only = False
+        reason = "read-only file system" if read_only else "permission denied"
+        raise StorageError(f"cannot write to the ssl folder {self.path}: {reason}")
+
     def check_writable(self) -> None:
         """Fail before anything is written when the folder cannot take a new version."""
         try:
@@ -85,7 +100,10 @@ class SslFolder:
             self._versions_dir()
             probe = self.versions / f"{TMP_MARK}probe-{secrets.token_hex(4)}"
             write_new(probe, b"", 0o600)
-            os.unlink(probe)
+            # `sesam-tls check` probes without the lock: a run's temp sweep may
+            # have taken the probe already, which still proves the write worked.
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(probe)
         except OSError as exc:
             raise StorageError(f"cannot write to the ssl folder {self.path}: {describe_oserror(exc)}") from exc
 
@@ -149,8 +167,9 @@ class SslFolder:
         try:
             st = os.lstat(self.versions)
         except FileNotFoundError:
-            os.mkdir(self.versions, 0o755)
-            return
+            with contextlib.suppress(FileExistsError):  # another process made it a moment ago
+                os.mkdir(self.versions, 0o755)
+            st = os.lstat(self.versions)
         if not stat.S_ISDIR(st.st_mode):
             raise StorageError(f"{self.versions} is not a directory (a symbolic link?); refusing to use it")
 
