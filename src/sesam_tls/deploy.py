@@ -57,6 +57,11 @@ def deploy(
     now: Optional[dt.datetime] = None,
 ) -> DeployResult:
     folder = SslFolder(node.ssl_dir)
+    if options.verify and not options.restart:
+        # Not refused: --no-restart means nginx does not serve the new pair yet, so
+        # there is nothing to verify; a stored timer command keeps working.
+        log.warning("--verify %s skipped: with --no-restart nginx is left alone and does not serve the new "
+                    "certificate yet", options.verify)
 
     # 1. Everything that can fail without a write, fails here.
     config = AgentConfig.read(node.agent_config)
