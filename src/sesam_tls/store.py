@@ -30,7 +30,7 @@ from typing import Iterable, Optional
 from .bundle import Bundle, key_matches_cert
 from .errors import SesamTLSError, StorageError
 from .failpoints import failpoint
-from .fsutil import TMP_MARK, describe_oserror, fsync_dir, write_new
+from .fsutil import TMP_MARK, describe_oserror, fsync_dir, make_dirs, set_dir_mode, write_new
 from .node import CERT_NAME, KEY_NAME
 
 __all__ = ["SslFolder"]
@@ -40,6 +40,8 @@ log = logging.getLogger("sesam_tls")
 LIVE = "live"
 VERSIONS = ".versions"
 ADOPTED = "adopted"
+#: The ssl folder, .versions and each version: nginx reads them through the container's mount.
+FOLDER_MODE = 0o755
 
 
 class SslFolder:
@@ -96,7 +98,7 @@ class SslFolder:
     def check_writable(self) -> None:
         """Fail before anything is written when the folder cannot take a new version."""
         try:
-            self.path.mkdir(parents=True, exist_ok=True)
+            make_dirs(self.path, FOLDER_MODE)
             self._versions_dir()
             probe = self.versions / f"{TMP_MARK}probe-{secrets.token_hex(4)}"
             write_new(probe, b"", 0o600)
@@ -167,22 +169,26 @@ class SslFolder:
         try:
             st = os.lstat(self.versions)
         except FileNotFoundError:
-            with contextlib.suppress(FileExistsError):  # another process made it a moment ago
-                os.mkdir(self.versions, 0o755)
+            try:
+                os.mkdir(self.versions, FOLDER_MODE)
+                set_dir_mode(self.versions, FOLDER_MODE)
+            except FileExistsError:  # another process made it a moment ago
+                pass
             st = os.lstat(self.versions)
         if not stat.S_ISDIR(st.st_mode):
             raise StorageError(f"{self.versions} is not a directory (a symbolic link?); refusing to use it")
 
     def _stage_bytes(self, version: str, cert: bytes, key: bytes, point: str = "store") -> str:
         try:
-            self.path.mkdir(parents=True, exist_ok=True)
+            make_dirs(self.path, FOLDER_MODE)
             self._versions_dir()
             if (self.versions / version).exists():
                 version = f"{version}-{secrets.token_hex(3)}"
             # Build under a temp name, then rename: a crash never leaves a
             # half-written version that looks complete.
             tmp = self.versions / f"{TMP_MARK}{version}"
-            os.mkdir(tmp, 0o755)
+            os.mkdir(tmp, FOLDER_MODE)
+            set_dir_mode(tmp, FOLDER_MODE)
             write_new(tmp / CERT_NAME, cert, 0o644)
             failpoint(f"{point}.after-stage-cert")
             write_new(tmp / KEY_NAME, key, 0o600)
