@@ -103,3 +103,56 @@ def test_a_shared_folder_given_as_state_folder_is_not_tightened(tmp_path, capsys
     assert main(issue_argv(root, "--state-dir", str(shared))) == 0
     assert _mode(shared) == 0o755
     assert capsys.readouterr().err.count("not changing it") == 1
+
+
+def _pair_fp(root) -> str:
+    from sesam_tls.bundle import Bundle
+    from sesam_tls.store import SslFolder
+
+    return Bundle.from_pem(*SslFolder(root / "sesam/nginx/conf/ssl").read_pair()).fingerprint
+
+
+def test_state_folder_full_after_the_switch_rolls_back_to_the_old_pair_and_metadata(tmp_path, capsys):
+    """The metadata cannot be written once the pair is switched: the new pair is taken back (exit 7),
+    never left live with the old metadata (exit 5), which renew and status would misread."""
+    from .test_faults import fill, tmpfs
+
+    root = make_root(tmp_path)
+    assert main(issue_argv(root)) == 0
+    state = root / "var/lib/sesam-tls"
+    saved = {p.name: p.read_bytes() for p in state.iterdir() if p.is_file()}
+    old_fp = _pair_fp(root)
+    versions_before = sorted(os.listdir(root / "sesam/nginx/conf/ssl/.versions"))
+    capsys.readouterr()
+    with tmpfs(state, "64k"):
+        for name, body in saved.items():
+            (state / name).write_bytes(body)
+        filler = fill(state)
+        assert main(issue_argv(root)) == 7
+        line = capsys.readouterr().err.strip().splitlines()[-1]
+        assert "certificate.json" in line and "no space left on device" in line, line
+        assert "restored the previous certificate" in line, line
+        assert _pair_fp(root) == old_fp
+        assert (state / "certificate.json").read_bytes() == saved["certificate.json"]
+        filler.unlink()
+    assert sorted(os.listdir(root / "sesam/nginx/conf/ssl/.versions")) == versions_before
+
+
+def test_failed_runs_do_not_pile_up_staged_versions(tmp_path, capsys):
+    """Each failed run takes its own staged version (which holds a key) away again."""
+    from .test_faults import fill, tmpfs
+
+    root = make_root(tmp_path)
+    config = root / "etc/sesam-agent/config.json"
+    body = config.read_bytes()
+    with tmpfs(config.parent, "64k"):  # the config write after the switch fails: a rollback each time
+        config.write_bytes(body)
+        filler = fill(config.parent)
+        for _ in range(4):
+            assert main(issue_argv(root)) == 7
+        filler.unlink()
+    versions = root / "sesam/nginx/conf/ssl/.versions"
+    assert list(versions.rglob("privkey.pem")) == []
+    assert not os.path.lexists(root / "sesam/nginx/conf/ssl/fullchain.pem")
+    line = capsys.readouterr().err.strip().splitlines()[-1]  # and the message says so
+    assert "there was none before, so none is in place now" in line, line

@@ -102,8 +102,15 @@ def obtain_and_deploy(
         # restarted on the config, so a reload would not be enough.
         log.info("the previous run was interrupted; restarting nginx rather than reloading")
         options = dataclasses.replace(options, reload_mode="restart")
-    result = deploy(node, bundle, options, now=now)
-    meta = record(node, provider, request, bundle, result, now=now or _now(), options=options)
+    recorded: dict[str, Any] = {}
+
+    def commit(result: DeployResult) -> None:
+        # Inside the deployment: metadata that cannot be written (state folder
+        # full) takes the new pair back instead of leaving it live, unrecorded.
+        recorded.update(record(node, provider, request, bundle, result, now=now or _now(), options=options))
+
+    result = deploy(node, bundle, options, now=now, on_deployed=commit)
+    meta = recorded
     run_hook("deploy", (meta.get("hooks") or {}).get("deploy"), hook_env(node, meta, "deployed"))
     return Outcome(bundle, result, meta)
 

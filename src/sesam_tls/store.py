@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Iterable, Optional
 
 from .bundle import Bundle, key_matches_cert
-from .errors import SesamTLSError, StorageError
+from .errors import SesamTLSError, StorageError, one_line
 from .failpoints import failpoint
 from .fsutil import TMP_MARK, describe_oserror, fsync_dir, make_dirs, set_dir_mode, write_new
 from .node import CERT_NAME, KEY_NAME
@@ -40,6 +40,7 @@ log = logging.getLogger("sesam_tls")
 LIVE = "live"
 VERSIONS = ".versions"
 ADOPTED = "adopted"
+SET_ASIDE = "set-aside"
 #: The ssl folder, .versions and each version: nginx reads them through the container's mount.
 FOLDER_MODE = 0o755
 
@@ -48,6 +49,9 @@ class SslFolder:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.versions = self.path / VERSIONS
+        #: Where this run moved the operator's files that it could not take over, until put back.
+        self.set_aside: Optional[Path] = None
+        self._bridge: Optional[str] = None
 
     # reading ------------------------------------------------------------------
     def live_version(self) -> Optional[str]:
@@ -149,7 +153,7 @@ class SslFolder:
 
     def sweep_temp(self) -> None:
         """Remove temp files and half-written versions left by an interrupted run."""
-        for folder in (self.path, self.versions):
+        for folder in (self.path, self.versions, self.path / SET_ASIDE):
             try:
                 entries = list(folder.iterdir())
             except OSError:
@@ -219,49 +223,59 @@ class SslFolder:
         fsync_dir(self.path)
         failpoint(point)
 
-    def _servable_pair(self) -> Optional[tuple[bytes, bytes]]:
-        """The operator's pair when it is worth keeping: files inside the folder that match.
+    def _inside(self, name: str) -> bool:
+        """True when ``name`` resolves inside the folder (nginx cannot follow a link out of its mount)."""
+        root = os.path.realpath(self.path)
+        return os.path.commonpath([root, os.path.realpath(self.path / name)]) == root
+
+    def _servable_pair(self) -> tuple[Optional[tuple[bytes, bytes]], str]:
+        """The operator's pair when it can be taken over as a version: files inside the folder that match.
 
         A link out of the folder is not followed (nginx cannot follow it
         through the container's mount either, and the tool must never be
-        steered into reading or writing elsewhere); a key that does not match
-        its certificate is not a pair to roll back to.
+        steered into reading or writing elsewhere); a pair that does not load
+        and match (an encrypted key nginx opens with ``ssl_password_file``, the
+        intermediate before the leaf) is not taken over either: it is set
+        aside. Returns the pair, or None and the reason.
         """
-        root = os.path.realpath(self.path)
         for name in (CERT_NAME, KEY_NAME):
             if not os.path.lexists(self.path / name):
-                return None
-            if os.path.commonpath([root, os.path.realpath(self.path / name)]) != root:
-                log.warning("%s links outside %s; not keeping it, the new pair replaces the link", name, self.path)
-                return None
+                return None, f"there is no {name}"
+            if not self._inside(name):
+                return None, f"{name} links outside {self.path}"
         pair = self.read_pair()
         if pair is None:
-            return None
+            return None, "they cannot be read"
         try:
             bundle = Bundle.from_pem(*pair, source=str(self.path))
             matches = key_matches_cert(bundle.key, bundle.leaf)
-        except (SesamTLSError, ValueError, TypeError):
-            matches = False
-        if not matches:
-            log.warning("the existing %s and %s in %s are not a matching pair; not keeping them", CERT_NAME, KEY_NAME,
-                        self.path)
-            return None
-        return pair
+            reason = "the key does not match the certificate"
+        except (SesamTLSError, ValueError, TypeError) as exc:
+            matches, reason = False, f"they do not load as a matching pair ({one_line(exc, 120)})"
+        return (pair, "") if matches else (None, reason)
 
     def adopt(self) -> Optional[str]:
         """Take the operator's existing pair into a version, so rollback can return to it.
 
         Done in an order that keeps the pair consistent at every step: the
         copy is made and ``live`` points at it before either file becomes a
-        link. Returns the live version afterwards (None: there is no pair).
+        link. A pair that cannot be taken over, or a ``live`` that is not the
+        tool's link, is moved aside instead (:meth:`set_aside_foreign`), never
+        deleted. Returns the live version afterwards (None: there is no pair).
         """
-        cert, key = self.path / CERT_NAME, self.path / KEY_NAME
+        if self.set_aside is not None:  # done already in this run
+            return self._bridge
+        cert, key, live = self.path / CERT_NAME, self.path / KEY_NAME, self.path / LIVE
         ours = [p.is_symlink() and os.readlink(p) == f"{LIVE}/{p.name}" for p in (cert, key)]
-        if all(ours) or (any(ours) and self.live_version() is not None):
-            return self.live_version()
-        pair = self._servable_pair()
+        foreign_live = os.path.lexists(live) and self.live_version() is None
+        if not foreign_live:
+            if all(ours) or (any(ours) and self.live_version() is not None):
+                return self.live_version()
+            if not (os.path.lexists(cert) or os.path.lexists(key)):
+                return None  # nothing to keep: the new pair simply takes over
+        pair, reason = self._servable_pair() if not foreign_live else (None, f"{LIVE} is not sesam-tls's link")
         if pair is None:
-            return None  # nothing usable to keep: the new pair simply takes over
+            return self.set_aside_foreign(reason)
         now = dt.datetime.now(dt.timezone.utc)
         version = self._stage_bytes(f"{now:%Y%m%dT%H%M%SZ}-{ADOPTED}", *pair, point="store.adopt")
         try:
@@ -270,3 +284,122 @@ class SslFolder:
         except OSError as exc:
             raise StorageError(f"cannot switch certificates in {self.path}: {describe_oserror(exc)}") from exc
         return version
+
+    # the operator's files that cannot be taken over -----------------------------
+    def set_aside_foreign(self, reason: str) -> Optional[str]:
+        """Move what the operator has at ``fullchain.pem``, ``privkey.pem`` and ``live`` aside, kept exactly.
+
+        Each entry keeps its name, mode, owner and content inside
+        ``set-aside/<time>/`` (a hard link, or for a folder a rename: the very
+        same file). While the names change, ``live`` points at a bridge
+        version holding a copy of the bytes nginx reads now, so a reader sees
+        the operator's pair or the new pair at every moment, never one of
+        each. :meth:`put_back` undoes it; it stays aside once the new pair is
+        deployed. Returns the bridge version (None when there was no readable
+        pair inside the folder to bridge).
+        """
+        try:
+            pair = None
+            if all(os.path.lexists(self.path / n) and self._inside(n) for n in (CERT_NAME, KEY_NAME)):
+                pair = self.read_pair()
+            now = dt.datetime.now(dt.timezone.utc)
+            self._bridge = self._stage_bytes(f"{now:%Y%m%dT%H%M%SZ}-{SET_ASIDE}", *pair,
+                                             point="store.adopt") if pair else None
+            self.set_aside = self._make_aside(f"{now:%Y%m%dT%H%M%SZ}")
+        except OSError as exc:
+            self._drop_bridge()
+            raise StorageError(f"cannot set the existing pair in {self.path} aside: {describe_oserror(exc)}") from exc
+        try:
+            live = self.path / LIVE
+            if os.path.lexists(live) and stat.S_ISDIR(os.lstat(live).st_mode):
+                self._names_as_plain_copies()
+                os.rename(live, self.set_aside / LIVE)
+                fsync_dir(self.path)
+            if self._bridge:
+                self._swap_link(LIVE, f"{VERSIONS}/{self._bridge}", "store.adopt.after-live-swap")
+                self._link_pair("store.adopt")
+        except BaseException as exc:
+            self.put_back()
+            if isinstance(exc, OSError):
+                raise StorageError(f"cannot set the existing pair in {self.path} aside: {describe_oserror(exc)}") from exc
+            raise
+        log.warning("the existing %s and %s in %s cannot be taken over (%s); not keeping them as a version: moved "
+                    "them aside to %s (names, modes and content kept; a failed deployment puts them back)",
+                    CERT_NAME, KEY_NAME, self.path, reason, self.set_aside)
+        return self._bridge
+
+    def put_back(self) -> Optional[str]:
+        """Return what :meth:`set_aside_foreign` moved aside to its names, exactly; say what is served now.
+
+        Names first, while ``live`` points at the bridge (the same bytes),
+        then ``live`` itself; a folder that was ``live`` comes back after the
+        names were made plain copies, so no name dangles meanwhile.
+        """
+        aside = self.set_aside
+        if aside is None:
+            return None
+        live = self.path / LIVE
+        if self._bridge and os.path.islink(live):
+            self._swap_link(LIVE, f"{VERSIONS}/{self._bridge}", "store.adopt.after-live-swap")
+        if os.path.isdir(aside / LIVE) and not os.path.islink(aside / LIVE):
+            if self._bridge:
+                self._names_as_plain_copies()
+            if os.path.islink(live):
+                os.unlink(live)
+            os.rename(aside / LIVE, live)
+        for name in (CERT_NAME, KEY_NAME, LIVE):
+            if os.path.lexists(aside / name):
+                os.replace(aside / name, self.path / name)
+            elif name != LIVE or not os.path.isdir(live) or os.path.islink(live):
+                if os.path.islink(self.path / name):  # the tool's link where the operator had nothing
+                    os.unlink(self.path / name)
+        fsync_dir(self.path)
+        with contextlib.suppress(OSError):
+            os.rmdir(aside)
+            os.rmdir(aside.parent)  # only when no earlier run left anything there
+        self._drop_bridge()
+        self.set_aside = None
+        return f"put back the operator's own {CERT_NAME} and {KEY_NAME}, as they were"
+
+    def _make_aside(self, stamp: str) -> Path:
+        """``set-aside/<stamp>/`` holding a hard link of every non-folder entry at the three names."""
+        top = self.path / SET_ASIDE
+        try:
+            os.mkdir(top, 0o700)  # the operator's key may be in it: for root only
+        except FileExistsError:
+            pass
+        if not stat.S_ISDIR(os.lstat(top).st_mode):
+            raise StorageError(f"{top} is not a directory (a symbolic link?); refusing to use it")
+        tmp = top / f"{TMP_MARK}{stamp}-{secrets.token_hex(3)}"
+        os.mkdir(tmp, 0o700)
+        for name in (CERT_NAME, KEY_NAME, LIVE):
+            path = self.path / name
+            if os.path.lexists(path) and not stat.S_ISDIR(os.lstat(path).st_mode):
+                os.link(path, tmp / name, follow_symlinks=False)
+        fsync_dir(tmp)
+        final = top / stamp
+        if os.path.lexists(final):
+            final = top / f"{stamp}-{secrets.token_hex(3)}"
+        os.rename(tmp, final)
+        fsync_dir(top)
+        return final
+
+    def _names_as_plain_copies(self) -> None:
+        """Replace both names by plain copies of the bridge's files: the same bytes, through no link."""
+        if not self._bridge:
+            return
+        for name, mode in ((CERT_NAME, 0o644), (KEY_NAME, 0o600)):
+            tmp = self.path / f".{name}{TMP_MARK}{secrets.token_hex(6)}"
+            write_new(tmp, (self.versions / self._bridge / name).read_bytes(), mode)
+            os.replace(tmp, self.path / name)
+        fsync_dir(self.path)
+
+    def _drop_bridge(self) -> None:
+        if self._bridge:
+            shutil.rmtree(self.versions / self._bridge, ignore_errors=True)
+            self._bridge = None
+
+    def discard(self, version: Optional[str]) -> None:
+        """Remove a version this run staged and no longer needs (it holds a key): failed runs leave none."""
+        if version and version != self.live_version():
+            shutil.rmtree(self.versions / version, ignore_errors=True)
