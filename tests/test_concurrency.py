@@ -15,10 +15,14 @@ import sys
 import time
 from pathlib import Path
 
-from sesam_tls.bundle import Bundle
+import pytest
+from cryptography import x509
+
+from sesam_tls.bundle import Bundle, fingerprint
 from sesam_tls.store import SslFolder
 
 from .helpers import make_root
+from .testbed import free_port, served_cert_der
 
 NAME = "node.example.test"
 RUNS = 20
@@ -28,7 +32,7 @@ def _env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("SESAM_TLS")}
 
 
-def _start(root: Path, go: Path) -> subprocess.Popen:
+def _start(root: Path, go: Path, extra: tuple[str, ...] = ()) -> subprocess.Popen:
     """A real ``sesam-tls issue`` process that waits for ``go`` after its imports, so all of them race."""
     code = (
         "import os, sys, time\n"
@@ -37,14 +41,14 @@ def _start(root: Path, go: Path) -> subprocess.Popen:
         f"while not os.path.exists({str(go)!r}): time.sleep(0.01)\n"
         "sys.exit(main(sys.argv[1:]))\n"
     )
-    argv = ["issue", "--self-signed", "-d", NAME, "--root", str(root), "--no-restart"]
+    argv = ["issue", "--self-signed", "-d", NAME, "--root", str(root), *(extra or ("--no-restart",))]
     return subprocess.Popen([sys.executable, "-c", code, *argv], env=_env(), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 
 
-def _race(root: Path, tmp: Path, runs: int = RUNS) -> list[tuple[int, str]]:
+def _race(root: Path, tmp: Path, runs: int = RUNS, extra: tuple[str, ...] = ()) -> list[tuple[int, str]]:
     go = tmp / f"go-{time.monotonic_ns()}"
-    procs = [_start(root, go) for _ in range(runs)]
+    procs = [_start(root, go, extra) for _ in range(runs)]
     time.sleep(1.0)  # let them import
     go.touch()
     out = []
@@ -87,3 +91,22 @@ def test_twenty_concurrent_issues_on_a_managed_node_wait_or_exit_9(tmp_path):
     assert bad == [], bad
     assert 0 in [code for code, _ in results]
     _consistent(root)
+
+
+@pytest.mark.integration
+def test_concurrent_issues_with_a_real_nginx_container(tmp_path, nginx_container, docker_host):
+    """Twenty runs that each reload nginx and verify by handshake: 0 or 9, and nginx serves the pair on disk."""
+    root = make_root(tmp_path)
+    assert _race(root, tmp_path, 1)[0][0] == 0
+    ssl = root / "sesam/nginx/conf/ssl"
+    port = free_port()
+    name = nginx_container(ssl, port)
+    extra = ("--container", name, "--docker-host", docker_host, "--verify", f"127.0.0.1:{port}", "--timeout", "10")
+    results = _race(root, tmp_path, RUNS, extra)
+    bad = [(code, line) for code, line in results if code not in (0, 9)]
+    assert bad == [], bad
+    assert 0 in [code for code, _ in results]
+    _consistent(root)
+    on_disk = Bundle.from_pem(*SslFolder(ssl).read_pair())
+    served = x509.load_der_x509_certificate(served_cert_der("127.0.0.1", port, NAME))
+    assert fingerprint(served) == on_disk.fingerprint
