@@ -15,6 +15,8 @@ import re
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from sesam_tls.bundle import Bundle
 from sesam_tls.cli import main
@@ -23,6 +25,7 @@ from sesam_tls.store import SslFolder
 from . import certgen
 from .helpers import make_root, tree_digest
 from .test_faults import fill, tmpfs
+from .testbed import free_port, served_cert_der
 
 NAME = "node.example.test"
 KINDS = ["encrypted-key", "intermediate-first", "other-key", "live-folder", "live-folder-plain-names"]
@@ -103,3 +106,26 @@ def test_successful_run_keeps_the_operators_pair_aside(kind, tmp_path, capsys):
     kept = tree_digest(aside)
     for name, digest in before.items():  # content, mode and kind of every entry, under the same name
         assert kept[name] == digest, name
+
+
+@pytest.mark.integration
+def test_real_nginx_serves_the_operators_live_folder_again_after_a_failed_run(tmp_path, nginx_container, docker_host,
+                                                                               capsys):
+    """``live`` is the operator's folder and nginx serves the pair in it; a run whose verification
+    fails leaves the folder as it was and nginx, restarted on it, serves the operator's certificate."""
+    root = make_root(tmp_path)
+    ssl = root / "sesam/nginx/conf/ssl"
+    plant("live-folder", ssl)
+    own = x509.load_pem_x509_certificate((ssl / "live/fullchain.pem").read_bytes())
+    port = free_port()
+    name = nginx_container(ssl, port)
+    assert served_cert_der("127.0.0.1", port, NAME) == own.public_bytes(serialization.Encoding.DER)
+    before = operator_view(ssl)
+    code = main(["issue", "--self-signed", "-d", NAME, "--root", str(root), "--container", name,
+                 "--docker-host", docker_host, "--verify", f"127.0.0.1:{free_port()}", "--timeout", "5"])
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 7, line
+    assert "verification failed" in line and "put back the operator's own fullchain.pem" in line, line
+    assert "nginx serves them again" in line, line
+    assert operator_view(ssl) == before
+    assert served_cert_der("127.0.0.1", port, NAME, timeout=10) == own.public_bytes(serialization.Encoding.DER)
