@@ -7,12 +7,18 @@
       privkey.pem   -> live/privkey.pem
       live          -> .versions/<id>          the only thing ever swapped
       .versions/<id>/fullchain.pem, privkey.pem (0600)
+      set-aside/<time>/                         the operator's own entries, kept (0700)
 
 Swapping ``live`` is one ``rename``, so a reader (nginx starting at any
 moment, after a power cut too) sees either the old pair or the new pair,
 never one of each. Every link is relative and stays inside the folder,
 because the folder is bind-mounted into the nginx container at another
 path. Earlier versions stay beside the live one for rollback.
+
+The operator's pair is never deleted: a matching pair of plain files is
+taken over as the first version; anything else at the three names (a pair
+that does not load, a real ``live`` folder) is moved to ``set-aside/`` as
+it is, and a failed deployment puts it back.
 """
 
 from __future__ import annotations
