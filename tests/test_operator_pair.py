@@ -129,3 +129,18 @@ def test_real_nginx_serves_the_operators_live_folder_again_after_a_failed_run(tm
     assert "nginx serves them again" in line, line
     assert operator_view(ssl) == before
     assert served_cert_der("127.0.0.1", port, NAME, timeout=10) == own.public_bytes(serialization.Encoding.DER)
+
+
+@pytest.mark.parametrize("kind", ["encrypted-key", "live-folder"])
+def test_ssl_folder_full_leaves_the_operators_pair_in_place(kind, tmp_path, capsys):
+    root = make_root(tmp_path)
+    ssl = root / "sesam/nginx/conf/ssl"
+    with tmpfs(ssl, "128k"):
+        plant(kind, ssl)
+        filler = fill(ssl)
+        before = {k: v for k, v in operator_view(ssl).items() if k != "filler"}
+        assert main(argv(root)) == 5
+        line = capsys.readouterr().err.strip().splitlines()[-1]
+        assert "no space left on device" in line, line
+        filler.unlink()
+        assert operator_view(ssl) == before
