@@ -312,9 +312,11 @@ class SslFolder:
             self._bridge = self._stage_bytes(f"{now:%Y%m%dT%H%M%SZ}-{SET_ASIDE}", *pair,
                                              point="store.adopt") if pair else None
             self.set_aside = self._make_aside(f"{now:%Y%m%dT%H%M%SZ}")
-        except OSError as exc:
+        except BaseException as exc:
             self._drop_bridge()
-            raise StorageError(f"cannot set the existing pair in {self.path} aside: {describe_oserror(exc)}") from exc
+            if isinstance(exc, OSError):
+                raise StorageError(f"cannot set the existing pair in {self.path} aside: {describe_oserror(exc)}") from exc
+            raise
         try:
             live = self.path / LIVE
             if os.path.lexists(live) and stat.S_ISDIR(os.lstat(live).st_mode):
