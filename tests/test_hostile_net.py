@@ -1,0 +1,171 @@
+"""A hostile or broken ACME server cannot hang a run, fill its memory, or make it order on a wrong clock.
+
+Each test runs ``sesam-tls issue`` as a real process against the loopback
+server of tests/hostile_net.py, with the ACME deadline shortened through
+``SESAM_TLS_ACME_DEADLINE``, an address-space limit as a safety net for the
+machine (a run that held a 1 GiB body would fail on it rather than swap),
+and a hard kill well past the deadline. The run must end in one error
+line, with the provider's exit code (8), no traceback, a bounded peak RSS,
+and nothing changed in the ssl folder or the agent config.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from .helpers import make_root, seed_own_pair, tree_digest
+from .hostile_net import HostileAcme
+from .testbed import free_port
+
+NAME = "node.example.test"
+DEADLINE = 3.0  # seconds, through SESAM_TLS_ACME_DEADLINE
+HARD_KILL = 60.0  # the test's own bound: a run still alive then has hung
+MAX_RSS_MB = 300
+ADDRESS_SPACE = 3 << 30  # RLIMIT_AS for the child: a safety net, far above MAX_RSS_MB
+
+
+@pytest.fixture
+def hostile(tmp_path):
+    servers: list[HostileAcme] = []
+
+    def make(mode: str, **kwargs) -> HostileAcme:
+        server = HostileAcme(tmp_path / f"ca{len(servers)}", mode, **kwargs)
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.close()
+
+
+def node_root(tmp_path: Path) -> Path:
+    root = make_root(tmp_path / "node")
+    seed_own_pair(root, NAME)
+    return root
+
+
+def node_files(root: Path) -> dict[str, str]:
+    """Every file and link but the state folder's: the pair, the agent config (the preflight's empty
+    folders, such as ssl/.versions, do not count)."""
+    digest = tree_digest(root)
+    return {k: v for k, v in digest.items() if not k.startswith("var/") and not v.endswith(" dir")}
+
+
+def run_issue(root: Path, server: HostileAcme, *extra: str, deadline: float = DEADLINE) -> tuple[int, str, float, float]:
+    """``sesam-tls issue`` as a child process: (exit code, stderr, seconds, peak RSS in MB)."""
+    argv = [sys.executable, "-m", "sesam_tls", "issue", "-d", NAME, "--server", server.directory,
+            "--ca-bundle", server.ca_bundle, "--agree-tos", "--no-restart", "--root", str(root),
+            "--http01", "standalone", "--http-address", "127.0.0.1", "--http-port", str(free_port()), *extra]
+    env = {**os.environ, "SESAM_TLS_ACME_DEADLINE": str(deadline)}
+    err = root.parent / "stderr.txt"
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE, ADDRESS_SPACE))
+
+    started = time.monotonic()
+    with open(err, "wb") as stderr:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr, env=env,
+                                preexec_fn=limit)
+    ended: dict[str, object] = {}
+    waiter = threading.Thread(target=lambda: ended.update(result=os.wait4(proc.pid, 0)), daemon=True)
+    waiter.start()
+    waiter.join(HARD_KILL)
+    if waiter.is_alive():
+        proc.kill()
+        waiter.join(10)
+        pytest.fail(f"issue did not end within {HARD_KILL:.0f} s (deadline {deadline} s): it hung\n"
+                    + err.read_text(errors="replace")[-2000:])
+    elapsed = time.monotonic() - started
+    proc.returncode = 0  # reaped by wait4; keep Popen from waiting again
+    _, status, usage = ended["result"]  # type: ignore[misc]
+    return os.waitstatus_to_exitcode(status), err.read_text(errors="replace"), elapsed, usage.ru_maxrss / 1024
+
+
+def assert_one_error_line(stderr: str, *words: str) -> str:
+    assert "Traceback" not in stderr, stderr[-3000:]
+    errors = [line for line in stderr.splitlines() if line.startswith("sesam-tls: error:")]
+    assert len(errors) == 1, stderr[-3000:]
+    for word in words:
+        assert word in errors[0], errors[0]
+    print(errors[0])  # shown with -s: the line an operator reads
+    return errors[0]
+
+
+# ---- time --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["drip-dir", "drip-finalize"])
+def test_a_dripping_server_does_not_outlive_the_deadline(tmp_path, hostile, mode):
+    root = node_root(tmp_path)
+    before = node_files(root)
+    server = hostile(mode, drip=1.0)
+    code, stderr, elapsed, _ = run_issue(root, server)
+    assert elapsed < 30, f"ran {elapsed:.1f} s with a deadline of {DEADLINE} s"
+    line = assert_one_error_line(stderr, "did not end within 3 s")
+    assert code == 8, line
+    assert node_files(root) == before
+    if mode == "drip-finalize":
+        assert "POST /finalize/1" in server.requests  # it got that far, and stopped there
+
+
+# ---- memory ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["endless-dir", "big-dir", "endless-cert"])
+def test_an_endless_or_huge_answer_is_cut_at_its_cap(tmp_path, hostile, mode):
+    root = node_root(tmp_path)
+    before = node_files(root)
+    server = hostile(mode)
+    code, stderr, elapsed, rss = run_issue(root, server, deadline=60)
+    line = assert_one_error_line(stderr, "more than")
+    assert code == 8, line
+    assert rss < MAX_RSS_MB, f"peak RSS {rss:.0f} MB"
+    assert elapsed < HARD_KILL
+    assert node_files(root) == before
+
+
+# ---- redirects ---------------------------------------------------------------------------
+
+
+def test_a_redirect_loop_is_one_line(tmp_path, hostile):
+    root = node_root(tmp_path)
+    before = node_files(root)
+    server = hostile("redirect-loop")
+    code, stderr, _, _ = run_issue(root, server)
+    line = assert_one_error_line(stderr, "redirect")
+    assert code == 8, line
+    assert node_files(root) == before
+    assert len(server.requests) <= 10
+
+
+# ---- the clock ---------------------------------------------------------------------------
+
+
+def test_a_clock_a_day_off_stops_the_run_before_the_order(tmp_path, hostile):
+    root = node_root(tmp_path)
+    before = node_files(root)
+    server = hostile("date-off")
+    code, stderr, _, _ = run_issue(root, server)
+    line = assert_one_error_line(stderr, "clock")
+    assert code == 8, line
+    year = time.gmtime().tm_year
+    assert line.count(str(year)) + line.count(str(year + 1)) >= 2, line  # both times are named
+    assert not any(r.startswith("POST /order") for r in server.requests), server.requests
+    assert node_files(root) == before
+
+
+def test_the_same_server_behaving_issues(tmp_path, hostile):
+    """The control case: the bounded client still completes a whole exchange with this server."""
+    root = node_root(tmp_path)
+    server = hostile("ok")
+    code, stderr, _, _ = run_issue(root, server)
+    assert code == 0, stderr[-3000:]
+    assert "POST /cert/1" in server.requests
