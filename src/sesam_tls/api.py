@@ -89,7 +89,9 @@ def obtain_and_deploy(
         options = dataclasses.replace(options, reload_mode="restart")
     result = deploy(node, bundle, options, now=now)
     meta = record(node, provider, request, bundle, result, now=now or _now(), options=options)
-    run_hook("deploy", (meta.get("hooks") or {}).get("deploy"), hook_env(node, meta, "deployed"))
+    hooks = meta.get("hooks") or {}
+    run_hook("deploy", hooks.get("deploy"), hook_env(node, meta, "deployed"), allow=hook_allow(hooks),
+             secret=options.secret_env)
     return Outcome(bundle, result, meta)
 
 
@@ -120,6 +122,13 @@ def hook_env(node: Node, meta: dict[str, Any], event: str, error: str = "") -> d
         "SESAM_TLS_CONTAINER": node.container,
         "SESAM_TLS_ERROR": error,
     }
+
+
+def hook_allow(hooks: dict[str, Any]) -> list[str]:
+    """The variable names the recorded hooks may see (``--hook-env``); a hand-edited entry that is
+    not a list of names gives none."""
+    names = hooks.get("env")
+    return [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
 
 
 def import_certificate(
@@ -233,6 +242,8 @@ def record(
     for kind, command in (("deploy", options.deploy_hook), ("failure", options.failure_hook)):
         if command is not None:
             hooks[kind] = command
+    if options.hook_env is not None:
+        hooks["env"] = list(options.hook_env)
     history = list(old.get("history") or [])
     if old.get("certificate"):
         entry = {k: old["certificate"].get(k) for k in ("serial", "fingerprint_sha256", "not_after")}

@@ -167,7 +167,7 @@ def renew(
             return result
 
         log.info("renewing: %s", decision.reason)
-        from .api import hook_env, obtain_and_deploy, preflight
+        from .api import hook_allow, hook_env, obtain_and_deploy, preflight
         from .hooks import run_hook
 
         provider = provider_factory(meta, node, dry_run)
@@ -176,6 +176,8 @@ def renew(
         for kind, command in (("deploy", options.deploy_hook), ("failure", options.failure_hook)):
             if command is not None:
                 hooks[kind] = command
+        if options.hook_env is not None:
+            hooks["env"] = list(options.hook_env)
         try:
             if dry_run:
                 bundle = provider.issue(request)
@@ -188,7 +190,8 @@ def renew(
                 raise
             meta = _record_failure(node, {**meta, "hooks": hooks}, now, exc)
             failpoint("renew.after-failure-recorded")
-            run_hook("failure", hooks.get("failure"), hook_env(node, meta, "failed", str(exc)))
+            run_hook("failure", hooks.get("failure"), hook_env(node, meta, "failed", str(exc)),
+                     allow=hook_allow(hooks), secret=options.secret_env)
             _metrics(metrics_file, meta)
             return RenewResult("failed", f"renewal failed: {exc}", exc.exit_code, decision, meta)
     _metrics(metrics_file, outcome.metadata)

@@ -1,0 +1,147 @@
+"""Hooks: a clean environment (no secret source, only what the operator allows by name), their own
+process group ended at the timeout, and a hook's end is its own exit, not the end of its output."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from sesam_tls.cli import main
+from sesam_tls.hooks import run_hook
+
+from . import certgen as g
+from .helpers import make_root
+
+NOW = dt.datetime.now(dt.timezone.utc)
+EC = g.pki(now=NOW)
+SECRET_VALUE = "s3cret-never-for-hooks-4711"
+
+
+def env_lines(path: Path) -> dict[str, str]:
+    out = {}
+    for line in path.read_text().splitlines():
+        name, _, value = line.partition("=")
+        out[name] = value
+    return out
+
+
+@pytest.fixture
+def encrypted_pair(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "cert.pem").write_bytes(g.pem(EC.leaf) + g.pem(EC.inter.cert))
+    (folder / "key.pem").write_bytes(g.key_bytes(EC.key, password=g.PASSWORD))
+    return str(folder / "cert.pem"), str(folder / "key.pem")
+
+
+def test_a_hook_never_sees_the_password_variable_nor_other_variables(tmp_path, encrypted_pair, monkeypatch, capsys):
+    root = make_root(tmp_path)
+    out = tmp_path / "hook-env.txt"
+    monkeypatch.setenv("IMPORT_PW", g.PASSWORD.decode())
+    monkeypatch.setenv("UNRELATED_TOKEN", SECRET_VALUE)
+    monkeypatch.setenv("LANG", "C.UTF-8")
+    cert, key = encrypted_pair
+    code = main(["import", "--cert", cert, "--key", key, "--password-env", "IMPORT_PW", "--root", str(root),
+                 "--no-restart", "--deploy-hook", f"env > {out}"])
+    assert code == 0, capsys.readouterr().err
+    env = env_lines(out)
+    assert "IMPORT_PW" not in env and "UNRELATED_TOKEN" not in env
+    assert g.PASSWORD.decode() not in out.read_text() and SECRET_VALUE not in out.read_text()
+    assert env["SESAM_TLS_EVENT"] == "deployed" and env["PATH"] and env["LANG"] == "C.UTF-8"
+
+
+def test_variables_allowed_by_name_reach_the_hook_but_a_secret_source_never(tmp_path, encrypted_pair, monkeypatch,
+                                                                            capsys):
+    root = make_root(tmp_path)
+    out = tmp_path / "hook-env.txt"
+    monkeypatch.setenv("IMPORT_PW", g.PASSWORD.decode())
+    monkeypatch.setenv("SLACK_WEBHOOK", "https://hooks.example/abc")
+    cert, key = encrypted_pair
+    code = main(["import", "--cert", cert, "--key", key, "--password-env", "IMPORT_PW", "--root", str(root),
+                 "--no-restart", "--deploy-hook", f"env > {out}", "--hook-env", "SLACK_WEBHOOK",
+                 "--hook-env", "IMPORT_PW"])
+    assert code == 0, capsys.readouterr().err
+    env = env_lines(out)
+    assert env["SLACK_WEBHOOK"] == "https://hooks.example/abc"
+    assert "IMPORT_PW" not in env and g.PASSWORD.decode() not in out.read_text()
+    # recorded with the certificate by name, never by value, for the renewal timer
+    state = root / "var/lib/sesam-tls"
+    meta = json.loads((state / "certificate.json").read_text())
+    assert meta["hooks"]["env"] == ["SLACK_WEBHOOK", "IMPORT_PW"]
+    for path in state.rglob("*"):
+        if path.is_file():
+            assert b"hooks.example" not in path.read_bytes() and g.PASSWORD not in path.read_bytes()
+
+
+def test_a_bad_variable_name_is_refused(tmp_path, encrypted_pair, capsys):
+    root = make_root(tmp_path)
+    cert, key = encrypted_pair
+    code = main(["import", "--cert", cert, "--key", key, "--root", str(root), "--no-restart",
+                 "--hook-env", "NOT=A NAME"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "--hook-env NOT=A NAME" in err and "is not an environment variable name" in err
+
+
+def test_the_renewal_timer_passes_the_recorded_names(tmp_path, monkeypatch, capsys):
+    root = make_root(tmp_path)
+    out = tmp_path / "hook-env.txt"
+    monkeypatch.setenv("SLACK_WEBHOOK", "https://hooks.example/abc")
+    assert main(["issue", "--self-signed", "-d", "node.example.test", "--root", str(root), "--no-restart",
+                 "--hook-env", "SLACK_WEBHOOK"]) == 0
+    assert main(["renew", "--force", "--root", str(root), "--no-restart", "--deploy-hook", f"env > {out}"]) == 0
+    assert env_lines(out)["SLACK_WEBHOOK"] == "https://hooks.example/abc"
+
+
+def test_a_hook_that_leaves_a_background_child_returns_when_it_exits(tmp_path, caplog):
+    pidfile = tmp_path / "pid"
+    started = time.monotonic()
+    try:
+        with caplog.at_level(logging.INFO, logger="sesam_tls"):
+            ok = run_hook("deploy", f"sleep 120 & echo $! > {pidfile}; echo reloaded", {}, timeout=5)
+        elapsed = time.monotonic() - started
+    finally:
+        _kill_quietly(pidfile)
+    assert ok, caplog.text
+    assert "deploy hook: reloaded" in caplog.text and "stopped" not in caplog.text
+    assert elapsed < 4.5  # within its own timeout: the hook's end was its exit, not the child's
+
+
+def test_a_hung_hook_is_stopped_with_its_whole_process_group(tmp_path, caplog):
+    pidfile = tmp_path / "pid"
+    try:
+        with caplog.at_level(logging.INFO, logger="sesam_tls"):
+            ok = run_hook("deploy", f"sleep 120 & echo $! > {pidfile}; sleep 120", {}, timeout=1)
+        assert not ok
+        assert "deploy hook did not finish within 1 s and was stopped" in caplog.text
+        child = int(pidfile.read_text())
+        assert _ends_within(child, 10), "the hook's background child outlived the timeout"
+    finally:
+        _kill_quietly(pidfile)
+
+
+def _ends_within(pid: int, seconds: float) -> bool:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, ProcessLookupError):
+            return True
+        if state in ("Z", "X"):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _kill_quietly(pidfile: Path) -> None:
+    """The test's own background child, by its pid."""
+    try:
+        os.kill(int(pidfile.read_text()), 9)
+    except (FileNotFoundError, ValueError, ProcessLookupError):
+        pass
