@@ -169,3 +169,33 @@ def test_the_same_server_behaving_issues(tmp_path, hostile):
     code, stderr, _, _ = run_issue(root, server)
     assert code == 0, stderr[-3000:]
     assert "POST /cert/1" in server.requests
+
+
+# ---- the renewal-info (ARI) poll under the node lock ------------------------------------------
+
+
+def test_a_dripping_renewal_info_server_does_not_hold_the_lock(tmp_path, hostile, monkeypatch):
+    """renew asks the CA for its ARI window while holding the node lock: that request has the deadline too."""
+    from sesam_tls import CertRequest, DeployOptions, Node, SelfSigned, issue
+    from sesam_tls.renew import renew
+    from sesam_tls.state import load_metadata, save_metadata
+
+    monkeypatch.setenv("SESAM_TLS_ACME_DEADLINE", str(DEADLINE))
+    node = Node.from_settings(root=str(make_root(tmp_path / "ari")), env={})
+    files_only = DeployOptions(restart=False)
+    issue(CertRequest.build([NAME], days=90), SelfSigned(), node=node, options=files_only)
+    server = hostile("drip-dir", drip=1.0)
+    meta = load_metadata(node.metadata_path)
+    meta.pop("schema")
+    meta["provider"] = "acme"
+    meta["provider_settings"] = {"directory": server.directory, "ca_bundle": server.ca_bundle}
+    save_metadata(node.metadata_path, meta)
+
+    result: dict[str, object] = {}
+    started = time.monotonic()
+    worker = threading.Thread(target=lambda: result.update(r=renew(node, options=files_only)), daemon=True)
+    worker.start()
+    worker.join(HARD_KILL)
+    assert not worker.is_alive(), "renew hung on the renewal-info request"
+    assert time.monotonic() - started < 30
+    assert result["r"].status == "not-due"  # type: ignore[attr-defined]  # fell back to the lifetime rule

@@ -39,6 +39,7 @@ __all__ = [
     "Connection",
     "acme_deadline",
     "bounded_request",
+    "bounded_session",
     "clock_skew_problem",
     "retry_after_seconds",
     "wire_errors",
@@ -319,6 +320,17 @@ def bounded_request(
         f"the ACME server {host} redirected {method} more than {MAX_REDIRECTS} times (last to {url}): "
         "a redirect loop; is that the right ACME directory URL?"
     )
+
+
+def bounded_session() -> Any:
+    """A ``requests`` session for :func:`bounded_request` outside ``acme`` (the ARI poll)."""
+    import requests
+
+    session = requests.Session()
+    adapter = _watched_adapter()
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
 
 
 def _read_body(response: Any, deadline: Deadline, doing: str, host: str) -> None:
