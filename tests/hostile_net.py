@@ -8,6 +8,7 @@ needed) and, depending on ``mode``, misbehaves at one step:
 - ``big-dir``: the directory announces 1 GiB and streams it (never held in memory);
 - ``redirect-loop``: the directory redirects to a second URL that redirects back;
 - ``drip-dir``: the directory arrives one byte every ``drip`` seconds;
+- ``drip-headers``: the directory's headers arrive one byte every ``drip`` seconds;
 - ``drip-finalize``: everything works until finalize, which drips;
 - ``endless-cert``: the certificate chain is an endless chunked body;
 - ``date-off``: every answer carries a ``Date`` one day ahead (``date_offset``);
@@ -38,7 +39,7 @@ from cryptography.x509.oid import NameOID
 
 from .acme_fixtures import _tls_files
 
-MODES = ("ok", "endless-dir", "big-dir", "redirect-loop", "drip-dir", "drip-finalize", "endless-cert", "date-off")
+MODES = ("ok", "endless-dir", "big-dir", "redirect-loop", "drip-dir", "drip-headers", "drip-finalize", "endless-cert", "date-off")
 GIB = 1 << 30
 CHUNK = b"x" * 65536
 
@@ -153,6 +154,14 @@ class HostileAcme:
             return None
         if self.mode == "drip-dir":
             return self._drip(h)
+        if self.mode == "drip-headers":
+            h.wfile.write(b"HTTP/1.1 200 OK\r\n")
+            for _ in range(10000):
+                if self._stop.wait(self.drip):
+                    return None
+                h.wfile.write(b"X")  # one endless header name, a byte at a time
+                self.sent += 1
+            return None
         b = self.base
         return self._json(h, 200, {"newNonce": f"{b}/nonce", "newAccount": f"{b}/acct", "newOrder": f"{b}/order",
                                    "revokeCert": f"{b}/revoke", "keyChange": f"{b}/key-change"})

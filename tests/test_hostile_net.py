@@ -102,7 +102,7 @@ def assert_one_error_line(stderr: str, *words: str) -> str:
 # ---- time --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("mode", ["drip-dir", "drip-finalize"])
+@pytest.mark.parametrize("mode", ["drip-dir", "drip-headers", "drip-finalize"])
 def test_a_dripping_server_does_not_outlive_the_deadline(tmp_path, hostile, mode):
     root = node_root(tmp_path)
     before = node_files(root)
