@@ -47,6 +47,17 @@ def test_poll_grows_its_delay_to_the_cap_and_returns_when_done():
     assert clock.slept == pytest.approx([0.1, 0.2, 0.4, 0.8, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0])
 
 
+def test_poll_can_try_at_once_and_a_deadline_can_carry_its_own_line():
+    clock = FakeClock()
+    d = Deadline(1, "x", error=DockerError, message="nginx in container 'web' did not come up within 1 s",
+                 clock=clock)
+    answers = iter([False, False, True])
+    assert poll(lambda: (next(answers), 7, None), d, "", first=0, growth=2, cap=0.2, sleep=clock.sleep) == 7
+    assert clock.slept == pytest.approx([0, 0.02, 0.04])
+    with pytest.raises(DockerError, match=r"^nginx in container 'web' did not come up within 1 s$"):
+        poll(lambda: (False, None, None), d, "", first=0, sleep=clock.sleep)
+
+
 def test_poll_honours_retry_after_but_never_sleeps_past_the_deadline():
     clock = FakeClock()
     d = Deadline(10, "the order", error=IssuanceError, clock=clock)

@@ -28,7 +28,8 @@ class Deadline:
     """``seconds`` from now on the monotonic clock; ``check()`` raises ``error`` once it has passed.
 
     ``what`` names the whole wait, for the message: "the ACME exchange with
-    https://... did not end within 90 s".
+    https://... did not end within 90 s"; ``message``, when given, is the
+    whole line instead (for a wait whose words the operator already knows).
     """
 
     def __init__(
@@ -37,11 +38,13 @@ class Deadline:
         what: str,
         *,
         error: type[SesamTLSError] = SesamTLSError,
+        message: Optional[str] = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.seconds = float(seconds)
         self.what = what
         self.error = error
+        self.message = message
         self._clock = clock
         self._end = clock() + self.seconds
 
@@ -55,6 +58,8 @@ class Deadline:
 
     def exceeded(self, doing: str = "") -> SesamTLSError:
         """The error to raise once the deadline has passed (``doing``: the step it stopped)."""
+        if self.message:
+            return self.error(self.message)
         step = f" (stopped while {doing})" if doing else ""
         return self.error(f"{self.what} did not end within {self.seconds:g} s{step}; gave up")
 
@@ -78,7 +83,8 @@ def poll(
     cap: float = 2.0,
     sleep: Callable[[float], None] = time.sleep,
 ) -> T:
-    """Wait ``first`` s, call ``attempt()``, and again with the delay growing by ``growth`` up to ``cap``.
+    """Wait ``first`` s (0: none), call ``attempt()``, and again with the delay growing by ``growth``
+    up to ``cap`` (at least 10 ms apart).
 
     ``attempt`` returns ``(done, value, retry_after)``: ``value`` is returned
     once ``done``; ``retry_after`` (seconds, or None) is what the other side
@@ -95,7 +101,7 @@ def poll(
         done, value, asked = attempt()
         if done:
             return value
-        delay = min(delay * growth, cap)
+        delay = min(max(delay, 0.01) * growth, cap)
 
 
 def seconds_from_env(name: str, default: float, environ: Optional[Mapping[str, str]] = None) -> float:
