@@ -100,3 +100,18 @@ def test_a_clock_beyond_the_tolerance_names_both_times(off, word):
     assert problem is not None
     assert NOW.isoformat() in problem and (NOW + off).isoformat() in problem
     assert f"{word} the CA's" in problem and "ca.test" in problem and "\n" not in problem
+
+
+def test_a_cached_answer_counts_its_age():
+    """A directory served from a cache carries the origin's Date plus Age seconds: the CA's clock is both."""
+    import email.utils
+
+    from sesam_tls.providers.acme_net import Connection
+
+    conn = Connection("https://ca.test/dir")
+    now = dt.datetime.now(dt.timezone.utc)
+    conn._saw_date({"Date": email.utils.format_datetime(now - dt.timedelta(minutes=10), usegmt=True), "Age": "600"})
+    conn.check_clock()  # 10 minutes old, cached for 10 minutes: no skew
+    conn._saw_date({"Date": email.utils.format_datetime(now - dt.timedelta(minutes=10), usegmt=True)})
+    with pytest.raises(IssuanceError, match="clock"):
+        conn.check_clock()

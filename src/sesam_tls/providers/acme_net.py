@@ -80,7 +80,7 @@ def _network() -> Any:
             self,
             *args: Any,
             deadline: Optional[Deadline] = None,
-            on_date: Optional[Callable[[Optional[str]], None]] = None,
+            on_date: Optional[Callable[[Any], None]] = None,
             **kwargs: Any,
         ) -> None:
             super().__init__(*args, **kwargs)
@@ -99,7 +99,7 @@ def _network() -> Any:
                 timeout=self._default_timeout, deadline=self.deadline,
             )
             if self.on_date is not None:
-                self.on_date(response.headers.get("Date"))
+                self.on_date(response.headers)
             if "Accept" not in headers:
                 response.encoding = "utf-8"  # as the package does: ACME JSON is UTF-8
             log.debug("acme: %s %s -> HTTP %d, %d bytes", method, url, response.status_code, len(response.content))
@@ -213,10 +213,15 @@ class Connection:
     def thread_retry_after(self) -> Optional[float]:
         return getattr(self._local, "retry_after", None)
 
-    def _saw_date(self, value: Optional[str]) -> None:
-        when = _http_date(value)
-        if when is not None:
-            self.server_clock = (when, dt.datetime.now(dt.timezone.utc))
+    def _saw_date(self, headers: Any) -> None:
+        """Keep the CA's clock from an answer's ``Date`` (plus its ``Age``, when a cache served it)."""
+        when = _http_date(headers.get("Date"))
+        if when is None:
+            return
+        age = (headers.get("Age") or "").strip()
+        if age.isdigit() and len(age) < 10:
+            when += dt.timedelta(seconds=int(age))
+        self.server_clock = (when, dt.datetime.now(dt.timezone.utc))
 
     def check_clock(self) -> None:
         """Before an order: refuse to go on when the local clock is far from the CA's (one line, both times)."""
