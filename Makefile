@@ -10,11 +10,13 @@ endef
 
 .PHONY: testbed test demo clean-testbed
 
+# The installed testbed: packages, venv, the loopback dockerd and the nginx
+# image. Pebble is not started here: every test session, the demo and the
+# benchmark start Pebbles of their own on free ports.
 testbed:
 	$(call timed,setup.sh,testbed/setup.sh)
 	$(call timed,dockerd ready,testbed/dockerd.sh start >/dev/null)
 	$(call timed,nginx image,testbed/nginx-image.sh)
-	$(call timed,pebble ready,testbed/pebble.sh start >/dev/null)
 
 test: testbed
 	$(call timed,pytest,$(PYTHON) -m pytest -q)
@@ -22,7 +24,10 @@ test: testbed
 demo: testbed
 	testbed/demo.sh
 
+# Stops everything the testbed, the demo and the tests started (by pid files),
+# removes the demo's container and its /etc/hosts line, unmounts what dockerd left.
 clean-testbed:
+	testbed/demo.sh clean
 	testbed/pebble.sh stop-all
 	testbed/dockerd.sh stop
 

@@ -57,7 +57,8 @@ TOOLS = ("sesam-tls", "certbot", "lego")
 EMAIL = "a@example.test"
 
 PEBBLE_INSTANCE = "bench"
-# Ports; --port-offset N adds N to each (the smoke test uses 100, so that it
+# Ports; --port-offset N adds N to each, --free-ports takes free ones chosen at
+# run time (the smoke test does, so that it never meets anything else on the machine;
 # never meets a full `make bench` on the same machine).
 PEBBLE_PORT, PEBBLE_MGMT_PORT, HTTP01_PORT = 14200, 15200, 5202
 DNS_PORT, CHALL_MGMT_PORT = 8253, 8255
@@ -65,6 +66,17 @@ ROTATE_HTTPS_PORT = 8643
 STOPNGINX_HTTPS_PORT = 8644
 CONTAINER_PREFIX = "sesam-tls-bench-"
 NONCE_REJECT = 0  # percent of nonces Pebble rejects (Pebble's own default: 5)
+
+
+def use_free_ports() -> None:
+    """Every port the benchmark listens on (or has Pebble dial) becomes a free one."""
+    global PEBBLE_PORT, PEBBLE_MGMT_PORT, HTTP01_PORT, DNS_PORT, CHALL_MGMT_PORT
+    global ROTATE_HTTPS_PORT, STOPNGINX_HTTPS_PORT
+    PEBBLE_PORT, PEBBLE_MGMT_PORT, DNS_PORT, CHALL_MGMT_PORT = (tb.free_port() for _ in range(4))
+    ROTATE_HTTPS_PORT, STOPNGINX_HTTPS_PORT = tb.free_port(), tb.free_port()
+    HTTP01_PORT = tb.free_port()
+    while HTTP01_PORT - 1 in (PEBBLE_PORT, PEBBLE_MGMT_PORT, DNS_PORT, CHALL_MGMT_PORT):
+        HTTP01_PORT = tb.free_port()
 
 
 def set_port_offset(offset: int) -> None:
@@ -114,7 +126,7 @@ def stop_bench_pebble(state_dir: Path) -> None:
 
 def pebble_alive(state_dir: Path) -> bool:
     try:
-        pid = int((state_dir / "pebble" / f"{PEBBLE_INSTANCE}.pid").read_text())
+        pid = int((state_dir / "pebble" / PEBBLE_INSTANCE / "pebble.pid").read_text())
         return Path(f"/proc/{pid}/comm").read_text().strip() == "pebble"
     except (OSError, ValueError):
         return False
@@ -901,15 +913,25 @@ def main(argv: Optional[list[str]] = None) -> int:
                     help="a Python with matplotlib for the chart (skipped when absent)")
     ap.add_argument("--only", default="1,2,3,4,5", help="measurements to run (6 comes with 1)")
     ap.add_argument("--port-offset", type=int, default=0, help="add N to every port the benchmark uses")
+    ap.add_argument("--free-ports", action="store_true",
+                    help="take free ports chosen at run time instead (the state folder then defaults to a new one)")
     ap.add_argument("--nonce-reject", type=int, default=0,
                     help="percent of nonces Pebble rejects (default 0; Pebble's own default is 5)")
     ap.add_argument("--state-dir", default=None,
                     help="folder for the benchmark's own Pebble state (default /tmp/sesam-tls-bench-<offset>)")
     args = ap.parse_args(argv)
-    set_port_offset(args.port_offset)
+    if args.free_ports:
+        use_free_ports()
+    else:
+        set_port_offset(args.port_offset)
     global NONCE_REJECT
     NONCE_REJECT = args.nonce_reject
-    state_dir = Path(args.state_dir or f"/tmp/sesam-tls-bench-{args.port_offset}")
+    if args.state_dir:
+        state_dir = Path(args.state_dir)
+    elif args.free_ports:
+        state_dir = Path(tempfile.mkdtemp(prefix="sesam-tls-bench-"))
+    else:
+        state_dir = Path(f"/tmp/sesam-tls-bench-{args.port_offset}")
 
     tools = [t.strip() for t in args.tools.split(",") if t.strip()]
     for t in tools:

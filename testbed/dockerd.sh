@@ -16,6 +16,17 @@ READY_TIMEOUT="${SESAM_DOCKERD_TIMEOUT:-30}"
 
 answers() { tdocker info >/dev/null 2>&1; }
 
+# Mounts dockerd leaves behind when it is gone (the host network's nsfs
+# under exec/netns, a container's shm): unmount them, deepest first.
+unmount_leftovers() {
+    local m
+    [ -d "$D" ] || return 0
+    findmnt -rn -o TARGET | awk -v d="$D/" 'index($0, d) == 1' | sort -r | while read -r m; do
+        log "unmounting $m (left by dockerd)"
+        umount "$m" 2>/dev/null || umount -l "$m" || log "could not unmount $m"
+    done
+}
+
 start() {
     command -v dockerd >/dev/null || die "no dockerd binary: run 'make testbed' (testbed/setup.sh) first"
     command -v docker >/dev/null || die "no docker CLI on PATH"
@@ -43,6 +54,7 @@ start() {
         if [ -n "${started_pid:-}" ] && ! [ -d "/proc/$started_pid" ]; then
             log "dockerd exited during start; log tail:"
             tail -n 30 "$LOGFILE" >&2 || true
+            unmount_leftovers
             exit 1
         fi
         if (( SECONDS - t0 >= READY_TIMEOUT )); then
@@ -56,7 +68,7 @@ start() {
     echo "$DOCKER_HOST"
 }
 
-stop() { stop_pidfile "$PIDFILE" dockerd 30; rm -f "$SOCK"; }
+stop() { stop_pidfile "$PIDFILE" dockerd 30; rm -f "$SOCK"; unmount_leftovers; }
 
 status() {
     if pid_alive "$PIDFILE" dockerd && answers; then

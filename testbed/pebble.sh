@@ -1,20 +1,22 @@
 #!/usr/bin/env bash
-# Pebble (Let's Encrypt's ACME test server) on loopback, with
-# pebble-challtestsrv as its DNS server (every name -> 127.0.0.1).
-#   testbed/pebble.sh start|stop|restart|status      main instance, no EAB
+# Pebble (Let's Encrypt's ACME test server) on loopback, each instance with a
+# pebble-challtestsrv of its own as its DNS server (every name -> 127.0.0.1).
+#   testbed/pebble.sh start|stop|restart|status      one instance (PEBBLE_INSTANCE, default "pebble")
 #   testbed/pebble.sh start-eab|stop-eab|restart-eab|status-eab
-#                                                     second instance, EAB required
-#   testbed/pebble.sh stop-all                        every instance + challtestsrv
+#                                                     the instance "pebble-eab", EAB required
+#   testbed/pebble.sh stop-all                        every instance under $SESAM_TESTBED_DIR/pebble
 # Env: PEBBLE_PORT=14000 PEBBLE_MGMT_PORT=15000 PEBBLE_HTTP_PORT=5002
-#      PEBBLE_EAB_PORT=14100 PEBBLE_EAB_MGMT_PORT=15100
-#      PEBBLE_DNS_PORT=8053 (challtestsrv; its management on 8055)
-#      PEBBLE_INSTANCE=NAME PEBBLE_EAB=0|1: start|stop|restart|status act on an
-#      extra instance NAME (state $SESAM_TESTBED_DIR/pebble/NAME.*) on
-#      PEBBLE_PORT/PEBBLE_MGMT_PORT, e.g. one with faults beside the main one.
+#      PEBBLE_TLS_PORT=5001 PEBBLE_DNS_PORT=8053 PEBBLE_CHALL_MGMT_PORT=8055
+#      (for pebble-eab: PEBBLE_EAB_PORT=14100 PEBBLE_EAB_MGMT_PORT=15100, DNS 8153/8155)
+#      Any port given as "auto" is a free port chosen now; the ports an
+#      instance runs on are in $SESAM_TESTBED_DIR/pebble/NAME/ports.env.
+#      PEBBLE_INSTANCE=NAME PEBBLE_EAB=0|1: start|stop|restart|status act on
+#      instance NAME (state in $SESAM_TESTBED_DIR/pebble/NAME/).
+# A port that another process holds stops the start with a line that says so.
 # Pebble's own knobs pass through: every other PEBBLE_* variable in the
 # environment (e.g. PEBBLE_WFE_NONCEREJECT=50) reaches pebble; defaults are
 # PEBBLE_VA_NOSLEEP=1 PEBBLE_AUTHZREUSE=0. `start` is a no-op when the
-# instance runs with the same knobs, and restarts it when they differ.
+# instance runs with the same knobs and ports, and restarts it when they differ.
 # `start`/`start-eab` print the CA bundle that verifies pebble's API cert.
 # Note: pebble makes new issuing roots at every start (GET MGMT/roots/0).
 set -euo pipefail
@@ -22,14 +24,6 @@ LOG_TAG=pebble
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 D="$SESAM_TESTBED_DIR/pebble"
-PEBBLE_PORT="${PEBBLE_PORT:-14000}"
-PEBBLE_MGMT_PORT="${PEBBLE_MGMT_PORT:-15000}"
-PEBBLE_HTTP_PORT="${PEBBLE_HTTP_PORT:-5002}"
-PEBBLE_TLS_PORT="${PEBBLE_TLS_PORT:-5001}"
-PEBBLE_EAB_PORT="${PEBBLE_EAB_PORT:-14100}"
-PEBBLE_EAB_MGMT_PORT="${PEBBLE_EAB_MGMT_PORT:-15100}"
-PEBBLE_DNS_PORT="${PEBBLE_DNS_PORT:-8053}"
-CHALL_MGMT_PORT="${PEBBLE_CHALL_MGMT_PORT:-8055}"
 READY_TIMEOUT="${SESAM_PEBBLE_TIMEOUT:-30}"
 EAB_EXAMPLE=/usr/share/doc/pebble/examples/pebble-config-external-account-bindings.json
 # Variables of ours, not pebble's: never passed to pebble.
@@ -74,6 +68,24 @@ tcp_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 dir_answers() {  # dir_answers PORT
     curl -fsS --max-time 2 --cacert "$D/api-ca.pem" "https://127.0.0.1:$1/dir" >/dev/null 2>&1
 }
+free_port() {  # a TCP port on 127.0.0.1 that was free a moment ago
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+port_or_auto() {  # port_or_auto VALUE: VALUE, or a free port for "auto"
+    if [ "$1" = auto ]; then free_port; else
+        [[ "$1" =~ ^[0-9]+$ ]] || die "bad port '$1' (a number or auto)"
+        echo "$1"
+    fi
+}
+# port_free PORT WHAT: stop with a line that says so when another process holds PORT
+port_free() {
+    if tcp_open "$1"; then
+        local who
+        who="$(ss -Hltnp "sport = :$1" 2>/dev/null | grep -o 'users:(("[^"]*",pid=[0-9]*' | head -1 \
+            | sed 's/users:(("\([^"]*\)",pid=\([0-9]*\)/\1, pid \2/')"
+        die "127.0.0.1:$1 ($2) is already in use by another process${who:+ ($who)}: choose other ports (PEBBLE_*PORT=auto picks free ones)"
+    fi
+}
 
 # wait_ready NAME PID LOGFILE CHECK...: poll CHECK until it succeeds
 wait_ready() {
@@ -82,8 +94,12 @@ wait_ready() {
     t0="$(date +%s%N)"
     until "$@"; do
         if ! [ -d "/proc/$pid" ] || grep -q '^State:[[:space:]]*Z' "/proc/$pid/status" 2>/dev/null; then
-            log "$name exited during start; log tail ($logfile):"
-            tail -n 30 "$logfile" >&2 || true
+            if grep -q 'address already in use' "$logfile" 2>/dev/null; then
+                log "$name could not listen: $(grep -m1 -o '[^ ]*address already in use' "$logfile") (a port is taken by another process)"
+            else
+                log "$name exited during start; log tail ($logfile):"
+                tail -n 30 "$logfile" >&2 || true
+            fi
             exit 1
         fi
         now="$(date +%s%N)"
@@ -98,21 +114,6 @@ wait_ready() {
     log "$name ready after $(( (now - t0) / 1000000 )) ms (pid $pid)"
 }
 
-start_challtestsrv() {
-    local pidfile="$D/challtestsrv.pid" logfile="$D/challtestsrv.log"
-    if pid_alive "$pidfile" pebble-challtestsrv; then
-        return 0
-    fi
-    log "starting pebble-challtestsrv (dns 127.0.0.1:$PEBBLE_DNS_PORT)"
-    setsid pebble-challtestsrv -dns01 "127.0.0.1:$PEBBLE_DNS_PORT" \
-        -http01 "" -https01 "" -tlsalpn01 "" \
-        -management "127.0.0.1:$CHALL_MGMT_PORT" -defaultIPv6 "" \
-        >"$logfile" 2>&1 </dev/null &
-    local pid=$!
-    echo "$pid" >"$pidfile"
-    wait_ready pebble-challtestsrv "$pid" "$logfile" tcp_open "$CHALL_MGMT_PORT"
-}
-
 # The PEBBLE_* knobs for pebble itself, one NAME=VALUE a line, sorted.
 pebble_knobs() {
     {
@@ -122,10 +123,9 @@ pebble_knobs() {
     } | LC_ALL=C sort
 }
 
-write_config() {  # write_config NAME PORT MGMT_PORT EAB(0|1)
-    local name="$1" port="$2" mgmt="$3" eab="$4"
-    python3 - "$D/$name.json" "$port" "$mgmt" "$eab" "$EAB_EXAMPLE" \
-        "$D/api-cert.pem" "$D/api-key.pem" "$PEBBLE_HTTP_PORT" "$PEBBLE_TLS_PORT" <<'PY'
+write_config() {  # write_config DIR PORT MGMT_PORT HTTP_PORT TLS_PORT EAB(0|1)
+    python3 - "$1/config.json" "$2" "$3" "$6" "$EAB_EXAMPLE" \
+        "$D/api-cert.pem" "$D/api-key.pem" "$4" "$5" <<'PY'
 import json, sys
 out, port, mgmt, eab, example, cert, key, http_port, tls_port = sys.argv[1:]
 cfg = {
@@ -148,62 +148,84 @@ with open(out, "w") as f:
 PY
 }
 
-start_pebble() {  # start_pebble NAME PORT MGMT_PORT EAB(0|1)
-    local name="$1" port="$2" mgmt="$3" eab="$4"
-    local pidfile="$D/$name.pid" logfile="$D/$name.log" knobsfile="$D/$name.knobs"
+# start_pebble NAME PORT MGMT_PORT HTTP_PORT TLS_PORT DNS_PORT CHALL_MGMT_PORT EAB(0|1)
+# Ports may be "auto". The instance's files live in $D/NAME/.
+start_pebble() {
+    local name="$1" eab="$8"
+    local dir="$D/$name"
     need_bins
     api_cert
-    local knobs
+    mkdir -p "$dir"
+    local knobs wanted
     knobs="$(pebble_knobs)"
-    if pid_alive "$pidfile" pebble; then
-        if [ "$knobs" = "$(cat "$knobsfile" 2>/dev/null)" ] && dir_answers "$port"; then
-            log "$name already running (pid $(cat "$pidfile")), https://127.0.0.1:$port/dir"
+    wanted="$(printf '%s\n' "$knobs" "ports $2 $3 $4 $5 $6 $7 eab=$eab")"
+    if pid_alive "$dir/pebble.pid" pebble; then
+        # shellcheck source=/dev/null
+        if [ "$wanted" = "$(cat "$dir/wanted" 2>/dev/null)" ] && . "$dir/ports.env" && dir_answers "$PORT"; then
+            log "$name already running (pid $(cat "$dir/pebble.pid")), https://127.0.0.1:$PORT/dir"
             echo "$D/api-ca.pem"
             return 0
         fi
         log "$name runs with other settings: restarting"
-        stop_pidfile "$pidfile" pebble 10
     fi
-    rm -f "$pidfile"
-    start_challtestsrv
-    write_config "$name" "$port" "$mgmt" "$eab"
-    log "starting $name on 127.0.0.1:$port (mgmt $mgmt) with: $(echo "$knobs" | tr '\n' ' ')"
+    stop_pebble "$name" quiet
+    mkdir -p "$dir"
+    local port mgmt http tls dns chall
+    port="$(port_or_auto "$2")"; mgmt="$(port_or_auto "$3")"
+    http="$(port_or_auto "$4")"; tls="$(port_or_auto "$5")"
+    dns="$(port_or_auto "$6")"; chall="$(port_or_auto "$7")"
+    port_free "$port" "$name ACME API"; port_free "$mgmt" "$name management API"
+    port_free "$dns" "$name DNS (challtestsrv)"; port_free "$chall" "$name challtestsrv management"
+    printf 'PORT=%s\nMGMT_PORT=%s\nHTTP_PORT=%s\nTLS_PORT=%s\nDNS_PORT=%s\nCHALL_MGMT_PORT=%s\n' \
+        "$port" "$mgmt" "$http" "$tls" "$dns" "$chall" >"$dir/ports.env"
+
+    log "starting $name's pebble-challtestsrv (dns 127.0.0.1:$dns)"
+    setsid pebble-challtestsrv -dns01 "127.0.0.1:$dns" \
+        -http01 "" -https01 "" -tlsalpn01 "" \
+        -management "127.0.0.1:$chall" -defaultIPv6 "" \
+        >"$dir/dns.log" 2>&1 </dev/null &
+    local dpid=$!
+    echo "$dpid" >"$dir/dns.pid"
+    wait_ready "$name pebble-challtestsrv" "$dpid" "$dir/dns.log" tcp_open "$chall"
+
+    write_config "$dir" "$port" "$mgmt" "$http" "$tls" "$eab"
+    log "starting $name on 127.0.0.1:$port (mgmt $mgmt, HTTP-01 $http) with: $(echo "$knobs" | tr '\n' ' ')"
     # shellcheck disable=SC2046
     env -u PEBBLE_CA_BUNDLE -u PEBBLE_DIRECTORY $(echo "$knobs") \
-        setsid pebble -config "$D/$name.json" -dnsserver "127.0.0.1:$PEBBLE_DNS_PORT" \
-        >"$logfile" 2>&1 </dev/null &
+        setsid pebble -config "$dir/config.json" -dnsserver "127.0.0.1:$dns" \
+        >"$dir/pebble.log" 2>&1 </dev/null &
     local pid=$!
-    echo "$pid" >"$pidfile"
-    echo "$knobs" >"$knobsfile"
-    wait_ready "$name" "$pid" "$logfile" dir_answers "$port"
+    echo "$pid" >"$dir/pebble.pid"
+    echo "$wanted" >"$dir/wanted"
+    wait_ready "$name" "$pid" "$dir/pebble.log" dir_answers "$port"
     echo "$D/api-ca.pem"
 }
 
-stop_pebble() {  # stop_pebble NAME
-    stop_pidfile "$D/$1.pid" pebble 10
-    rm -f "$D/$1.knobs"
+stop_pebble() {  # stop_pebble NAME [quiet]: pebble and its challtestsrv, by pid files
+    local dir="$D/$1"
+    if [ "${2:-}" = quiet ]; then
+        if [ -e "$dir/pebble.pid" ]; then stop_pidfile "$dir/pebble.pid" pebble 10; fi
+        if [ -e "$dir/dns.pid" ]; then stop_pidfile "$dir/dns.pid" pebble-challtestsrv 10; fi
+    else
+        stop_pidfile "$dir/pebble.pid" pebble 10
+        stop_pidfile "$dir/dns.pid" pebble-challtestsrv 10
+    fi
+    rm -f "$dir/wanted"
 }
 
-instances() {  # names of instances with a pid file
+instances() {  # names of instances with a folder
     local f
-    for f in "$D"/*.pid; do
-        [ -e "$f" ] || continue
-        f="$(basename "$f" .pid)"
-        [ "$f" = challtestsrv ] || echo "$f"
+    for f in "$D"/*/; do
+        [ -d "$f" ] || continue
+        basename "$f"
     done
 }
 
-stop_challtestsrv_if_unused() {
-    local i
-    for i in $(instances); do
-        pid_alive "$D/$i.pid" pebble && return 0
-    done
-    stop_pidfile "$D/challtestsrv.pid" pebble-challtestsrv 10
-}
-
-status_pebble() {  # status_pebble NAME PORT
-    if pid_alive "$D/$1.pid" pebble && dir_answers "$2"; then
-        echo "$1 running (pid $(cat "$D/$1.pid")), https://127.0.0.1:$2/dir, CA bundle $D/api-ca.pem"
+status_pebble() {  # status_pebble NAME
+    local dir="$D/$1"
+    # shellcheck source=/dev/null
+    if pid_alive "$dir/pebble.pid" pebble && . "$dir/ports.env" && dir_answers "$PORT"; then
+        echo "$1 running (pid $(cat "$dir/pebble.pid")), https://127.0.0.1:$PORT/dir, CA bundle $D/api-ca.pem"
     else
         echo "$1 not running"
         return 1
@@ -211,19 +233,36 @@ status_pebble() {  # status_pebble NAME PORT
 }
 
 INSTANCE="${PEBBLE_INSTANCE:-pebble}"
-[[ "$INSTANCE" =~ ^[A-Za-z0-9_-]+$ ]] && [ "$INSTANCE" != challtestsrv ] || die "bad PEBBLE_INSTANCE '$INSTANCE'"
+[[ "$INSTANCE" =~ ^[A-Za-z0-9_-]+$ ]] || die "bad PEBBLE_INSTANCE '$INSTANCE'"
 EAB="${PEBBLE_EAB:-0}"
+main_ports() {
+    start_pebble "$INSTANCE" "${PEBBLE_PORT:-14000}" "${PEBBLE_MGMT_PORT:-15000}" \
+        "${PEBBLE_HTTP_PORT:-5002}" "${PEBBLE_TLS_PORT:-5001}" \
+        "${PEBBLE_DNS_PORT:-8053}" "${PEBBLE_CHALL_MGMT_PORT:-8055}" "$EAB"
+}
+eab_ports() {
+    start_pebble pebble-eab "${PEBBLE_EAB_PORT:-14100}" "${PEBBLE_EAB_MGMT_PORT:-15100}" \
+        "${PEBBLE_HTTP_PORT:-5002}" "${PEBBLE_TLS_PORT:-5001}" \
+        "${PEBBLE_DNS_PORT:-8153}" "${PEBBLE_CHALL_MGMT_PORT:-8155}" 1
+}
 case "${1:-}" in
-    start) start_pebble "$INSTANCE" "$PEBBLE_PORT" "$PEBBLE_MGMT_PORT" "$EAB" ;;
-    restart) stop_pebble "$INSTANCE"; start_pebble "$INSTANCE" "$PEBBLE_PORT" "$PEBBLE_MGMT_PORT" "$EAB" ;;
-    stop) stop_pebble "$INSTANCE"; stop_challtestsrv_if_unused ;;
-    status) status_pebble "$INSTANCE" "$PEBBLE_PORT" ;;
-    start-eab) start_pebble pebble-eab "$PEBBLE_EAB_PORT" "$PEBBLE_EAB_MGMT_PORT" 1 ;;
-    restart-eab) stop_pebble pebble-eab; start_pebble pebble-eab "$PEBBLE_EAB_PORT" "$PEBBLE_EAB_MGMT_PORT" 1 ;;
-    stop-eab) stop_pebble pebble-eab; stop_challtestsrv_if_unused ;;
-    status-eab) status_pebble pebble-eab "$PEBBLE_EAB_PORT" ;;
+    start) main_ports ;;
+    restart) stop_pebble "$INSTANCE"; main_ports ;;
+    stop) stop_pebble "$INSTANCE"; rm -rf "${D:?}/$INSTANCE" ;;
+    status) status_pebble "$INSTANCE" ;;
+    start-eab) eab_ports ;;
+    restart-eab) stop_pebble pebble-eab; eab_ports ;;
+    stop-eab) stop_pebble pebble-eab; rm -rf "${D:?}/pebble-eab" ;;
+    status-eab) status_pebble pebble-eab ;;
     stop-all)
-        for i in $(instances); do stop_pebble "$i"; done
-        stop_challtestsrv_if_unused ;;
+        for i in $(instances); do stop_pebble "$i" quiet; rm -rf "${D:?}/$i"; done
+        # the layout before per-instance folders: NAME.pid files beside the API cert
+        for f in "$D"/*.pid; do
+            [ -e "$f" ] || continue
+            case "$f" in
+                */challtestsrv.pid) stop_pidfile "$f" pebble-challtestsrv 10 ;;
+                *) stop_pidfile "$f" pebble 10 ;;
+            esac
+        done ;;
     *) echo "usage: $0 start|stop|restart|status|start-eab|stop-eab|restart-eab|status-eab|stop-all" >&2; exit 2 ;;
 esac

@@ -45,8 +45,13 @@ if [ "${#missing[@]}" -gt 0 ]; then
     cleanup_policy() { if [ "$created_policy" = 1 ]; then rm -f "$policy"; fi; }
     trap cleanup_policy EXIT
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # shellcheck source=dpkg-lock.sh
+    . "$REPO/testbed/dpkg-lock.sh"
+    wait_dpkg_lock
+    # apt waits for the lock by itself too, should another run take it between our check and its start
+    lock_wait=(-o "DPkg::Lock::Timeout=${SESAM_DPKG_LOCK_TIMEOUT:-600}")
+    apt-get "${lock_wait[@]}" update -qq
+    apt-get "${lock_wait[@]}" install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     cleanup_policy
     trap - EXIT
 else

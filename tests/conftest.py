@@ -77,33 +77,26 @@ def nginx_image(docker_host):
 
 
 @pytest.fixture(scope="session")
-def pebble() -> testbed.Pebble:
-    """The main Pebble instance (no EAB), started if needed."""
-    try:
-        return testbed.start_pebble(
-            "pebble",
-            port=int(os.environ.get("PEBBLE_PORT", 14000)),
-            mgmt_port=int(os.environ.get("PEBBLE_MGMT_PORT", 15000)),
-            http_port=int(os.environ.get("PEBBLE_HTTP_PORT", 5002)),
-        )
-    except testbed.TestbedError as e:
-        _fail(e)
+def pebble():
+    """A Pebble of this test session's own (no EAB) on free ports, stopped at the end:
+    runs beside any other Pebble on the machine."""
+    yield from _session_pebble(f"session-{os.getpid()}")
 
 
 @pytest.fixture(scope="session")
-def pebble_eab() -> testbed.Pebble:
-    """A second Pebble that requires External Account Binding
-    (keys in .eab_keys), started if needed."""
+def pebble_eab():
+    """A second Pebble of this session's own that requires External Account
+    Binding (keys in .eab_keys), on free ports."""
+    yield from _session_pebble(f"session-{os.getpid()}-eab", eab=True)
+
+
+def _session_pebble(instance: str, **kw):
     try:
-        return testbed.start_pebble(
-            "pebble-eab",
-            port=int(os.environ.get("PEBBLE_EAB_PORT", 14100)),
-            mgmt_port=int(os.environ.get("PEBBLE_EAB_MGMT_PORT", 15100)),
-            http_port=int(os.environ.get("PEBBLE_HTTP_PORT", 5002)),
-            eab=True,
-        )
+        pebble = testbed.start_pebble(instance, **kw)
     except testbed.TestbedError as e:
         _fail(e)
+    yield pebble
+    testbed.stop_pebble(instance)
 
 
 @pytest.fixture

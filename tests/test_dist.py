@@ -129,11 +129,11 @@ def dist_pebble():
     """A Pebble of this module's own on free ports (HTTP-01 included), so that
     other ACME tests or benchmarks on this machine cannot get in the way."""
     try:
-        pebble = start_pebble("pebble-dist", port=free_port(), mgmt_port=free_port(), http_port=free_port())
+        pebble = start_pebble(f"pebble-dist-{os.getpid()}")
     except TestbedError as e:
         pytest.fail(f"testbed not available: {e}", pytrace=False)
     yield pebble
-    stop_pebble("pebble-dist")
+    stop_pebble(pebble.name)
 
 
 def test_acme_issue_from_pebble(frozen_exe, dist_pebble, tmp_path):

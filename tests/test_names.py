@@ -21,6 +21,35 @@ def test_valid_domains(given, expected):
 
 
 @pytest.mark.parametrize(
+    "given, idna2008, idna2003",
+    [
+        # ß and ς are letters of their own in IDNA2008; IDNA2003 mapped them away (another domain)
+        ("straße.de", "xn--strae-oqa.de", "strasse.de"),
+        ("faß.de", "xn--fa-hia.de", "fass.de"),
+        ("Straße.DE", "xn--strae-oqa.de", "strasse.de"),
+        ("βόλος.com", "xn--nxasmm1c.com", "xn--nxasmq6b.com"),
+        ("*.straße.de", "*.xn--strae-oqa.de", None),
+        ("BÜCHER.example", "xn--bcher-kva.example", "xn--bcher-kva.example"),
+    ],
+)
+def test_internationalised_names_follow_idna2008_uts46(given, idna2008, idna2003):
+    assert normalize_domain(given) == idna2008
+    if idna2003 is not None and idna2008 != idna2003:  # the table shows names where the two standards differ
+        assert given.lower().encode("idna").decode() == idna2003
+
+
+@pytest.mark.parametrize("given", ["☕.example", "i❤.ws", "a\u200db.example".encode().decode("unicode_escape")])
+def test_symbols_idna2008_does_not_allow_are_refused(given):
+    with pytest.raises(UsageError, match="not a valid internationalised DNS name"):
+        normalize_domain(given)
+
+
+def test_a_dotted_quad_is_not_a_domain():
+    with pytest.raises(UsageError, match="that is an IP address, use --ip"):
+        normalize_domain("1.2.3.4")
+
+
+@pytest.mark.parametrize(
     "given, reason",
     [
         ("", "empty"),

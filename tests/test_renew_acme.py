@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -51,26 +52,26 @@ def test_forced_renewal_replaces_the_served_certificate(pebble, node_factory, ca
 def test_renewal_with_the_ca_down_fails_is_recorded_hooked_and_keeps_the_served_certificate(
     node_factory, tmp_path, capsys
 ):
-    ca = start_pebble("renew-down", port=14300, mgmt_port=15300, http_port=5302)
+    ca = start_pebble(f"renew-down-{os.getpid()}")
     tn = node_factory(container=True)
     try:
         assert issue(ca, tn) == 0
         root = ca.root_pem()
         served = verified_handshake(tn.https_port, NAME, root)
     finally:
-        stop_pebble("renew-down")
+        stop_pebble(ca.name)
     capsys.readouterr()
 
     hook_out = tmp_path / "failure.env"
     code = main(["renew", "--force", *node_args(tn), "--failure-hook", f"env | grep ^SESAM_TLS_ > {hook_out}"])
     assert code == 8
     err = capsys.readouterr().err
-    assert "renewal failed" in err and "127.0.0.1:14300" in err
+    assert "renewal failed" in err and f"127.0.0.1:{ca.port}" in err
     assert verified_handshake(tn.https_port, NAME, root).serial_number == served.serial_number
     meta = load_metadata(tn.node.metadata_path)
     assert meta["renewal"]["failures"] == 1 and meta["renewal"]["last_result"].startswith("failed:")
     env = dict(line.split("=", 1) for line in hook_out.read_text().splitlines())
-    assert env["SESAM_TLS_EVENT"] == "failed" and "127.0.0.1:14300" in env["SESAM_TLS_ERROR"]
+    assert env["SESAM_TLS_EVENT"] == "failed" and f"127.0.0.1:{ca.port}" in env["SESAM_TLS_ERROR"]
 
     # right after: backing off, attention, no attempt
     assert main(["renew", *node_args(tn)]) == 10

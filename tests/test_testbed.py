@@ -155,7 +155,7 @@ def test_pebble_directory_over_verified_tls(pebble):
     assert not d.get("meta", {}).get("externalAccountRequired", False)
     root = x509.load_pem_x509_certificate(pebble.root_pem().encode())
     assert root.issuer == root.subject
-    assert pebble.http_port == 5002
+    assert pebble.http_port not in (5002, 80)  # a free port of the session's own
 
 
 @pytest.mark.integration

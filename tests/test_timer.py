@@ -174,7 +174,9 @@ def test_install_status_remove_systemd(tmp_path, capsys, host_untouched):
     root = tmp_path / "root"
     assert timer_cli(root, "install") == 0
     out = capsys.readouterr().out
-    assert "on the live system run: systemctl daemon-reload && systemctl enable --now sesam-tls-renew.timer" in out
+    # a rehearsal: no hint to enable units that point at the scratch root on the live system
+    assert f"--root {root} is a rehearsal: the files above point at it and nothing was enabled" in out
+    assert "systemctl enable" not in out
     service, t = units(root) / timer.SERVICE, units(root) / timer.TIMER
     for path in (service, t):
         assert stat.S_IMODE(path.stat().st_mode) == 0o644
@@ -264,6 +266,15 @@ def test_systemctl_sequence_when_live(tmp_path):
     calls.clear()
     timer.remove(n, systemctl=systemctl)
     assert calls == [["disable", "--now", timer.TIMER], ["daemon-reload"]]
+
+
+def test_remove_without_systemd_says_to_stop_the_loaded_timer(tmp_path):
+    """No live systemd (a container, a chroot): the enablement link goes, and the
+    hint says to stop the timer a systemd may already have loaded, then reload."""
+    node = Node.from_settings(root=str(tmp_path), env={})
+    timer.install(node, ["/usr/local/bin/sesam-tls"])
+    change = timer.remove(node)[0]
+    assert change.to_run == ["systemctl stop " + timer.TIMER, "systemctl daemon-reload"]
 
 
 def test_remove_without_systemd_drops_the_enablement_link(tmp_path):

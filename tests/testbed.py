@@ -65,9 +65,11 @@ def run_script(script: str, *args: str, env: dict[str, str] | None = None,
     except subprocess.TimeoutExpired as e:
         raise TestbedError(f"{script} {' '.join(args)} timed out after {timeout}s") from e
     if proc.returncode != 0:
+        # The script's own lines say what went wrong (a missing binary names
+        # `make testbed`; a taken port names the port): no guess added here.
         raise TestbedError(
             f"{script} {' '.join(args)} failed (exit {proc.returncode}):\n"
-            f"{proc.stderr.strip()}\n{proc.stdout.strip()}\n{SETUP_HINT}"
+            f"{proc.stderr.strip()}\n{proc.stdout.strip()}"
         )
     return proc.stdout.strip()
 
@@ -107,11 +109,11 @@ def docker_client(docker_host: str | None = None):
 class Pebble:
     """A running Pebble instance.
 
-    directory:  ACME directory URL, e.g. https://127.0.0.1:14000/dir
+    directory:  ACME directory URL, e.g. https://127.0.0.1:40123/dir
     ca_bundle:  PEM file that verifies Pebble's own API certificate (pass it
                 explicitly as `verify=`: REQUESTS_CA_BUNDLE is set machine-wide
                 here and points at the system store)
-    mgmt_url:   management API, e.g. https://127.0.0.1:15000
+    mgmt_url:   management API, e.g. https://127.0.0.1:40124
     http_port:  port Pebble's VA connects to for HTTP-01 (on 127.0.0.1)
     eab_keys:   {kid: base64url HMAC key} when EAB is required, else {}
     """
@@ -148,18 +150,21 @@ class Pebble:
 def start_pebble(
     instance: str = "pebble",
     *,
-    port: int = 14000,
-    mgmt_port: int = 15000,
-    http_port: int = 5002,
+    port: int | str = "auto",
+    mgmt_port: int | str = "auto",
+    http_port: int | str = "auto",
     eab: bool = False,
     knobs: dict[str, str] | None = None,
 ) -> Pebble:
-    """Start (or reuse) a Pebble instance via testbed/pebble.sh.
+    """Start (or reuse) a Pebble instance, with a pebble-challtestsrv of its
+    own, via testbed/pebble.sh.
 
-    knobs: Pebble's own PEBBLE_* variables (e.g. {"PEBBLE_WFE_NONCEREJECT":
-    "50"}); defaults PEBBLE_VA_NOSLEEP=1, PEBBLE_AUTHZREUSE=0. An instance
-    already running with other knobs is restarted (new roots!), so give
-    fault-injecting instances their own name and ports.
+    Every port defaults to "auto": a free port chosen by the script, so runs
+    share a machine with other Pebbles (the ports are read back from the
+    instance's ports.env). knobs: Pebble's own PEBBLE_* variables (e.g.
+    {"PEBBLE_WFE_NONCEREJECT": "50"}); defaults PEBBLE_VA_NOSLEEP=1,
+    PEBBLE_AUTHZREUSE=0. An instance already running with other knobs or
+    ports is restarted (new roots!), so give each instance its own name.
     """
     if shutil.which("pebble") is None or shutil.which("pebble-challtestsrv") is None:
         raise TestbedError(f"no pebble binary on this machine: {SETUP_HINT}")
@@ -170,17 +175,22 @@ def start_pebble(
         PEBBLE_PORT=str(port),
         PEBBLE_MGMT_PORT=str(mgmt_port),
         PEBBLE_HTTP_PORT=str(http_port),
+        PEBBLE_TLS_PORT="auto",
+        PEBBLE_DNS_PORT="auto",
+        PEBBLE_CHALL_MGMT_PORT="auto",
         PEBBLE_EAB="1" if eab else "0",
     )
     ca_bundle = run_script("pebble.sh", "start", env=env, replace_env=True).splitlines()[-1]
-    cfg = json.loads((testbed_dir() / "pebble" / f"{instance}.json").read_text())["pebble"]
+    folder = testbed_dir() / "pebble" / instance
+    ports = dict(line.split("=", 1) for line in (folder / "ports.env").read_text().split())
+    cfg = json.loads((folder / "config.json").read_text())["pebble"]
     return Pebble(
         name=instance,
-        directory=f"https://127.0.0.1:{port}/dir",
+        directory=f"https://127.0.0.1:{ports['PORT']}/dir",
         ca_bundle=ca_bundle,
-        mgmt_url=f"https://127.0.0.1:{mgmt_port}",
-        port=port,
-        mgmt_port=mgmt_port,
+        mgmt_url=f"https://127.0.0.1:{ports['MGMT_PORT']}",
+        port=int(ports["PORT"]),
+        mgmt_port=int(ports["MGMT_PORT"]),
         http_port=int(cfg["httpPort"]),
         tls_port=int(cfg["tlsPort"]),
         eab_required=bool(cfg.get("externalAccountBindingRequired")),
@@ -189,18 +199,18 @@ def start_pebble(
 
 
 def stop_pebble(instance: str) -> None:
-    """Stop a Pebble instance started with start_pebble(instance, ...)."""
+    """Stop a Pebble instance started with start_pebble(instance, ...), and its challtestsrv."""
     run_script("pebble.sh", "stop", env={"PEBBLE_INSTANCE": instance})
 
 
 @contextlib.contextmanager
 def own_pebble(instance: str, **knobs: str) -> Iterator[Pebble]:
     """A Pebble of a test's own on free ports (its HTTP-01 port too), with PEBBLE_* knobs; stopped afterwards."""
-    pebble = start_pebble(instance, port=free_port(), mgmt_port=free_port(), http_port=free_port(), knobs=knobs)
+    pebble = start_pebble(f"{instance}-{os.getpid()}", knobs=knobs)
     try:
         yield pebble
     finally:
-        stop_pebble(instance)
+        stop_pebble(pebble.name)
 
 
 # --------------------------------------------------------------------------

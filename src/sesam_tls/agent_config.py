@@ -106,7 +106,8 @@ class AgentConfig:
                 raw = f.read(MAX_SIZE + 1)
         except FileNotFoundError:
             raise AgentConfigError(
-                f"agent config {path} not found (is the sesam-agent installed? --agent-config names another file)"
+                f"agent config {path} not found (is the sesam-agent installed? another file is named by "
+                "the node's agent_config: --agent-config or SESAM_TLS_AGENT_CONFIG)"
             ) from None
         except OSError as exc:
             raise AgentConfigError(f"cannot read agent config {path}: {describe_oserror(exc)}") from None

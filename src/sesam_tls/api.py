@@ -324,7 +324,7 @@ def status(node: Optional[Node] = None, *, verify: Optional[str] = None, now: Op
         else:
             deployed = bundle.leaf
             info = describe(bundle)
-            info["days_left"] = round((bundle.not_after - now).total_seconds() / 86400, 1)
+            info["days_left"] = int((bundle.not_after - now).total_seconds() // 86400)
             info["version"] = folder.live_version()
             out["deployed"] = info
     try:

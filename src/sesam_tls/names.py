@@ -18,19 +18,21 @@ _LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 def normalize_domain(value: str, *, allow_wildcard: bool = True) -> str:
     """Return ``value`` as a lower-case ASCII DNS name or raise UsageError.
 
-    Internationalised names are converted to their ``xn--`` form, because
-    that is what goes into a certificate's SAN and what clients compare.
+    Internationalised names are converted to their ``xn--`` form (IDNA2008,
+    UTS 46), because that is what goes into a certificate's SAN and what
+    clients compare.
     """
     raw = value.strip().rstrip(".")
     if not raw:
         raise UsageError("invalid domain name '': empty")
-    if raw.isascii():
-        name = raw.lower()
+    wildcard = raw.startswith("*.")
+    rest = raw[2:] if wildcard else raw
+    if rest.isascii():
+        name = rest.lower()
     else:
-        try:
-            name = raw.encode("idna").decode("ascii").lower()
-        except UnicodeError:
-            raise UsageError(f"invalid domain name {value!r}: not a valid internationalised DNS name") from None
+        name = _to_ascii(value, rest)
+    if wildcard:
+        name = "*." + name
     if len(name) > 253:
         raise UsageError(f"invalid domain name {value!r}: longer than 253 characters")
     labels = name.split(".")
@@ -52,11 +54,25 @@ def normalize_domain(value: str, *, allow_wildcard: bool = True) -> str:
         ipaddress.ip_address(name)
     except ValueError:
         pass
-    else:  # pragma: no cover - labels regex lets dotted quads through
+    else:  # the label rule lets a dotted quad through
         raise UsageError(f"invalid domain name {value!r}: that is an IP address, use --ip")
     if labels[-1].isdigit():
         raise UsageError(f"invalid domain name {value!r}: the last label cannot be all digits")
     return name
+
+
+def _to_ascii(value: str, name: str) -> str:
+    """An internationalised name in its ``xn--`` form by IDNA2008 with the UTS 46
+    mapping (non-transitional), as browsers and registries do today: ``straße.de``
+    stays its own domain (``xn--strae-oqa.de``) instead of becoming ``strasse.de``
+    as Python's built-in IDNA2003 codec would make it, and symbols such as emoji,
+    which IDNA2008 does not allow, are refused."""
+    import idna  # installed with requests
+
+    try:
+        return idna.encode(name, uts46=True, transitional=False).decode("ascii").lower()
+    except (idna.IDNAError, UnicodeError) as exc:
+        raise UsageError(f"invalid domain name {value!r}: not a valid internationalised DNS name ({exc})") from None
 
 
 def normalize_ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:

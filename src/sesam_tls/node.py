@@ -59,8 +59,26 @@ class Node:
     ) -> "Node":
         """Build a node from explicit values, then environment, then defaults.
 
-        ``root`` prefixes every *default* path (never an explicit one), so
-        the whole tool can rehearse against a scratch folder.
+        Keywords (each a string or None; None falls back to the environment
+        variable, then to Sesam's default):
+
+        - ``root`` (``SESAM_TLS_ROOT``): prefixes every *default* path (never
+          an explicit one), so the whole tool can rehearse against a scratch
+          folder;
+        - ``ssl_dir`` (``SESAM_TLS_SSL_DIR``; ``/sesam/nginx/conf/ssl``): the
+          host folder the nginx container mounts;
+        - ``container_ssl_dir`` (``SESAM_TLS_CONTAINER_SSL_DIR``;
+          ``/etc/nginx/includes.d/ssl``): that folder inside the container,
+          the paths the agent config must name;
+        - ``agent_config`` (``SESAM_TLS_AGENT_CONFIG``;
+          ``/etc/sesam-agent/config.json``);
+        - ``container`` (``SESAM_TLS_CONTAINER``; ``nginx``);
+        - ``state_dir`` (``SESAM_TLS_STATE_DIR``; ``/var/lib/sesam-tls``):
+          metadata, ACME accounts, the lock;
+        - ``docker_host`` (``DOCKER_HOST``; the local socket).
+
+        ``env`` replaces ``os.environ`` (pass ``{}`` to ignore the
+        environment). An unknown keyword is a TypeError.
         """
         env = os.environ if env is None else env
         unknown = set(given) - set(ENV)

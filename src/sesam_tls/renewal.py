@@ -82,7 +82,18 @@ def choose_in_window(start: dt.datetime, end: dt.datetime, rng: random.Random) -
 
 
 def _days(delta: dt.timedelta) -> str:
-    return f"{delta.total_seconds() / 86400:.1f} days"
+    """Whole days, as people count them: '1 day', '36 days', 'less than a day'."""
+    days = int(delta.total_seconds() // 86400)
+    if days < 1:
+        return "less than a day"
+    return "1 day" if days == 1 else f"{days} days"
+
+
+def human_time(moment: Optional[dt.datetime]) -> str:
+    """One format for every time a person reads: to the second, in UTC."""
+    if moment is None:
+        return "never"
+    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def decide(
@@ -119,7 +130,7 @@ def decide(
         if now < retry_at:
             return Decision(
                 False,
-                f"the last {failures} attempt(s) failed; next try after {retry_at:%Y-%m-%d %H:%M:%S}Z",
+                f"the last {failures} attempt(s) failed; next try after {human_time(retry_at)}",
                 at=retry_at,
                 backing_off=True,
             )
@@ -128,16 +139,16 @@ def decide(
         at = not_after - dt.timedelta(days=days)
         if now >= at:
             return Decision(True, f"{_days(left)} left, fewer than --days {days}")
-        return Decision(False, f"{_days(left)} left; due at {at:%Y-%m-%d %H:%M}Z (--days {days})", at=at)
+        return Decision(False, f"{_days(left)} left; due at {human_time(at)} (--days {days})", at=at)
 
     ari = renewal.get("ari") or {}
     chosen = parse_time(ari.get("chosen"))
     if chosen is not None:
         if now >= chosen:
             return Decision(True, "inside the CA's suggested renewal window (ARI)")
-        return Decision(False, f"{_days(left)} left; the CA suggests renewing at {chosen:%Y-%m-%d %H:%M}Z (ARI)", at=chosen)
+        return Decision(False, f"{_days(left)} left; the CA suggests renewing at {human_time(chosen)} (ARI)", at=chosen)
 
     at = lifetime_renewal_time(not_before, not_after)
     if now >= at:
         return Decision(True, f"{_days(left)} left of {_days(not_after - not_before)}")
-    return Decision(False, f"{_days(left)} left; due at {at:%Y-%m-%d %H:%M}Z", at=at)
+    return Decision(False, f"{_days(left)} left; due at {human_time(at)}", at=at)

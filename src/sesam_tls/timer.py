@@ -353,6 +353,9 @@ def remove(node: Node, *, systemctl: Optional[Systemctl] = None) -> list[Change]
                 _systemctl(systemctl, ["disable", "--now", TIMER], change)
         else:
             _unlink_enablement(folder, change)
+            if (folder / TIMER).exists():
+                # the link is gone (that is `disable`); a timer systemd already loaded still runs until stopped
+                _systemctl(systemctl, ["stop", TIMER], change)
         _delete(folder / TIMER, change)
         _delete(folder / SERVICE, change)
         if change.removed:

@@ -124,7 +124,9 @@ def _spki(key: PublicKeyTypes) -> bytes:
 
 
 def _when(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    from .renewal import human_time
+
+    return human_time(moment)
 
 
 def signed_by(child: x509.Certificate, parent: x509.Certificate) -> Optional[bool]:
@@ -404,10 +406,11 @@ def _check_validity(
                 "expired", f"{work.src(cert)}: the {what} {label(cert)} expired on {_when(end)}"
             )
         elif cert is leaf and end - now < dt.timedelta(days=warn_days):
-            days = (end - now).total_seconds() / 86400
+            from .renewal import _days
+
             work.warn(
                 "expires-soon",
-                f"{work.src(cert)}: the certificate {label(cert)} expires in {days:.1f} days ({_when(end)})",
+                f"{work.src(cert)}: the certificate {label(cert)} expires in {_days(end - now)} ({_when(end)})",
             )
 
 

@@ -30,6 +30,17 @@ VERBS = {
 }
 
 
+class _Help(argparse.HelpFormatter):
+    """argparse's help, wrapped at spaces only: a path such as /var/lib/sesam-tls
+    or a flag such as --http-port is never broken at its hyphen."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        import textwrap
+
+        text = " ".join(text.split())
+        return textwrap.wrap(text, width, break_on_hyphens=False, break_long_words=False) or [""]
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
 
@@ -44,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
     for verb, (module_name, help_text) in VERBS.items():
         module = importlib.import_module(module_name)
-        sub = verbs.add_parser(verb, help=help_text, description=help_text)
+        sub = verbs.add_parser(verb, help=help_text, description=help_text, formatter_class=_Help)
         module.add_arguments(sub)
         sub.set_defaults(_module=module)
     return parser

@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
             emit_json(info)
         else:
             width = max(len(k) for k in info) + 1
-            print("\n".join(f"{k + ':':<{width}} {v if v not in (None, []) else '-'}" for k, v in info.items()))
+            print("\n".join(f"{k + ':':<{width}} {_text(v)}" for k, v in info.items()))
         return 0
     if args.action == "rollover":
         with node_lock(node.state_dir):
@@ -61,3 +61,14 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"deactivated the account at {url}; its files are in {moved}; the next issue registers a new account")
     return 0
+
+
+def _text(value: object) -> str:
+    """A value as an operator reads it: lists comma-separated, nothing as '-' (never a Python repr)."""
+    if value is None or value == [] or value == "":
+        return "-"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(v) for v in value)
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)

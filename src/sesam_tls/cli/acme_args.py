@@ -31,16 +31,21 @@ def add_account_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--profile", metavar="NAME", help="ACME profile, when the CA lists it (e.g. shortlived)")
 
 
-def add_http01_arguments(parser: argparse.ArgumentParser) -> None:
+def add_http01_arguments(parser: argparse.ArgumentParser, *, remembered: bool = False) -> None:
+    """With remembered=True an option not given stays None, so that the managed
+    certificate's recorded value can take its place (see http01_from_args)."""
     g = parser.add_argument_group("HTTP-01 challenge")
+    recorded = "the managed certificate's, else " if remembered else ""
     g.add_argument(
         "--http01",
         choices=HTTP01_CHOICES,
-        default="auto",
-        help="auto: standalone when the port is free, stop-nginx when the nginx container holds it (default)",
+        default=None if remembered else "auto",
+        help=f"auto: standalone when the port is free, stop-nginx when the nginx container holds it "
+        f"(default: {recorded}auto)",
     )
     g.add_argument("--webroot", metavar="DIR", help="with --http01 webroot: the folder your web server serves")
-    g.add_argument("--http-port", type=int, default=80, metavar="N", help="port the CA validates on (default 80)")
+    g.add_argument("--http-port", type=int, default=None if remembered else 80, metavar="N",
+                   help=f"port the CA validates on (default: {recorded}80)")
     g.add_argument(
         "--http-address",
         action="append",
@@ -97,16 +102,21 @@ def eab_from_args(args: argparse.Namespace) -> Any:
     return Eab(kid=args.eab_kid, hmac_key=value)
 
 
-def http01_from_args(args: argparse.Namespace) -> Any:
+def http01_from_args(args: argparse.Namespace, remembered: Optional[dict[str, Any]] = None) -> Any:
+    """The HTTP-01 options: given on the command line, else recorded with the
+    managed certificate (``remembered``: its provider settings), else defaults."""
     from ..http01 import Http01Options
 
+    rec = remembered or {}
     kwargs: dict[str, Any] = {}
-    if args.http_address:
-        kwargs["listen"] = tuple(args.http_address)
+    listen = args.http_address or rec.get("http_address")
+    if listen:
+        kwargs["listen"] = tuple(listen)
+    webroot = args.webroot or rec.get("webroot")
     return Http01Options(
-        strategy=args.http01,
-        port=args.http_port,
-        webroot=Path(args.webroot).absolute() if args.webroot else None,
+        strategy=args.http01 or rec.get("http01") or "auto",
+        port=int(args.http_port if args.http_port is not None else rec.get("http_port") or 80),
+        webroot=Path(webroot).absolute() if webroot else None,
         **kwargs,
     )
 

@@ -1,4 +1,8 @@
-"""``sesam-tls check``: the preflight for ``issue``. Orders nothing; one line per check, with the fix.
+"""``sesam-tls check``: the preflight for ``issue`` and ``renew``. Orders nothing; one line per check, with the fix.
+
+Without ``--domain``/``--ip`` it checks the managed certificate's names, and
+without ``--server``/``--http01``/... the CA and HTTP-01 settings recorded with
+it: what the next ``renew`` will use.
 
 Exit 0 when every check passes, else the exit code of the first failed
 check's kind (2 usage, 4 agent config, 5 storage, 6 Docker, 8 CA/challenge).
@@ -25,11 +29,12 @@ from .common import add_node_arguments, emit_json, node_from_args
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("certificate")
-    g.add_argument("--domain", "-d", action="append", default=[], metavar="NAME", help="a DNS name (repeat for more)")
+    g.add_argument("--domain", "-d", action="append", default=[], metavar="NAME",
+                   help="a DNS name (repeat for more; default: the managed certificate's names)")
     g.add_argument("--ip", action="append", default=[], metavar="ADDRESS", help="an IP address (repeat for more)")
-    add_ca_arguments(parser)
+    add_ca_arguments(parser, remembered=True)
     add_account_arguments(parser)
-    add_http01_arguments(parser)
+    add_http01_arguments(parser, remembered=True)
     parser.add_argument("--no-restart", action="store_true", help="nginx is left alone (as with issue --no-restart)")
     add_node_arguments(parser)
 
@@ -39,12 +44,13 @@ def run(args: argparse.Namespace) -> int:
     from ..nginx import NginxContainer
 
     node = node_from_args(args)
+    recorded = _recorded(node)
     nginx = None if args.no_restart else NginxContainer(node.container, node.docker_host, timeout=10.0)
     checks: list[tuple[str, Callable[[], str]]] = [
-        ("names", lambda: _names(args)),
-        ("ACME server", lambda: _directory(args, node)),
+        ("names", lambda: _names(args, recorded)),
+        ("ACME server", lambda: _directory(args, node, recorded)),
         ("docker", lambda: _docker(nginx) if nginx is not None else "not used (--no-restart)"),
-        ("challenge", lambda: _challenge(args, nginx)),
+        ("challenge", lambda: _challenge(args, nginx, recorded)),
         ("agent config", lambda: _agent_config(node)),
         ("ssl folder", lambda: _ssl_folder(node)),
         ("state folder", lambda: _state_folder(node)),
@@ -65,11 +71,31 @@ def run(args: argparse.Namespace) -> int:
     return code
 
 
-def _names(args: argparse.Namespace) -> str:
+def _recorded(node: Any) -> dict[str, Any]:
+    """The managed certificate's names and ACME settings (empty when there is none,
+    or it cannot be read: the agent config/state checks report that)."""
+    from ..errors import SesamTLSError
+    from ..state import load_metadata
+
+    try:
+        meta = load_metadata(node.metadata_path) or {}
+    except SesamTLSError:
+        return {}
+    request = meta.get("request") or {}
+    settings = dict(meta.get("provider_settings") or {}) if meta.get("provider") == "acme" else {}
+    return {"names": list(request.get("names") or []), "ips": list(request.get("ips") or []), "acme": settings}
+
+
+def _names(args: argparse.Namespace, recorded: dict[str, Any]) -> str:
     from ..errors import UsageError
     from ..providers.base import CertRequest
 
-    request = CertRequest.build(args.domain, args.ip, allow_wildcard=False)
+    domains, ips = args.domain, args.ip
+    if not domains and not ips:
+        domains, ips = recorded.get("names") or [], recorded.get("ips") or []
+        if not domains and not ips:
+            raise UsageError("no names to check: give --domain NAME (no managed certificate to take them from)")
+    request = CertRequest.build(domains, ips, allow_wildcard=False)
     parts = []
     for name in request.names:
         try:
@@ -95,13 +121,15 @@ def _mark_local(address: str) -> str:
     return f"{address} (this host)"
 
 
-def _directory(args: argparse.Namespace, node: Any) -> str:
+def _directory(args: argparse.Namespace, node: Any, recorded: dict[str, Any]) -> str:
     from ..errors import UsageError
     from ..providers.acme_account import AccountStore
     from ..providers.acme_net import Connection
 
-    url = directory_from_args(args)
-    directory = Connection(url, ca_bundle=ca_bundle_from_args(args), timeout=10.0).directory()
+    acme = recorded.get("acme") or {}
+    url = directory_from_args(args, acme.get("directory"))
+    ca_bundle = ca_bundle_from_args(args, acme.get("ca_bundle"))
+    directory = Connection(url, ca_bundle=ca_bundle, timeout=10.0).directory()
     meta = directory.meta
     profiles = sorted(dict(getattr(meta, "profiles", None) or {}))
     if args.profile and args.profile not in profiles:
@@ -128,10 +156,11 @@ def _docker(nginx: Any) -> str:
     return f"container {nginx.name} is {state} (Docker engine at {nginx.host_label})"
 
 
-def _challenge(args: argparse.Namespace, nginx: Any) -> str:
+def _challenge(args: argparse.Namespace, nginx: Any, recorded: dict[str, Any]) -> str:
     from ..http01 import plan
 
-    return f"HTTP-01 {args.http01}: {plan(http01_from_args(args), nginx)}"
+    options = http01_from_args(args, recorded.get("acme"))
+    return f"HTTP-01 {options.strategy}: {plan(options, nginx)}"
 
 
 def _agent_config(node: Any) -> str:

@@ -17,6 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..api import status
+    from ..renewal import human_time, parse_time
 
     node = node_from_args(args)
     info = status(node, verify=args.verify)
@@ -42,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
             f"names:          {', '.join(dep['names'] + dep['ips'])}",
             f"serial:         {dep['serial']}",
             f"issuer:         {dep['issuer']}",
-            f"valid:          {dep['not_before']} .. {dep['not_after']} ({dep['days_left']} days left)",
+            f"valid:          {human_time(parse_time(dep['not_before']))} .. {human_time(parse_time(dep['not_after']))} "
+            f"({_days_left(dep['days_left'])})",
             f"key type:       {dep['key_type']}",
             f"sha256:         {dep['fingerprint_sha256']}",
             f"ssl folder:     {info['ssl_dir']} (version {dep['version'] or 'not managed'})",
@@ -59,11 +61,17 @@ def run(args: argparse.Namespace) -> int:
             lines.append(f"served:         NO: {info.get('verify_error') or 'serves ' + str(info.get('served_fingerprint_sha256'))}")
     ren = info.get("renewal")
     if ren:
-        lines.append(f"renewal:        {'DUE now' if ren['due'] else 'next ' + str(ren['next'])}: {ren['reason']}")
+        lines.append(f"renewal:        {'DUE now: ' if ren['due'] else ''}{ren['reason']}")
         if ren.get("last_attempt"):
-            lines.append(f"last attempt:   {ren['last_attempt']}: {ren['last_result']}")
+            lines.append(f"last attempt:   {human_time(parse_time(ren['last_attempt']))}: {ren['last_result']}")
     print("\n".join(lines))
     return code
+
+
+def _days_left(days: int) -> str:
+    if days < 0:
+        return "EXPIRED"
+    return "less than a day left" if days == 0 else f"{days} day{'s' if days != 1 else ''} left"
 
 
 def _exit_code(args: argparse.Namespace, info: dict) -> int:

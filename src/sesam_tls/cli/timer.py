@@ -86,9 +86,15 @@ def _change_text(action: str, changes: list[Any], *, node_root: Optional[object]
         else:
             lines.append(f"{what} removed: {', '.join(str(p) for p in c.removed) or 'nothing of ours'}")
         lines += [f"ran: {r}" for r in c.ran]
-        if c.to_run:
-            where = f"--root {node_root} is a rehearsal" if node_root else "systemd is not running here"
-            lines.append(f"{where}; on the live system run: {' && '.join(c.to_run)}")
+        if c.to_run and node_root:
+            # the files point at the scratch root: enabling them on the live system would be wrong
+            lines.append(
+                f"--root {node_root} is a rehearsal: the files above point at it and nothing was "
+                f"{'enabled' if action == 'install' else 'stopped'}; on the node itself, run "
+                f"`sesam-tls timer {action}` without --root"
+            )
+        elif c.to_run:
+            lines.append(f"systemd is not running here; once it runs: {' && '.join(c.to_run)}")
         lines += [f"note: {n}" for n in c.notes]
     return "\n".join(lines)
 

@@ -467,6 +467,43 @@ def wire_errors(conn: Connection, step: Union[str, Callable[[], str]]) -> Iterat
         raise error from exc
 
 
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """exc and every exception it wraps (urllib3 keeps them in .reason and args), breadth first."""
+    seen: set[int] = set()
+    todo = [exc]
+    while todo and len(seen) < 32:
+        e = todo.pop(0)
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        yield e
+        for inner in (getattr(e, "reason", None), e.__cause__, e.__context__, *getattr(e, "args", ())):
+            if isinstance(inner, BaseException):
+                todo.append(inner)
+
+
+def network_reason(exc: BaseException, host: Optional[str]) -> str:
+    """Why a connection failed, in a few words and with the host name whole
+    (requests' own message nests three exceptions and object reprs)."""
+    import errno
+    import socket
+
+    causes = list(_causes(exc))
+    for e in causes:
+        if isinstance(e, socket.gaierror) or type(e).__name__ == "NameResolutionError":
+            return f"the name {host} does not resolve: no DNS, or no such name"
+    for e in causes:
+        if isinstance(e, ConnectionRefusedError) or getattr(e, "errno", None) == errno.ECONNREFUSED:
+            return f"{host} refused the connection"
+    for e in causes:
+        if isinstance(e, (TimeoutError, socket.timeout)) or "Timeout" in type(e).__name__:
+            return f"no answer from {host} in time"
+    for e in causes:
+        if isinstance(e, OSError) and e.strerror:
+            return f"{e.strerror} (connecting to {host})"
+    return one_line(causes[-1], 160)
+
+
 def translate(conn: Connection, what: str, exc: BaseException) -> Optional[IssuanceError]:
     """The IssuanceError for an exception from ``requests``/``acme``/``josepy``, or None."""
     import josepy as jose
@@ -482,8 +519,9 @@ def translate(conn: Connection, what: str, exc: BaseException) -> Optional[Issua
         )
     if isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout)):
         return IssuanceError(
-            f"{what}: cannot reach the ACME server {conn.url} ({one_line(exc, 240)}); "
-            "is outbound HTTPS (port 443) from this node to the CA blocked by a firewall or proxy?"
+            f"{what}: cannot reach the ACME server {conn.url} ({network_reason(exc, urlsplit(conn.url).hostname)}); "
+            f"is outbound HTTPS (port {urlsplit(conn.url).port or 443}) from this node to the CA blocked by a "
+            "firewall or proxy?"
         )
     if isinstance(exc, messages.Error):
         if exc.code == "rateLimited":
