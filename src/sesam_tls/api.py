@@ -18,7 +18,7 @@ from cryptography import x509
 
 from .agent_config import AgentConfig
 from .ari import cert_id
-from .hooks import run_hook
+from .hooks import recordable_names, run_hook
 from .bundle import Bundle, fingerprint
 from .deploy import DeployOptions, DeployResult, deploy
 from .errors import InputError, SesamTLSError, one_line
@@ -243,7 +243,7 @@ def record(
         if command is not None:
             hooks[kind] = command
     if options.hook_env is not None:
-        hooks["env"] = list(options.hook_env)
+        hooks["env"] = recordable_names(options.hook_env, options.secret_env)
     history = list(old.get("history") or [])
     if old.get("certificate"):
         entry = {k: old["certificate"].get(k) for k in ("serial", "fingerprint_sha256", "not_after")}

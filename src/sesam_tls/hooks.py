@@ -29,7 +29,7 @@ from typing import Optional
 
 from .deadline import Deadline
 
-__all__ = ["run_hook", "hook_environment", "check_env_name", "HOOK_TIMEOUT", "LOCALE_VARS"]
+__all__ = ["run_hook", "hook_environment", "check_env_name", "recordable_names", "HOOK_TIMEOUT", "LOCALE_VARS"]
 
 log = logging.getLogger("sesam_tls")
 
@@ -49,6 +49,20 @@ def check_env_name(name: str) -> Optional[str]:
     if not _NAME.match(name):
         return f"{name!r} is not an environment variable name (letters, digits and _, not starting with a digit)"
     return None
+
+
+def recordable_names(names: Iterable[str], secret: Iterable[str]) -> list[str]:
+    """The ``--hook-env`` names to record with the certificate: every one but a secret source of this
+    run, which a later run (the timer) could not know to withhold; a warning names each one dropped."""
+    never = set(secret)
+    kept = []
+    for name in names:
+        if name in never:
+            log.warning("--hook-env %s: that variable is a secret source (--password-env or --eab-hmac-env); "
+                        "it is never passed to hooks", name)
+        elif name not in kept:
+            kept.append(name)
+    return kept
 
 
 def hook_environment(

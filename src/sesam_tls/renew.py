@@ -168,7 +168,7 @@ def renew(
 
         log.info("renewing: %s", decision.reason)
         from .api import hook_allow, hook_env, obtain_and_deploy, preflight
-        from .hooks import run_hook
+        from .hooks import recordable_names, run_hook
 
         provider = provider_factory(meta, node, dry_run)
         request = _request(meta)
@@ -177,7 +177,7 @@ def renew(
             if command is not None:
                 hooks[kind] = command
         if options.hook_env is not None:
-            hooks["env"] = list(options.hook_env)
+            hooks["env"] = recordable_names(options.hook_env, options.secret_env)
         try:
             if dry_run:
                 bundle = provider.issue(request)
