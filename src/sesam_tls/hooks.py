@@ -178,6 +178,6 @@ def _end_group(proc: subprocess.Popen[bytes]) -> None:
     proc.wait()
 
 
-def _log_output(kind: str, output: bytes) -> None:
+def _log_output(kind: str, output: bytearray) -> None:
     for line in bytes(output).decode("utf-8", "replace").splitlines():
         log.info("%s hook: %s", kind, line)
