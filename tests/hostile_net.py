@@ -236,3 +236,47 @@ class HostileAcme:
             h.wfile.write(b" ")
             h.wfile.flush()
             self.sent += 1
+
+
+class DrippingHandshake:
+    """A TCP server on 127.0.0.1 that answers a TLS ClientHello with a handshake record one byte every
+    ``drip`` seconds: every byte restarts a socket timeout, so only the deadline ends the wait."""
+
+    def __init__(self, drip: float = 1.0) -> None:
+        import socket
+
+        self.drip = drip
+        self._stop = threading.Event()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self.directory = f"https://127.0.0.1:{self.port}/dir"
+        self.ca_bundle = None
+        self.requests: list[str] = []
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        self._listener.settimeout(0.05)
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                continue
+            threading.Thread(target=self._drip, args=(conn,), daemon=True).start()
+
+    def _drip(self, conn: Any) -> None:
+        with conn:
+            try:
+                conn.recv(65536)  # the ClientHello
+                self.requests.append("ClientHello")
+                record = b"\x16\x03\x03\x40\x00" + b"\x02" * 0x4000  # a handshake record of 16 KiB, never whole
+                for byte in record:
+                    if self._stop.wait(self.drip):
+                        return
+                    conn.sendall(bytes([byte]))
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self._stop.set()
+        self._listener.close()

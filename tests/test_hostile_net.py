@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from .helpers import make_root, seed_own_pair, tree_digest
-from .hostile_net import HostileAcme
+from .hostile_net import DrippingHandshake, HostileAcme
 from .testbed import free_port
 
 NAME = "node.example.test"
@@ -59,10 +59,11 @@ def node_files(root: Path) -> dict[str, str]:
     return {k: v for k, v in digest.items() if not k.startswith("var/") and not v.endswith(" dir")}
 
 
-def run_issue(root: Path, server: HostileAcme, *extra: str, deadline: float = DEADLINE) -> tuple[int, str, float, float]:
+def run_issue(root: Path, server: HostileAcme | DrippingHandshake, *extra: str, deadline: float = DEADLINE) -> tuple[int, str, float, float]:
     """``sesam-tls issue`` as a child process: (exit code, stderr, seconds, peak RSS in MB)."""
-    argv = [sys.executable, "-m", "sesam_tls", "issue", "-d", NAME, "--server", server.directory,
-            "--ca-bundle", server.ca_bundle, "--agree-tos", "--no-restart", "--root", str(root),
+    trust = ["--ca-bundle", server.ca_bundle] if server.ca_bundle else []
+    argv = [sys.executable, "-m", "sesam_tls", "issue", "-d", NAME, "--server", server.directory, *trust,
+            "--agree-tos", "--no-restart", "--root", str(root),
             "--http01", "standalone", "--http-address", "127.0.0.1", "--http-port", str(free_port()), *extra]
     env = {**os.environ, "SESAM_TLS_ACME_DEADLINE": str(deadline)}
     err = root.parent / "stderr.txt"
@@ -114,6 +115,23 @@ def test_a_dripping_server_does_not_outlive_the_deadline(tmp_path, hostile, mode
     assert node_files(root) == before
     if mode == "drip-finalize":
         assert "POST /finalize/1" in server.requests  # it got that far, and stopped there
+
+
+def test_a_tls_handshake_dripped_byte_by_byte_does_not_outlive_the_deadline(tmp_path):
+    """Python bounds a whole handshake by the connect timeout (30 s) on its own; the deadline (3 s)
+    must end it well before that, hence a tighter (still generous) bound than the other tests."""
+    root = node_root(tmp_path)
+    before = node_files(root)
+    server = DrippingHandshake(drip=1.0)
+    try:
+        code, stderr, elapsed, _ = run_issue(root, server)
+    finally:
+        server.close()
+    assert server.requests == ["ClientHello"]
+    assert elapsed < 15, f"ran {elapsed:.1f} s with a deadline of {DEADLINE} s"
+    line = assert_one_error_line(stderr)
+    assert code == 8, line
+    assert node_files(root) == before
 
 
 # ---- memory ------------------------------------------------------------------------------
