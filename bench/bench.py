@@ -17,7 +17,8 @@ bench-smoke` runs one iteration of everything. Measurements:
 6. peak memory (max RSS) of measurement 1.
 
 Everything talks to 127.0.0.1 only: our own Pebble and challtestsrv (ports
-14200/15200, HTTP-01 on 5202, DNS 8253; state outside the testbed's folder)
+14200/15200, HTTP-01 on 5202, DNS 8253, or free ones with --free-ports; an instance
+bench-<pid> in the testbed's folder)
 and containers with --network host. Every
 process this starts is stopped by its pid (Pebble by its pid file).
 Wall times are time.perf_counter() around the subprocess; max RSS comes from
@@ -56,7 +57,9 @@ LEGO = shutil.which("lego") or "/usr/bin/lego"
 TOOLS = ("sesam-tls", "certbot", "lego")
 EMAIL = "a@example.test"
 
-PEBBLE_INSTANCE = "bench"
+# One instance name per run, in the testbed's folder (unless --state-dir):
+# `make clean-testbed` then stops what a crashed run left behind.
+PEBBLE_INSTANCE = f"bench-{os.getpid()}"
 # Ports; --port-offset N adds N to each, --free-ports takes free ones chosen at
 # run time (the smoke test does, so that it never meets anything else on the machine;
 # never meets a full `make bench` on the same machine).
@@ -913,12 +916,12 @@ def main(argv: Optional[list[str]] = None) -> int:
                     help="a Python with matplotlib for the chart (skipped when absent)")
     ap.add_argument("--only", default="1,2,3,4,5", help="measurements to run (6 comes with 1)")
     ap.add_argument("--port-offset", type=int, default=0, help="add N to every port the benchmark uses")
-    ap.add_argument("--free-ports", action="store_true",
-                    help="take free ports chosen at run time instead (the state folder then defaults to a new one)")
+    ap.add_argument("--free-ports", action="store_true", help="take free ports chosen at run time instead")
     ap.add_argument("--nonce-reject", type=int, default=0,
                     help="percent of nonces Pebble rejects (default 0; Pebble's own default is 5)")
     ap.add_argument("--state-dir", default=None,
-                    help="folder for the benchmark's own Pebble state (default /tmp/sesam-tls-bench-<offset>)")
+                    help="testbed folder for the benchmark's Pebble (default $SESAM_TESTBED_DIR, so that "
+                         "make clean-testbed stops a Pebble a crashed run left)")
     args = ap.parse_args(argv)
     if args.free_ports:
         use_free_ports()
@@ -926,12 +929,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         set_port_offset(args.port_offset)
     global NONCE_REJECT
     NONCE_REJECT = args.nonce_reject
-    if args.state_dir:
-        state_dir = Path(args.state_dir)
-    elif args.free_ports:
-        state_dir = Path(tempfile.mkdtemp(prefix="sesam-tls-bench-"))
-    else:
-        state_dir = Path(f"/tmp/sesam-tls-bench-{args.port_offset}")
+    state_dir = Path(args.state_dir) if args.state_dir else tb.testbed_dir()
 
     tools = [t.strip() for t in args.tools.split(",") if t.strip()]
     for t in tools:

@@ -9,7 +9,9 @@
   to the directory, serves ``renewalInfo``, records every order the client
   sends, and can answer ``newOrder`` with a rate limit. Everything else is
   passed to Pebble unchanged with the front's ``Host``, so Pebble's URLs
-  and JWS ``url`` checks point at the front.
+  and JWS ``url`` checks point at the front; ``rewrite`` (request body,
+  Pebble's answer) -> answer lets a test change what comes back
+  (tests/hostile_acme.py: a CA that signs bad certificates).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import ssl
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import pytest
 from cryptography import x509
@@ -165,6 +167,7 @@ class AcmeFront:
         self.rate_limit_after = rate_limit_after  # Retry-After value for a 429 on newOrder
         self.orders: list[dict[str, Any]] = []
         self.ari_requests: list[str] = []
+        self.rewrite: Optional[Callable[[bytes, bytes], bytes]] = None
         ca, cert, key = _tls_files(folder)
         self.ca_bundle = str(ca)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -218,6 +221,8 @@ class AcmeFront:
             return self._reply(h, 429, {"Content-Type": "application/problem+json",
                                         "Retry-After": self.rate_limit_after}, json.dumps(problem).encode())
         status, headers, data = self._forward(h, method, body)
+        if self.rewrite is not None:
+            data = self.rewrite(body, data)
         if is_order and status == 201:  # an order Pebble took (not one refused for a stale nonce)
             payload = json.loads(body)["payload"]
             self.orders.append(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))))

@@ -23,8 +23,9 @@ def test_bench_smoke_sesam_tls_only_writes_a_report(tmp_path, docker_host):
     proc = subprocess.run(
         [sys.executable, str(REPO / "bench" / "bench.py"), "--smoke", "--tools", "sesam-tls",
          "--out", str(out), "--plot-python", str(tmp_path / "no-python-here"),
-         # free ports and Pebble state of its own: never meets a `make bench` or anything else beside it
-         "--free-ports", "--state-dir", str(tmp_path / "pebble-state")],
+         # free ports and a Pebble instance of its own: never meets a `make bench` or anything else beside it;
+         # the instance lives in the testbed's folder, so `make clean-testbed` stops it should this run crash
+         "--free-ports"],
         cwd=REPO, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
     )
     assert proc.returncode == 0, f"bench smoke failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}"

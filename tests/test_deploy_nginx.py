@@ -26,7 +26,12 @@ NAME = "node.example.test"
 
 
 class WeakKeyProvider:
-    """A provider seam that hands over a certificate nginx refuses (RSA-1024 under SECLEVEL=2)."""
+    """A provider seam that hands over a certificate nginx refuses (RSA-1024 under SECLEVEL=2).
+
+    The gate refuses it before anything is written (tests/test_gate.py); tests
+    of what happens when nginx refuses a pair step past the gate with the
+    ``past_the_gate`` fixture.
+    """
 
     name = "weak"
 
@@ -46,6 +51,14 @@ class WeakKeyProvider:
             .sign(key, hashes.SHA256())
         )
         return Bundle(key=key, leaf=cert)
+
+
+@pytest.fixture
+def past_the_gate(monkeypatch):
+    """The pipeline without its gate: for a pair only nginx refuses, to test the rollback."""
+    import sesam_tls.api
+
+    monkeypatch.setattr(sesam_tls.api, "gate_bundle", lambda provider, request, bundle, now=None: bundle)
 
 
 def served_fp(port: int) -> str:
@@ -91,7 +104,7 @@ def test_issue_restarts_nginx_then_renewal_reloads(node_with_own_pair, capsys):
     assert info["serving_deployed"] is True and info["agent_config_points_here"] is True
 
 
-def test_refused_certificate_on_restart_is_rolled_back(node_with_own_pair):
+def test_refused_certificate_on_restart_is_rolled_back(node_with_own_pair, past_the_gate):
     node, own, port, containers = node_with_own_pair
     config_before = node.agent_config.read_bytes()
     with pytest.raises(DeployError) as info:
@@ -105,7 +118,7 @@ def test_refused_certificate_on_restart_is_rolled_back(node_with_own_pair):
     assert node.agent_config.read_bytes() == config_before
 
 
-def test_refused_certificate_on_reload_falls_back_and_rolls_back(node_with_own_pair, capsys):
+def test_refused_certificate_on_reload_falls_back_and_rolls_back(node_with_own_pair, capsys, past_the_gate):
     node, own, port, containers = node_with_own_pair
     assert cli(node, port) == 0
     good = json.loads(capsys.readouterr().out)["fingerprint_sha256"]

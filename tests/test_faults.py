@@ -34,7 +34,7 @@ from sesam_tls.fsutil import TMP_MARK, atomic_write, write_new
 from sesam_tls.store import SslFolder
 
 from .helpers import make_root
-from .test_deploy_nginx import WeakKeyProvider
+from .test_deploy_nginx import WeakKeyProvider, past_the_gate  # noqa: F401 - a fixture
 from .testbed import free_port, served_cert_der
 
 pytestmark = pytest.mark.integration
@@ -148,7 +148,7 @@ def test_container_missing(served, capsys):
     recovers(served, capsys)
 
 
-def test_container_exits_right_after_restart(served, capsys):
+def test_container_exits_right_after_restart(served, capsys, past_the_gate):
     before = served.snapshot()
     options = DeployOptions(reload_mode="restart", verify=f"127.0.0.1:{served.port}", timeout=5)
     with pytest.raises(DeployError) as info:
@@ -162,7 +162,7 @@ def test_container_exits_right_after_restart(served, capsys):
     recovers(served, capsys)
 
 
-def test_nginx_t_fails_reload_falls_back_then_rolls_back(served, capsys):
+def test_nginx_t_fails_reload_falls_back_then_rolls_back(served, capsys, past_the_gate):
     before = served.snapshot()
     with pytest.raises(DeployError) as info:  # the config already points here: the reload path
         issue(CertRequest.build([NAME]), WeakKeyProvider(), node=served.node,

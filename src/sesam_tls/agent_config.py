@@ -4,10 +4,14 @@ The file holds secrets (``docker_password``): its content is never printed,
 logged or put into an error message. Only the ``nginx.ssl_cert`` and
 ``nginx.ssl_key`` values are ever changed; every other key keeps its value
 and its place.
+
+A config that is a symbolic link (managed elsewhere and linked in) stays a
+link: the new text replaces its target, atomically in the target's folder.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -17,7 +21,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from .errors import AgentConfigError
-from .fsutil import atomic_write, describe_oserror
+from .fsutil import atomic_write, describe_oserror, read_bounded
 
 __all__ = ["AgentConfig", "plan_patch"]
 
@@ -58,6 +62,14 @@ def _parse(text: str, source: Path) -> dict[str, Any]:
         raise AgentConfigError(f"agent config {source} is nested too deeply to be a config; nothing was changed") from None
     if not isinstance(data, dict):
         raise AgentConfigError(f"agent config {source} is not a JSON object; nothing was changed")
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        # "\ud800" is valid JSON syntax but no character: it could not be written back.
+        raise AgentConfigError(
+            f"agent config {source} holds a lone UTF-16 surrogate (an escape like \\ud800 that is no character); "
+            "fix it by hand, nothing was changed"
+        ) from None
     nginx = data.get("nginx")
     if nginx is not None and not isinstance(nginx, dict):
         raise AgentConfigError(f"agent config {source}: the 'nginx' entry is not an object; nothing was changed")
@@ -88,6 +100,11 @@ def plan_patch(text: str, cert_path: str, key_path: str, *, source: Path) -> Opt
     return json.dumps(data, indent=_indent_of(text), ensure_ascii=False) + "\n"
 
 
+def _written(path: Path) -> Path:
+    """The file a write replaces: the end of ``path``'s chain of links, or ``path`` itself."""
+    return Path(os.path.realpath(path)) if os.path.islink(path) else path
+
+
 @dataclass
 class AgentConfig:
     """One read of the config file, so the write can tell if someone else changed it."""
@@ -97,23 +114,36 @@ class AgentConfig:
     mode: int
     uid: int
     gid: int
+    #: The file written: ``path`` itself, or the end of its chain of symbolic links.
+    target: Optional[Path] = None
 
     @classmethod
     def read(cls, path: Path) -> "AgentConfig":
         try:
-            with open(path, "rb") as f:
-                st = os.fstat(f.fileno())
-                raw = f.read(MAX_SIZE + 1)
+            raw, st = read_bounded(path, MAX_SIZE)  # a FIFO that never delivers ends at a deadline
         except FileNotFoundError:
+            if os.path.islink(path):
+                raise AgentConfigError(
+                    f"agent config {path} is a symbolic link to {os.path.realpath(path)}, which does not exist"
+                ) from None
             raise AgentConfigError(
                 f"agent config {path} not found (is the sesam-agent installed? another file is named by "
                 "the node's agent_config: --agent-config or SESAM_TLS_AGENT_CONFIG)"
             ) from None
         except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise AgentConfigError(f"cannot read agent config {path}: a loop of symbolic links") from None
             raise AgentConfigError(f"cannot read agent config {path}: {describe_oserror(exc)}") from None
         if len(raw) > MAX_SIZE:
             raise AgentConfigError(f"agent config {path} is larger than 1 MiB; refusing to touch it")
-        return cls(path=Path(path), raw=raw, mode=st.st_mode & 0o7777, uid=st.st_uid, gid=st.st_gid)
+        return cls(
+            path=Path(path),
+            raw=raw,
+            mode=st.st_mode & 0o7777,
+            uid=st.st_uid,
+            gid=st.st_gid,
+            target=_written(Path(path)),
+        )
 
     def text(self) -> str:
         try:
@@ -133,17 +163,22 @@ class AgentConfig:
         return None if new is None else new.encode("utf-8")
 
     def write(self, data: bytes) -> None:
-        """Replace the file with ``data``, keeping mode and owner; refuse if it changed meanwhile."""
+        """Replace the file with ``data``, keeping mode and owner; refuse if it changed meanwhile.
+
+        Through a symbolic link, the target is replaced (temp file beside it,
+        fsync, rename) and the link is left as it is.
+        """
+        target = self.target or self.path
         try:
             current = self.path.read_bytes()
+            moved = _written(self.path) != target
         except OSError as exc:
             raise AgentConfigError(f"cannot read agent config {self.path}: {describe_oserror(exc)}") from None
-        if current != self.raw:
+        if current != self.raw or moved:
             raise AgentConfigError(
                 f"agent config {self.path} was changed by someone else while sesam-tls ran; "
                 "not overwriting it, run the command again"
             )
-        atomic_write(
-            self.path, data, self.mode, uid=self.uid, gid=self.gid, what=f"agent config {self.path}", point="agent-config"
-        )
+        what = f"agent config {self.path}" + (f" (link to {target})" if target != self.path else "")
+        atomic_write(target, data, self.mode, uid=self.uid, gid=self.gid, what=what, point="agent-config")
         self.raw = data

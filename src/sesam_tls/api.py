@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import ipaddress
 import logging
 import os
@@ -21,7 +22,7 @@ from .ari import cert_id
 from .hooks import recordable_names, run_hook
 from .bundle import Bundle, fingerprint
 from .deploy import DeployOptions, DeployResult, deploy
-from .errors import InputError, SesamTLSError, one_line
+from .errors import InputError, RefusedCertificate, SesamTLSError, one_line
 from .failpoints import failpoint
 from .names import normalize_domain
 from .nginx import NginxContainer
@@ -35,7 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover - the import path loads these when it runs
     from .providers.imported import Imported, Password
     from .validate import Report
 
-__all__ = ["Outcome", "import_certificate", "issue", "preflight", "status"]
+__all__ = ["Outcome", "gate_bundle", "import_certificate", "issue", "preflight", "status"]
 
 log = logging.getLogger("sesam_tls")
 
@@ -80,7 +81,7 @@ def obtain_and_deploy(
     request: CertRequest, provider: Provider, node: Node, options: DeployOptions, *, now: Optional[dt.datetime] = None
 ) -> Outcome:
     """The body of :func:`issue`, for callers that already hold the node lock."""
-    bundle = provider.issue(request)
+    bundle = gate_bundle(provider, request, provider.issue(request), now=now)
     if options.restart and options.reload_mode == "auto" and _interrupted(node):
         # An earlier run switched the pair (and maybe the agent config) but was
         # stopped before it recorded the result: nginx may never have been
@@ -93,6 +94,39 @@ def obtain_and_deploy(
     run_hook("deploy", hooks.get("deploy"), hook_env(node, meta, "deployed"), allow=hook_allow(hooks),
              secret=options.secret_env)
     return Outcome(bundle, result, meta)
+
+
+def gate_bundle(
+    provider: Provider, request: CertRequest, bundle: Bundle, *, now: Optional[dt.datetime] = None
+) -> Bundle:
+    """The bundle to deploy, after the checks ``import`` applies; refused with the provider's error.
+
+    Every provider's bundle passes here before anything is written, so an
+    ACME CA, the self-signed maker or a library caller's provider can never
+    replace a good pair with one clients refuse. The error starts with where
+    the bundle came from (``provider.origin``: the CA's directory URL, the
+    files) and is the provider's own (``provider.refused_as``): exit 8, or 3
+    for import. The chain comes back in order, a root the CA sent left out.
+    """
+    from .validate import gate
+
+    origin = str(getattr(provider, "origin", None) or f"the {provider.name} provider")
+    refused_as = getattr(provider, "refused_as", RefusedCertificate)
+    from_ca = provider.name not in ("import", "selfsigned")
+    try:
+        report = gate(bundle, request.identifiers, now=now or _now(), source=origin, from_ca=from_ca)
+    except ValueError as exc:  # a field damaged inside, read only now (see _check)
+        raise refused_as(f"{origin}: the certificate is damaged inside ({one_line(exc, 160)}); not deployed") from None
+    if report.errors:
+        more = f" (and {len(report.errors) - 1} more)" if len(report.errors) > 1 else ""
+        raise refused_as(f"{report.errors[0].message}{more}; not deployed, nothing was changed")
+    if provider.name != "import":  # the import provider has logged its own findings already
+        for finding in report.warnings:
+            if not (finding.code == "self-signed" and provider.name == "selfsigned"):
+                log.warning("%s", finding.message)
+    if report.leaf is bundle.leaf and report.chain == bundle.chain:
+        return bundle
+    return Bundle(key=bundle.key, leaf=report.leaf, chain=report.chain)  # type: ignore[arg-type]
 
 
 def _interrupted(node: Node) -> bool:
@@ -325,6 +359,9 @@ def status(node: Optional[Node] = None, *, verify: Optional[str] = None, now: Op
             deployed = bundle.leaf
             info = describe(bundle)
             info["days_left"] = int((bundle.not_after - now).total_seconds() // 86400)
+            from .renewal import CLOCK_SKEW
+
+            info["not_yet_valid"] = bundle.not_before - now > CLOCK_SKEW
             info["version"] = folder.live_version()
             out["deployed"] = info
     try:
@@ -336,8 +373,9 @@ def status(node: Optional[Node] = None, *, verify: Optional[str] = None, now: Op
     if verify:
         host, port = parse_address(verify)
         try:
-            der = served_certificate(host, port, timeout=5.0)
-            served = fingerprint(x509.load_der_x509_certificate(der))
+            # Over the bytes sent, as fingerprint() does: no parsing, so a certificate
+            # cryptography cannot load is reported as not ours, not as a traceback.
+            served = hashlib.sha256(served_certificate(host, port, timeout=5.0)).hexdigest()
             out["served_fingerprint_sha256"] = served
             out["serving_deployed"] = deployed is not None and served == fingerprint(deployed)
         except ConnectionError as exc:

@@ -16,6 +16,7 @@ __all__ = [
     "DockerError",
     "DeployError",
     "IssuanceError",
+    "RefusedCertificate",
     "LockError",
     "AttentionNeeded",
     "EXIT_CODES",
@@ -75,6 +76,14 @@ class IssuanceError(SesamTLSError):
     """The provider could not produce a certificate (CA refused, challenge failed)."""
 
     exit_code = 8
+
+
+class RefusedCertificate(IssuanceError):
+    """The provider issued a certificate that the gate refused; it was not deployed.
+
+    Its own class because the CA has issued it all the same: a renewal must
+    not order again soon (duplicate certificates are rate-limited).
+    """
 
 
 class LockError(SesamTLSError):

@@ -5,13 +5,25 @@ from __future__ import annotations
 import errno
 import os
 import secrets
+import select
+import stat
+import time
 from pathlib import Path
-from typing import Optional
+from typing import Mapping, Optional, Union
 
 from .errors import StorageError
 from .failpoints import failpoint
 
-__all__ = ["atomic_write", "fsync_dir", "write_new", "sweep_temp_siblings", "TMP_MARK", "describe_oserror"]
+__all__ = [
+    "atomic_write",
+    "fsync_dir",
+    "write_new",
+    "sweep_temp_siblings",
+    "TMP_MARK",
+    "describe_oserror",
+    "read_bounded",
+    "input_timeout",
+]
 
 #: Every temporary name we create contains this, so a later run can sweep them.
 TMP_MARK = ".sesam-tls-tmp-"
@@ -25,8 +37,89 @@ def describe_oserror(exc: OSError) -> str:
         errno.EPERM: "operation not permitted",
         errno.ELOOP: "refusing to follow a symbolic link",
         errno.EEXIST: "already exists",
+        errno.EISDIR: "a folder, not a file",
     }.get(exc.errno or 0)
+    if isinstance(exc, TimeoutError) and exc.strerror:
+        return exc.strerror
     return reason or (exc.strerror or str(exc)).lower()
+
+
+#: How long an input that is not a regular file (a FIFO, a pipe from
+#: ``<(pass show ...)``, a device) may take to deliver, in seconds.
+INPUT_TIMEOUT = 10.0
+INPUT_TIMEOUT_ENV = "SESAM_TLS_INPUT_TIMEOUT"
+
+
+def input_timeout(environ: Mapping[str, str] = os.environ) -> float:
+    """:data:`INPUT_TIMEOUT`, or ``$SESAM_TLS_INPUT_TIMEOUT`` when it is a positive number."""
+    try:
+        value = float(environ.get(INPUT_TIMEOUT_ENV, ""))
+    except ValueError:
+        return INPUT_TIMEOUT
+    return value if 0 < value < 3600 else INPUT_TIMEOUT
+
+
+def read_bounded(
+    path: Union[str, os.PathLike[str]], limit: int, *, timeout: Optional[float] = None
+) -> tuple[bytes, os.stat_result]:
+    """At most ``limit + 1`` bytes of ``path`` (so the caller can tell "too large") and its stat.
+
+    A regular file is read as usual. Anything else (a FIFO no program ever
+    writes to, a terminal, ``/dev/zero``) is opened without blocking and read
+    with poll() until end of file, ``limit + 1`` bytes or ``timeout``
+    (default :func:`input_timeout`); the deadline raises TimeoutError (an
+    OSError, whose message says how long it waited). A pipe that delivers,
+    as from ``--password-file <(pass show node)``, is read in full.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(errno.EISDIR, "is a directory", str(path))
+        if stat.S_ISREG(st.st_mode):
+            os.set_blocking(fd, True)
+            return _read_all(fd, limit + 1), st
+        wait = input_timeout() if timeout is None else timeout
+        return _read_until(fd, limit + 1, time.monotonic() + wait, wait), st
+    finally:
+        os.close(fd)
+
+
+def _read_all(fd: int, size: int) -> bytes:
+    chunks: list[bytes] = []
+    while size > 0:
+        chunk = os.read(fd, min(size, 1 << 16))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
+
+
+def _read_until(fd: int, size: int, deadline: float, wait: float) -> bytes:
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    chunks: list[bytes] = []
+    while size > 0:
+        left = deadline - time.monotonic()
+        # A FIFO that no writer has opened yet reports nothing (Linux), so
+        # poll() waits for the first writer too, not only for its data.
+        if left <= 0 or not poller.poll(max(1, int(left * 1000))):
+            if time.monotonic() < deadline:
+                continue
+            what = "no end of file" if chunks else "nothing to read"
+            raise TimeoutError(
+                errno.ETIMEDOUT, f"{what} within {wait:g} s (a named pipe no program writes to, or never closes?)"
+            )
+        try:
+            chunk = os.read(fd, min(size, 1 << 16))
+        except BlockingIOError:
+            continue
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
 
 
 def fsync_dir(path: Path) -> None:

@@ -8,6 +8,10 @@ like to add), DER, PKCS#12 and PKCS#7. Each failure is one
 The password for an encrypted key or PKCS#12 file is asked for lazily
 through a callback, so a terminal prompt appears only when a file turns out
 to be encrypted. It is never put into a message.
+
+A PKCS#12 file or encrypted key asks for a number of key-derivation and MAC
+iterations, and OpenSSL runs them all: a count above :data:`MAX_ITERATIONS`
+is refused before the file reaches cryptography (:mod:`sesam_tls.der`).
 """
 
 from __future__ import annotations
@@ -24,12 +28,18 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 
+from .der import DerError, iteration_counts
 from .errors import InputError, one_line
 
-__all__ = ["MAX_INPUT", "Decoded", "PasswordSource", "decode"]
+__all__ = ["MAX_INPUT", "MAX_ITERATIONS", "Decoded", "PasswordSource", "decode"]
 
 #: Largest input accepted: a certificate chain is a few KiB; a megabyte is plenty.
 MAX_INPUT = 1 << 20
+
+#: Most key-derivation or MAC iterations a PKCS#12 file or encrypted key may ask
+#: for. Exports by OpenSSL, Windows and Java use 2,000 to 600,000; one million
+#: PBKDF2-SHA256 rounds take about a second, 2^31-1 take many minutes.
+MAX_ITERATIONS = 1_000_000
 
 #: Called with the file's name when an encrypted item needs its password;
 #: returns None when there is no way to get one.
@@ -152,6 +162,13 @@ def _pem_key(block: bytes, source: str, where: str, password: PasswordSource) ->
             return serialization.load_pem_private_key(block, password=None)
         except (ValueError, TypeError, _Unsupported):
             raise InputError(f"{where}: damaged or unsupported private key") from None
+    if block.startswith(b"-----BEGIN ENCRYPTED"):
+        body = block.split(b"-----")[2]  # "", "BEGIN ...", body, "END ...", ""
+        try:
+            der = base64.b64decode(b"".join(body.split()), validate=True)
+        except binascii.Error:
+            raise InputError(f"{where}: damaged base64; the PEM block is not readable") from None
+        _check_iterations(der, source, "the encrypted private key")
     secret = password(source)
     if secret is None:
         raise InputError(f"{source}: the private key is encrypted; {_ASK}")
@@ -201,6 +218,7 @@ def _decode_der(data: bytes, source: str, password: PasswordSource) -> Decoded:
 
 
 def _decode_encrypted_der_key(data: bytes, source: str, password: PasswordSource) -> Decoded:
+    _check_iterations(data, source, "the encrypted private key")
     secret = password(source)
     if secret is None:
         raise InputError(f"{source}: the private key is encrypted; {_ASK}")
@@ -237,38 +255,95 @@ def _skip_header(data: bytes) -> Optional[int]:
     return 2 + count if 0 < count <= 4 and len(data) > 2 + count else None
 
 
+def _check_iterations(der: bytes, source: str, what: str, *, pkcs12: bool = False) -> None:
+    """InputError when ``der`` asks for more than MAX_ITERATIONS of anything (or cannot be walked)."""
+    try:
+        counts = iteration_counts(der, pkcs12=pkcs12)
+    except DerError as exc:
+        raise InputError(f"{source}: {what} is damaged ({exc})") from None
+    for kind, count in counts:
+        if count > MAX_ITERATIONS:
+            raise InputError(
+                f"{source}: {what} asks for {count:,} iterations of its {kind}, more than the "
+                f"{MAX_ITERATIONS:,} sesam-tls accepts (exports by OpenSSL, Windows and Java use 2,000 to "
+                "600,000); export it again with fewer"
+            )
+
+
 def _decode_pkcs12(data: bytes, source: str, password: PasswordSource) -> Decoded:
+    _check_iterations(data, source, "the PKCS#12 file", pkcs12=True)
     # Without a password first (None, then empty: tools differ in which
     # they use), so an unprotected file never causes a prompt.
-    loaded = _try_pkcs12(data, (None, b""))
+    loaded = _try_pkcs12(data, (None, b""), source)
     if loaded is None:
         secret = password(source)
         if secret is None:
             raise InputError(f"{source}: the PKCS#12 file is password-protected; {_ASK}")
-        loaded = _try_pkcs12(data, (secret,))
+        loaded = _try_pkcs12(data, (secret,), source)
         if loaded is None:
             raise InputError(
                 f"{source}: wrong password for the PKCS#12 file (or the file is damaged)"
             )
-    certs: list[x509.Certificate] = []
-    if loaded.cert is not None:
-        certs.append(loaded.cert.certificate)
-    certs += [c.certificate for c in loaded.additional_certs]
-    keys = (loaded.key,) if loaded.key is not None else ()
+    key, certs = loaded
+    keys = (key,) if key is not None else ()
     if not certs and not keys:
         raise InputError(f"{source}: the PKCS#12 file holds neither a certificate nor a key")
     return Decoded(source, tuple(certs), keys)
 
 
 def _try_pkcs12(
-    data: bytes, passwords: Sequence[Optional[bytes]]
-) -> Optional[pkcs12.PKCS12KeyAndCertificates]:
+    data: bytes, passwords: Sequence[Optional[bytes]], source: str
+) -> Optional[tuple[Optional[PrivateKeyTypes], list[x509.Certificate]]]:
+    """The key and certificates of a PKCS#12 file, trying each password in turn.
+
+    OpenSSL decrypts and derives keys in one uninterruptible call, and some
+    of the counts it obeys sit inside encrypted parts that :func:`_check_iterations`
+    cannot see: the call runs in a child process with the input deadline
+    (``$SESAM_TLS_INPUT_TIMEOUT``, 10 s), far above what an honest file takes.
+    """
+    from .child import ChildFailed, ChildTimeout, run_bounded
+    from .fsutil import input_timeout
+
+    timeout = input_timeout()
     for secret in passwords:
         try:
-            return pkcs12.load_pkcs12(data, secret)
-        except (ValueError, TypeError, _Unsupported):
-            continue
+            packed = run_bounded(lambda: _pkcs12_to_der(data, secret), timeout)  # noqa: B023 - called at once
+        except ChildFailed:
+            continue  # a wrong password, an unsupported algorithm, a damaged file: as before
+        except ChildTimeout:
+            raise InputError(
+                f"{source}: the PKCS#12 file did not decode within {timeout:g} s (it asks for too much "
+                "key-derivation work); export it again with fewer iterations"
+            ) from None
+        return _der_from_child(packed)
     return None
+
+
+def _pkcs12_to_der(data: bytes, secret: Optional[bytes]) -> bytes:
+    """In the child: load the file, hand back the key (unencrypted PKCS#8) and certificates as
+    length-prefixed DER. Raises what cryptography raises for a wrong password."""
+    loaded = pkcs12.load_pkcs12(data, secret)
+    parts = [
+        loaded.key.private_bytes(
+            serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        if loaded.key is not None
+        else b""
+    ]
+    if loaded.cert is not None:
+        parts.append(loaded.cert.certificate.public_bytes(serialization.Encoding.DER))
+    parts += [c.certificate.public_bytes(serialization.Encoding.DER) for c in loaded.additional_certs]
+    return b"".join(len(p).to_bytes(4, "big") + p for p in parts)
+
+
+def _der_from_child(packed: bytes) -> tuple[Optional[PrivateKeyTypes], list[x509.Certificate]]:
+    parts, at = [], 0
+    while at < len(packed):
+        size = int.from_bytes(packed[at:at + 4], "big")
+        parts.append(packed[at + 4:at + 4 + size])
+        at += 4 + size
+    key = serialization.load_der_private_key(parts[0], password=None) if parts and parts[0] else None
+    return key, [x509.load_der_x509_certificate(p) for p in parts[1:]]
 
 
 def _not_recognised(data: bytes) -> str:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from .options import DeployOptions
-from .errors import AttentionNeeded, SesamTLSError, UsageError
+from .errors import AttentionNeeded, RefusedCertificate, SesamTLSError, UsageError
 from .failpoints import failpoint
 from .node import Node
 from .renewal import Decision, choose_in_window, decide, parse_time
@@ -167,7 +167,7 @@ def renew(
             return result
 
         log.info("renewing: %s", decision.reason)
-        from .api import hook_allow, hook_env, obtain_and_deploy, preflight
+        from .api import gate_bundle, hook_allow, hook_env, obtain_and_deploy, preflight
         from .hooks import recordable_names, run_hook
 
         provider = provider_factory(meta, node, dry_run)
@@ -180,7 +180,7 @@ def renew(
             hooks["env"] = recordable_names(options.hook_env, options.secret_env)
         try:
             if dry_run:
-                bundle = provider.issue(request)
+                bundle = gate_bundle(provider, request, provider.issue(request), now=now)
                 log.info("dry run: got a certificate (sha256 %s…); deployed nothing", bundle.fingerprint[:16])
                 return RenewResult("dry-run", f"dry run succeeded for {', '.join(request.identifiers)}", 0, decision, meta)
             preflight(node, options)
@@ -206,18 +206,20 @@ def renew(
 
 
 def _result_without_renewal(decision: Decision, meta: dict[str, Any]) -> Optional[RenewResult]:
+    if decision.due:  # due and attention: a certificate clients refuse, which a renewal fixes
+        return None
     if decision.attention:
         return RenewResult("attention", decision.reason, AttentionNeeded.exit_code, decision, meta)
     if decision.backing_off:
         return RenewResult("attention", decision.reason, AttentionNeeded.exit_code, decision, meta)
-    if not decision.due:
-        return RenewResult("not-due", f"not due: {decision.reason}", 0, decision, meta)
-    return None
+    return RenewResult("not-due", f"not due: {decision.reason}", 0, decision, meta)
 
 
 def _record_failure(node: Node, meta: dict[str, Any], now: dt.datetime, exc: SesamTLSError) -> dict[str, Any]:
     renewal = dict(meta.get("renewal") or {})
     renewal["failures"] = int(renewal.get("failures") or 0) + 1
+    # A refused certificate was issued all the same: count them, so the next order waits (renewal.REFUSED_BACKOFF).
+    renewal["refusals"] = int(renewal.get("refusals") or 0) + 1 if isinstance(exc, RefusedCertificate) else 0
     renewal["last_attempt"] = now.isoformat()
     renewal["last_failure"] = now.isoformat()
     renewal["last_result"] = f"failed: {exc}"

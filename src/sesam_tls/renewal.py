@@ -2,15 +2,23 @@
 
 Rules, in order:
 
+0. A certificate not valid yet (made while this machine's clock was ahead,
+   or by a CA whose clock is) needs attention: clients refuse it.
 1. ``force`` renews now.
 2. After failed attempts, wait 1 min, 10 min, 100 min, then a day between
-   tries (what Let's Encrypt asks of clients), unless forced.
+   tries (what Let's Encrypt asks of clients), unless forced. After a
+   certificate the gate refused, which the CA issued all the same, wait at
+   least a day, then two days between tries: a broken CA or clock must not
+   turn every timer run into a new certificate (Let's Encrypt allows 5
+   duplicate certificates a week).
 3. ``days`` (``--days N``) renews when fewer than N days are left.
 4. An ARI window from the CA (RFC 9773): renew at a moment chosen uniformly at
    random inside it, once chosen kept until the CA suggests another window.
 5. Otherwise renew when a third of the lifetime is left (half of it for
    certificates of 10 days or less, so a 6-day certificate gets 3 days of
    retries).
+
+A certificate not valid yet is due (after the backoff) and needs attention.
 
 Bring-your-own certificates are never renewed here; they need attention from
 ``BYO_WARN_DAYS`` before expiry.
@@ -24,8 +32,10 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 __all__ = [
+    "CLOCK_SKEW",
     "Decision",
     "BACKOFF",
+    "REFUSED_BACKOFF",
     "BYO_WARN_DAYS",
     "backoff_delay",
     "choose_in_window",
@@ -41,7 +51,12 @@ BACKOFF = (
     dt.timedelta(minutes=100),
     dt.timedelta(days=1),
 )
+#: Least waits after 1, and 2 or more, refused certificates in a row.
+REFUSED_BACKOFF = (dt.timedelta(days=1), dt.timedelta(days=2))
 BYO_WARN_DAYS = 30
+#: How far a notBefore may lie ahead of this machine's clock before the
+#: certificate counts as not valid yet (here, in ``status`` and at the gate).
+CLOCK_SKEW = dt.timedelta(minutes=5)
 SHORT_LIVED = dt.timedelta(days=10)
 
 
@@ -69,10 +84,14 @@ def lifetime_renewal_time(not_before: dt.datetime, not_after: dt.datetime) -> dt
     return not_after - remaining
 
 
-def backoff_delay(failures: int) -> dt.timedelta:
+def backoff_delay(failures: int, refusals: int = 0) -> dt.timedelta:
+    """The wait after ``failures`` failed attempts, the last ``refusals`` of them refused certificates."""
     if failures <= 0:
         return dt.timedelta(0)
-    return BACKOFF[min(failures, len(BACKOFF)) - 1]
+    delay = BACKOFF[min(failures, len(BACKOFF)) - 1]
+    if refusals > 0:
+        delay = max(delay, REFUSED_BACKOFF[min(refusals, len(REFUSED_BACKOFF)) - 1])
+    return delay
 
 
 def choose_in_window(start: dt.datetime, end: dt.datetime, rng: random.Random) -> dt.datetime:
@@ -108,7 +127,15 @@ def decide(
     if not_before is None or not_after is None:
         return Decision(True, "the metadata has no validity period; renewing")
     left = not_after - now
+    early = not_before - now > CLOCK_SKEW
     if meta.get("provider") == "import":
+        if early:
+            return Decision(
+                False,
+                f"the imported certificate is not valid before {human_time(not_before)}; clients refuse it: "
+                "import a valid one",
+                attention=True,
+            )
         if left <= dt.timedelta(0):
             return Decision(False, f"the imported certificate expired {_days(-left)} ago; import a new one", attention=True)
         if left <= dt.timedelta(days=days or BYO_WARN_DAYS):
@@ -124,16 +151,30 @@ def decide(
 
     renewal = meta.get("renewal") or {}
     failures = int(renewal.get("failures") or 0)
+    refusals = int(renewal.get("refusals") or 0)
     last_failure = parse_time(renewal.get("last_failure"))
     if failures and last_failure:
-        retry_at = last_failure + backoff_delay(failures)
+        retry_at = last_failure + backoff_delay(failures, refusals)
         if now < retry_at:
+            why = (
+                f"the CA's last certificate was refused (it was issued all the same; {refusals} in a row)"
+                if refusals
+                else f"the last {failures} attempt(s) failed"
+            )
             return Decision(
                 False,
-                f"the last {failures} attempt(s) failed; next try after {human_time(retry_at)}",
+                f"{why}; next try after {human_time(retry_at)}",
                 at=retry_at,
                 backing_off=True,
             )
+
+    if early:
+        return Decision(
+            True,
+            f"the certificate is not valid before {human_time(not_before)} (made while a clock was ahead?); "
+            "clients refuse it: renewing",
+            attention=True,
+        )
 
     if days is not None:
         at = not_after - dt.timedelta(days=days)

@@ -12,9 +12,21 @@ The rules, and why:
 - Ed25519/Ed448 leaves: nginx serves them, but browsers and most TLS
   clients cannot verify them, so the node would be unreachable.
 - An expired or not-yet-valid leaf or intermediate: every client refuses it.
+  A notBefore up to ``CLOCK_SKEW`` ahead of this machine's clock passes: the
+  CA's clock and ours differ a little, and the certificate is valid soon.
 - CA:TRUE, an EKU without serverAuth, a key usage without digitalSignature:
-  clients refuse such a leaf for a TLS server.
+  clients refuse such a leaf for a TLS server. One exception: a self-issued
+  CA:TRUE certificate (subject = issuer, its own signature verifies) is what a
+  plain ``openssl req -x509`` makes; nginx serves it and clients that pinned
+  it trust it, so it passes with a warning. Never from a CA (``from_ca``).
 - No subjectAltName: browsers ignore the common name since 2017.
+- A critical extension clients do not know, an intermediate that is not a CA,
+  a chain longer than an issuer's pathLenConstraint allows: OpenSSL (and so
+  nginx's clients) refuse the whole chain.
+
+:func:`gate` runs the same checks on a bundle a provider made (ACME,
+self-signed, imported) before anything is written: no provider can replace a
+good pair with one clients would refuse.
 """
 
 from __future__ import annotations
@@ -33,8 +45,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from .bundle import Bundle
 from .errors import InputError
+from .renewal import CLOCK_SKEW  # one constant for the gate, status and renew
 
-__all__ = ["ERROR", "WARNING", "Finding", "Report", "Sourced", "validate"]
+__all__ = ["CLOCK_SKEW", "ERROR", "WARNING", "Finding", "Report", "Sourced", "gate", "validate"]
 
 ERROR = "error"
 WARNING = "warning"
@@ -43,6 +56,36 @@ MIN_RSA_BITS = 2048
 CURVES = ("secp256r1", "secp384r1", "secp521r1")
 WEAK_HASHES = ("md5", "sha1")
 MAX_CHAIN = 8
+#: Most distinct certificates one input may hold. A leaf, two or three
+#: intermediates, a root and a cross-signed copy or two are under ten; 20
+#: leaves room for a spare intermediate per CA generation. Putting a chain in
+#: order compares certificates pairwise (by name first, then by signature), so
+#: a 1 MiB file of ~2,500 self-signed certificates with one name would take
+#: minutes; with at most 20, at most 400 signature checks.
+MAX_CERTIFICATES = 20
+
+#: Critical extensions OpenSSL understands (X509_supported_extension); any
+#: other critical extension makes it, and so nginx's clients, refuse the chain.
+UNDERSTOOD_CRITICAL = frozenset(
+    x509.ObjectIdentifier(oid)
+    for oid in (
+        "2.16.840.1.113730.1.1",  # Netscape certificate type
+        "2.5.29.15",  # key usage
+        "2.5.29.17",  # subject alternative name
+        "2.5.29.19",  # basic constraints
+        "2.5.29.32",  # certificate policies
+        "2.5.29.31",  # CRL distribution points
+        "2.5.29.37",  # extended key usage
+        "1.3.6.1.5.5.7.1.7",  # RFC 3779 IP address blocks
+        "1.3.6.1.5.5.7.1.8",  # RFC 3779 AS identifiers
+        "1.3.6.1.5.5.7.48.1.5",  # OCSP no check
+        "2.5.29.36",  # policy constraints
+        "1.3.6.1.5.5.7.1.14",  # proxy certificate information
+        "2.5.29.30",  # name constraints
+        "2.5.29.33",  # policy mappings
+        "2.5.29.54",  # inhibit any policy
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -171,6 +214,11 @@ def is_self_signed(cert: x509.Certificate) -> bool:
     return cert.issuer == cert.subject and signed_by(cert, cert) is not False
 
 
+def _self_issued_ca(cert: x509.Certificate) -> bool:
+    """CA:TRUE on a certificate that provably signed itself (what ``openssl req -x509`` makes)."""
+    return _is_ca(cert) and cert.issuer == cert.subject and signed_by(cert, cert) is True
+
+
 def _is_ca(cert: x509.Certificate) -> bool:
     try:
         return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
@@ -229,6 +277,11 @@ class _Work:
     certs: list[x509.Certificate] = field(default_factory=list)
     cert_source: dict[str, str] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
+    #: the bundle comes from a CA, not from the operator: no command-line hints,
+    #: and a self-signed certificate is no certificate from the CA
+    from_ca: bool = False
+    #: subject -> certificates: a signature is checked only against an issuer's name.
+    by_subject: dict[x509.Name, list[x509.Certificate]] = field(default_factory=dict)
 
     def src(self, cert: x509.Certificate) -> str:
         return self.cert_source[_fp(cert)]
@@ -248,17 +301,29 @@ def validate(
     names: Sequence[str] = (),
     names_origin: str = "given with --domain",
     expiry_warning_days: int = 14,
+    skew: dt.timedelta = CLOCK_SKEW,
+    from_ca: bool = False,
 ) -> Report:
     """Check everything; the findings come in the order an operator should fix them."""
-    work = _Work()
+    work = _Work(from_ca=from_ca)
     for entry in certificates:
         cert: x509.Certificate = entry.item  # type: ignore[assignment]
         if _fp(cert) not in work.cert_source:  # the same certificate in two files is fine
             work.cert_source[_fp(cert)] = entry.source
             work.certs.append(cert)
 
+    if len(work.certs) > MAX_CERTIFICATES:  # before any pairwise work, and the only finding
+        cert_files = ", ".join(dict.fromkeys(e.source for e in certificates))
+        work.error(
+            "too-many-certificates",
+            f"{cert_files}: {len(work.certs)} certificates; at most {MAX_CERTIFICATES} are accepted "
+            "(the certificate, its intermediates and a root are a handful); give only those",
+        )
+        return Report(tuple(work.findings))
     files = ", ".join(dict.fromkeys(e.source for e in (*certificates, *keys))) or "the input"
     key, key_source = _pick_key(work, keys, files)
+    for cert in work.certs:
+        work.by_subject.setdefault(cert.subject, []).append(cert)
     if not work.certs:
         work.error(
             "no-certificate", f"{files}: no certificate in the input; pass it with --cert FILE"
@@ -273,9 +338,11 @@ def validate(
                 "unrelated-certificate",
                 f"{work.src(cert)}: ignored the certificate {label(cert)}: not in the chain of {label(leaf)}",
             )
-    _check_validity(work, leaf, chain, now, expiry_warning_days)
+    _check_validity(work, leaf, chain, now, expiry_warning_days, skew)
     _check_algorithms(work, leaf, chain)
     _check_server_use(work, leaf)
+    _check_extensions(work, leaf, chain)
+    _check_path(work, leaf, chain, root)
     for name in names:
         if not _covers(leaf, name):
             work.error(
@@ -319,7 +386,12 @@ def _pick_leaf(work: _Work, key: Optional[PrivateKeyTypes], key_source: str) -> 
         matching = [c for c in work.certs if _spki(c.public_key()) == spki]
         if matching:
             return sorted(matching, key=_is_ca)[0]  # a non-CA certificate first
-    signers = {_fp(p) for c in work.certs for p in work.certs if p is not c and signed_by(c, p)}
+    signers = {
+        _fp(p)
+        for c in work.certs
+        for p in work.by_subject.get(c.issuer, ())
+        if p is not c and signed_by(c, p)
+    }
     ends = [c for c in work.certs if _fp(c) not in signers] or work.certs
     candidates = sorted(ends, key=_is_ca)
     leaf = candidates[0]
@@ -348,15 +420,28 @@ def _order_chain(
     while len(chain) < MAX_CHAIN:
         if is_self_signed(current):
             if current is leaf:
-                work.warn(
-                    "self-signed",
-                    f"{work.src(leaf)}: the certificate {label(leaf)} is self-signed; "
-                    "only clients that trust it explicitly will connect",
-                )
+                if work.from_ca:
+                    work.error(
+                        "self-signed",
+                        f"{work.src(leaf)}: the certificate {label(leaf)} is self-signed, not issued by the CA",
+                    )
+                elif _self_issued_ca(leaf):
+                    work.warn(
+                        "self-signed",
+                        f"{work.src(leaf)}: the certificate {label(leaf)} is self-signed and marked as a CA "
+                        "(CA:TRUE, as 'openssl req -x509' makes it); nginx serves it, but only clients that "
+                        "trust it explicitly will connect",
+                    )
+                else:
+                    work.warn(
+                        "self-signed",
+                        f"{work.src(leaf)}: the certificate {label(leaf)} is self-signed; "
+                        "only clients that trust it explicitly will connect",
+                    )
                 return chain, None
             chain.pop()
             return chain, current
-        same_name = [c for c in work.certs if _fp(c) not in used and c.subject == current.issuer]
+        same_name = [c for c in work.by_subject.get(current.issuer, ()) if _fp(c) not in used]
         signers = [c for c in same_name if signed_by(current, c) is not False]
         if signers:
             parent = sorted(signers, key=lambda c: -_is_ca(c))[0]
@@ -374,7 +459,7 @@ def _order_chain(
             work.error(
                 "missing-intermediate",
                 f"{work.src(leaf)}: missing intermediate: the issuer '{current.issuer.rfc4514_string()}' of "
-                f"{label(leaf)} is not in the input; pass it with --chain FILE",
+                f"{label(leaf)} is not in the input" + ("" if work.from_ca else "; pass it with --chain FILE"),
             )
         # An intermediate whose issuer is absent: that issuer is the root
         # clients already have, which need not (and should not) be served.
@@ -392,14 +477,16 @@ def _check_validity(
     chain: list[x509.Certificate],
     now: dt.datetime,
     warn_days: int,
+    skew: dt.timedelta,
 ) -> None:
     for cert in (leaf, *chain):
         what = "certificate" if cert is leaf else "intermediate"
         start, end = cert.not_valid_before_utc, cert.not_valid_after_utc
-        if now < start:
+        if now + skew < start:
             work.error(
                 "not-yet-valid",
-                f"{work.src(cert)}: the {what} {label(cert)} is not valid before {_when(start)}",
+                f"{work.src(cert)}: the {what} {label(cert)} is not valid before {_when(start)} "
+                f"(this machine's clock says {_when(now)})",
             )
         elif now >= end:
             work.error(
@@ -427,7 +514,7 @@ def _check_algorithms(work: _Work, leaf: x509.Certificate, chain: list[x509.Cert
 
 def _check_server_use(work: _Work, leaf: x509.Certificate) -> None:
     where = f"{work.src(leaf)}: the certificate {label(leaf)}"
-    if _is_ca(leaf):
+    if _is_ca(leaf) and (work.from_ca or not _self_issued_ca(leaf)):
         work.error(
             "ca-certificate", f"{where} is a CA certificate (CA:TRUE), not a server certificate"
         )
@@ -461,3 +548,73 @@ def _check_server_use(work: _Work, leaf: x509.Certificate) -> None:
         ext.get_extension_for_class(x509.SubjectAlternativeName)
     except x509.ExtensionNotFound:
         work.error("no-san", f"{where} has no subjectAltName; browsers ignore the common name")
+
+
+def _check_extensions(work: _Work, leaf: x509.Certificate, chain: list[x509.Certificate]) -> None:
+    for cert in (leaf, *chain):
+        what = "certificate" if cert is leaf else "intermediate"
+        for ext in cert.extensions:
+            if ext.critical and ext.oid not in UNDERSTOOD_CRITICAL:
+                name = getattr(ext.oid, "_name", "Unknown OID")
+                shown = ext.oid.dotted_string if name == "Unknown OID" else f"{name} ({ext.oid.dotted_string})"
+                work.error(
+                    "critical-extension",
+                    f"{work.src(cert)}: the {what} {label(cert)} has the critical extension {shown}, "
+                    "which clients do not understand, so they refuse it",
+                )
+
+
+def _check_path(
+    work: _Work, leaf: x509.Certificate, chain: list[x509.Certificate], root: Optional[x509.Certificate]
+) -> None:
+    """Every issuer is a CA, and no issuer has more intermediates below it than its pathLen allows."""
+    below = 0  # intermediates between the leaf and the issuer looked at (self-issued ones do not count)
+    for position, cert in enumerate((*chain, *((root,) if root is not None else ()))):
+        try:
+            constraints: Optional[x509.BasicConstraints] = cert.extensions.get_extension_for_class(
+                x509.BasicConstraints
+            ).value
+        except x509.ExtensionNotFound:
+            constraints = None
+        is_root = position >= len(chain)  # a trusted root need not say CA:TRUE (version 1 roots)
+        if (constraints is None or not constraints.ca) and not is_root:
+            work.error(
+                "intermediate-not-ca",
+                f"{work.src(cert)}: the intermediate {label(cert)} is not a CA certificate (no CA:TRUE), "
+                "so it cannot issue the certificate below it",
+            )
+        elif constraints is not None and constraints.path_length is not None and below > constraints.path_length:
+            work.error(
+                "path-length",
+                f"{work.src(cert)}: the chain breaks the path length of {label(cert)}: it allows "
+                f"{constraints.path_length} intermediate(s) below it, the chain has {below}",
+            )
+        if not is_root and cert.subject != cert.issuer:
+            below += 1
+
+
+def gate(
+    bundle: Bundle,
+    names: Sequence[str],
+    *,
+    now: dt.datetime,
+    source: str,
+    from_ca: bool = True,
+) -> Report:
+    """The checks of :func:`validate` on a provider's bundle, before anything is written.
+
+    ``source`` names where the bundle comes from (the CA's directory URL, the
+    files) and begins every message. ``from_ca``: a CA made it, so a
+    self-signed leaf or a missing intermediate is an error. The lifetime is
+    the provider's choice: no expiry warning.
+    """
+    certs = [Sourced(cert, source) for cert in (bundle.leaf, *bundle.chain)]
+    return validate(
+        certs,
+        [Sourced(bundle.key, source)],
+        now=now,
+        names=names,
+        names_origin="a name this run asked for",
+        expiry_warning_days=0,
+        from_ca=from_ca,
+    )

@@ -14,6 +14,7 @@ import sys
 from typing import Optional, Sequence
 
 from ..errors import EXIT_CODES, SesamTLSError
+from ..text import printable
 
 __all__ = ["main", "run"]
 
@@ -64,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
 class _OneLine(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         prefix = "" if record.levelno <= logging.INFO else f"{record.levelname.lower()}: "
-        return f"sesam-tls: {prefix}{record.getMessage()}"
+        return f"sesam-tls: {prefix}{printable(record.getMessage())}"
 
 
 def _setup_logging(args: argparse.Namespace) -> logging.Handler:
@@ -92,7 +93,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except SesamTLSError as exc:
         if getattr(args, "debug", False):
             logging.getLogger("sesam_tls").exception("traceback")
-        print(f"sesam-tls: error: {exc}", file=sys.stderr)
+        print(f"sesam-tls: error: {printable(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("sesam-tls: interrupted", file=sys.stderr)

@@ -42,7 +42,9 @@ def run(args: argparse.Namespace) -> int:
             emit_json(info)
         else:
             width = max(len(k) for k in info) + 1
-            print("\n".join(f"{k + ':':<{width}} {_text(v)}" for k, v in info.items()))
+            from ..text import printable
+
+            print("\n".join(f"{k + ':':<{width}} {printable(_text(v))}" for k, v in info.items()))
         return 0
     if args.action == "rollover":
         with node_lock(node.state_dir):

@@ -8,6 +8,9 @@ import os
 from pathlib import Path
 from typing import Any, Optional
 
+#: An EAB HMAC key is some 50 characters; a larger file is the wrong file.
+MAX_EAB_FILE = 64 * 1024
+
 HTTP01_CHOICES = ("auto", "standalone", "stop-nginx", "webroot")
 
 
@@ -87,10 +90,18 @@ def eab_from_args(args: argparse.Namespace) -> Any:
     if not args.eab_kid:
         raise UsageError("an EAB HMAC key was given without --eab-kid")
     if args.eab_hmac_file:
+        from ..fsutil import read_bounded
+
         try:
-            value = Path(args.eab_hmac_file).read_text().strip()
+            raw, _ = read_bounded(args.eab_hmac_file, MAX_EAB_FILE)
         except OSError as exc:
             raise UsageError(f"--eab-hmac-file {args.eab_hmac_file}: {exc.strerror or exc}") from None
+        if len(raw) > MAX_EAB_FILE:
+            raise UsageError(f"--eab-hmac-file {args.eab_hmac_file}: larger than 64 KiB, not an HMAC key file")
+        try:
+            value = raw.decode("utf-8").strip()
+        except UnicodeDecodeError:
+            raise UsageError(f"--eab-hmac-file {args.eab_hmac_file}: not text (an HMAC key is base64url)") from None
     elif args.eab_hmac_env:
         value = os.environ.get(args.eab_hmac_env, "").strip()
         if not value:

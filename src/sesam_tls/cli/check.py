@@ -25,6 +25,7 @@ from .acme_args import (
     http01_from_args,
 )
 from .common import add_node_arguments, emit_json, node_from_args
+from ..text import printable
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -65,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
             code = code or exc.exit_code
         results.append({"check": title, "ok": ok, "detail": detail})
         if not args.json:
-            print(f"{'ok' if ok else 'FAIL':<4}  {title}: {detail}", flush=True)
+            print(printable(f"{'ok' if ok else 'FAIL':<4}  {title}: {detail}"), flush=True)
     if args.json:
         emit_json({"ok": code == 0, "checks": results})
     return code

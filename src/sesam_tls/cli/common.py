@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from ..node import ENV
+from ..text import printable
 
 
 def add_node_arguments(parser: argparse.ArgumentParser) -> None:
@@ -112,7 +113,9 @@ def print_outcome(args: argparse.Namespace, outcome: Any) -> None:
     how = {"none": "files only (--no-restart)", "reload": "nginx reloaded", "restart": "nginx restarted"}
     checked = ", verified by TLS handshake" if outcome.deployment.verified else ""
     print(
-        f"deployed {outcome.metadata['provider']} certificate for {names}: serial {cert['serial']}, "
-        f"expires {cert['not_after']}, sha256 {cert['fingerprint_sha256']}; "
-        f"{how[outcome.deployment.action]}{checked}"
+        printable(
+            f"deployed {outcome.metadata['provider']} certificate for {names}: serial {cert['serial']}, "
+            f"expires {cert['not_after']}, sha256 {cert['fingerprint_sha256']}; "
+            f"{how[outcome.deployment.action]}{checked}"
+        )
     )

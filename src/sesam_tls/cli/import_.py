@@ -105,13 +105,14 @@ def run(args: argparse.Namespace) -> int:
 def _print_report(args: argparse.Namespace, report: "Report") -> int:
     """--check-only: every error on stderr (warnings went through the log), the verdict on stdout."""
     from ..errors import InputError
+    from ..text import printable
 
     for finding in report.errors:
-        print(f"sesam-tls: error: {finding.message}", file=sys.stderr)
+        print(f"sesam-tls: error: {printable(finding.message)}", file=sys.stderr)
     if args.json:
         emit_json(_report_summary(report))
     elif report.ok:
-        print(_report_line(report))
+        print(printable(_report_line(report)))
     return 0 if report.ok else InputError.exit_code
 
 
@@ -120,13 +121,16 @@ def _password_source(args: argparse.Namespace) -> "Password":
     from ..errors import UsageError
 
     if args.password_file:
+        from ..fsutil import read_bounded
+
         try:
-            with open(args.password_file, "rb") as f:
-                secret = f.read(MAX_PASSWORD + 1)
+            # A FIFO or pipe (``<(pass show node)``) is read with a deadline.
+            secret, st = read_bounded(args.password_file, MAX_PASSWORD)
         except OSError as exc:
             raise UsageError(
                 f"--password-file {args.password_file}: cannot read it ({exc.strerror or exc})"
             ) from None
+        _warn_if_readable_by_others(args.password_file, st)
         if len(secret) > MAX_PASSWORD:
             raise UsageError(
                 f"--password-file {args.password_file}: larger than 64 KiB, not a password file"
@@ -142,6 +146,19 @@ def _password_source(args: argparse.Namespace) -> "Password":
     if args.password_stdin:
         return _one_line(sys.stdin.buffer.readline(MAX_PASSWORD))
     return _prompt
+
+
+def _warn_if_readable_by_others(path: str, st: os.stat_result) -> None:
+    """Still used (refusing would break a working setup), but the operator is told."""
+    import logging
+    import stat
+
+    if stat.S_ISREG(st.st_mode) and st.st_mode & 0o044:
+        mode = stat.S_IMODE(st.st_mode)
+        who = "everyone" if mode & 0o004 else "its group"
+        logging.getLogger("sesam_tls").warning(
+            "--password-file %s is readable by %s (mode %04o); chmod 600 it", path, who, mode
+        )
 
 
 def _prompt(source: str) -> Optional[bytes]:

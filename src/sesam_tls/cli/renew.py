@@ -28,6 +28,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..renew import renew
+    from ..text import printable
 
     node = node_from_args(args)
     options = deploy_options_from_args(args)
@@ -38,9 +39,10 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             emit_json({"result": result.status, "message": result.message, "exit_code": result.exit_code})
         elif result.exit_code == 0:
-            print(result.message)
+            print(printable(result.message))
         else:
-            print(f"sesam-tls: {'error' if result.status == 'failed' else 'attention'}: {result.message}", file=sys.stderr)
+            level = "error" if result.status == "failed" else "attention"
+            print(f"sesam-tls: {level}: {printable(result.message)}", file=sys.stderr)
         return result.exit_code, result
 
     if not args.loop:

@@ -17,6 +17,7 @@ from .acme_args import (
     remembered_settings,
 )
 from .common import add_node_arguments, emit_json, node_from_args
+from ..text import printable
 
 REASONS = ("unspecified", "keyCompromise", "superseded", "affiliationChanged", "cessationOfOperation")
 
@@ -69,7 +70,9 @@ def run(args: argparse.Namespace) -> int:
                    "next": again})
     else:
         print(
-            f"revoked certificate serial {bundle.serial} ({args.reason}); nginx serves it until it is replaced: "
-            f"get a new one (with a new key) now with `{again}`"
+            printable(
+                f"revoked certificate serial {bundle.serial} ({args.reason}); nginx serves it until it is replaced: "
+                f"get a new one (with a new key) now with `{again}`"
+            )
         )
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from .common import add_node_arguments, emit_json, node_from_args
 
@@ -32,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(info)
         return code
+    info = _printable(info)  # names, issuer and errors come from the certificate, files or the CA
     lines = [f"managed:        {'yes, ' + str(info['provider']) if info['managed'] else 'no'}"]
     dep = info.get("deployed")
     if not dep:
@@ -49,6 +51,8 @@ def run(args: argparse.Namespace) -> int:
             f"sha256:         {dep['fingerprint_sha256']}",
             f"ssl folder:     {info['ssl_dir']} (version {dep['version'] or 'not managed'})",
         ]
+        if dep.get("not_yet_valid"):
+            lines.append(f"attention:      not valid before {dep['not_before']}: clients refuse it")
     points = info.get("agent_config_points_here")
     lines.append(
         f"agent config:   {info['agent_config']}: "
@@ -75,12 +79,27 @@ def _days_left(days: int) -> str:
 
 
 def _exit_code(args: argparse.Namespace, info: dict) -> int:
-    """10 (attention) when the node needs a human: expiring within --warn-days, not served, renewal trouble."""
+    """10 (attention) when the node needs a human: expiring within --warn-days or not valid yet, not served."""
     from ..errors import AttentionNeeded
 
     dep = info.get("deployed") or {}
-    if args.warn_days is not None and (not dep or "error" in dep or dep["days_left"] < args.warn_days):
+    if args.warn_days is not None and (
+        not dep or "error" in dep or dep["days_left"] < args.warn_days or dep.get("not_yet_valid")
+    ):
         return AttentionNeeded.exit_code
     if args.verify and not info.get("serving_deployed"):
         return AttentionNeeded.exit_code
     return 0
+
+
+def _printable(value: Any) -> Any:
+    """``value`` with every string escaped by text.printable: one status line per line."""
+    from ..text import printable
+
+    if isinstance(value, str):
+        return printable(value)
+    if isinstance(value, dict):
+        return {k: _printable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_printable(v) for v in value]
+    return value

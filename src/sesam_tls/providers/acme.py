@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 from ..bundle import Bundle
 from ..deadline import Deadline, poll
-from ..errors import IssuanceError, UsageError
+from ..errors import IssuanceError, RefusedCertificate, UsageError
 from ..http01 import Http01Options, open_responder, presented, self_check
 from ..keys import generate_key
 from ..names import normalize_domain
@@ -103,6 +103,11 @@ class Acme:
         self.replaces = replaces
         self.account_uri: Optional[str] = None
         self._key_type: Optional[str] = None
+
+    @property
+    def origin(self) -> str:
+        """Where the bundle comes from, for the gate's messages: the CA, by its directory URL."""
+        return f"the ACME CA {self.directory}"
 
     def settings(self) -> dict[str, Any]:
         """What the metadata records about how the certificate was obtained. Never a secret."""
@@ -254,17 +259,25 @@ class Acme:
         raise IssuanceError(f"the CA refused to issue the certificate: {said}")
 
     def _download(self, conn: Connection, order: Any, key: Any, request: CertRequest) -> Bundle:
+        """The CA's chain for ``key``. Everything else about it is checked by the gate
+        (:func:`sesam_tls.api.gate_bundle`) before anything is written."""
         from cryptography import x509
+
+        from ..bundle import key_matches_cert
 
         pem = conn.post(order.certificate).content
         try:
             certs = x509.load_pem_x509_certificates(pem)
-        except ValueError:
-            raise IssuanceError(f"the CA's certificate at {order.certificate} is not a PEM chain") from None
+        except (ValueError, x509.InvalidVersion):
+            raise RefusedCertificate(
+                f"{self.origin}: the certificate at {order.certificate} is not a PEM chain; not deployed"
+            ) from None
+        if not key_matches_cert(key, certs[0]):
+            raise RefusedCertificate(
+                f"{self.origin}: the certificate {certs[0].subject.rfc4514_string()!r} is for another key "
+                "than the one this run asked for; not deployed, nothing was changed"
+            )
         bundle = Bundle(key=key, leaf=certs[0], chain=tuple(certs[1:]))
-        missing = [n for n in request.identifiers if not bundle.covers(n)]
-        if missing:
-            raise IssuanceError(f"the CA's certificate does not cover {', '.join(missing)}; not deploying it")
         log.info("got certificate serial %s for %s, valid until %s (%d intermediate%s)", bundle.serial,
                  ", ".join(request.identifiers), bundle.not_after.isoformat(), len(bundle.chain),
                  "" if len(bundle.chain) == 1 else "s")

@@ -16,7 +16,7 @@ from typing import Any, Callable, Optional, Union
 
 from ..bundle import Bundle
 from ..errors import InputError
-from ..fsutil import describe_oserror
+from ..fsutil import describe_oserror, read_bounded
 from ..pemio import MAX_INPUT, Decoded, PasswordSource, decode
 from ..validate import ERROR, Finding, Report, Sourced, validate
 from .base import CertRequest
@@ -29,10 +29,12 @@ Password = Union[bytes, PasswordSource, None]
 
 
 def read_input(path: Path) -> bytes:
-    """The file's bytes; InputError when it cannot be read or is larger than 1 MiB."""
+    """The file's bytes; InputError when it cannot be read or is larger than 1 MiB.
+
+    A FIFO or pipe is read with a deadline (:func:`~sesam_tls.fsutil.read_bounded`).
+    """
     try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_INPUT + 1)
+        data, _ = read_bounded(path, MAX_INPUT)
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
     except IsADirectoryError:
@@ -54,6 +56,8 @@ class Imported:
     """
 
     name = "import"
+    #: a bundle the gate refuses is an unusable input file (exit 3), as every import refusal
+    refused_as = InputError
 
     def __init__(
         self,
@@ -80,6 +84,11 @@ class Imported:
 
     def __repr__(self) -> str:  # never the password
         return f"Imported({', '.join(str(p) for p in self.files)})"
+
+    @property
+    def origin(self) -> str:
+        """Where the bundle comes from, for the gate's messages."""
+        return ", ".join(str(p) for p in self.files)
 
     def settings(self) -> dict[str, Any]:
         """Where the certificate came from, for the metadata. No secret."""

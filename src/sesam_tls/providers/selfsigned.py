@@ -23,6 +23,7 @@ DEFAULT_DAYS = 365
 
 class SelfSigned:
     name = "selfsigned"
+    origin = "sesam-tls (self-signed)"
 
     def __init__(self, *, clock: Optional[Callable[[], dt.datetime]] = None) -> None:
         self._clock = clock or (lambda: dt.datetime.now(dt.timezone.utc))
