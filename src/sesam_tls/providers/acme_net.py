@@ -25,6 +25,7 @@ from urllib.parse import urljoin, urlsplit
 
 from ..deadline import Deadline, seconds_from_env
 from ..errors import IssuanceError, SesamTLSError, one_line
+from ..renewal import CLOCK_SKEW
 from .acme_problems import problem_text, rate_limited
 
 __all__ = [
@@ -64,9 +65,9 @@ MAX_JSON = 1 << 20
 MAX_CHAIN = 1 << 20
 #: Redirects followed for one GET or HEAD.
 MAX_REDIRECTS = 5
-#: How far the local clock may be from the CA's ``Date`` before no order is placed:
-#: a certificate that seems not yet valid, or one renewed far too early or late.
-CLOCK_SKEW = dt.timedelta(minutes=5)
+#: How far the local clock may be from the CA's ``Date`` before no order is placed
+#: (a certificate that seems not yet valid, or one renewed far too early or late):
+#: renewal.CLOCK_SKEW, the one tolerance the gate, ``status`` and ``renew`` use too.
 #: Bytes asked of the socket per read; a read returns as soon as any have arrived.
 READ_CHUNK = 65536
 
