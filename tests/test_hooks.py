@@ -148,3 +148,21 @@ def _kill_quietly(pidfile: Path) -> None:
         os.kill(int(pidfile.read_text()), 9)
     except (FileNotFoundError, ValueError, ProcessLookupError):
         pass
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("allow", [[], ["--hook-env", "EAB_HMAC"]])
+def test_the_eab_hmac_variable_never_reaches_a_hook(pebble_eab, tmp_path, monkeypatch, capsys, allow):
+    """issue --eab-hmac-env VAR against Pebble requiring EAB: the deploy hook's environment has no VAR,
+    even when VAR is allowed by name."""
+    root = make_root(tmp_path)
+    out = tmp_path / "hook-env.txt"
+    kid, hmac = min(pebble_eab.eab_keys.items())
+    monkeypatch.setenv("EAB_HMAC", hmac)
+    code = main(["issue", "-d", "node.example.test", "--server", pebble_eab.directory, "--ca-bundle",
+                 pebble_eab.ca_bundle, "--agree-tos", "--eab-kid", kid, "--eab-hmac-env", "EAB_HMAC",
+                 "--http-port", str(pebble_eab.http_port), "--http-address", "127.0.0.1", "--root", str(root),
+                 "--no-restart", "--deploy-hook", f"env > {out}", *allow])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "EAB_HMAC" not in env_lines(out) and hmac not in out.read_text()
