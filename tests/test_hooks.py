@@ -107,13 +107,13 @@ def test_a_hook_that_leaves_a_background_child_returns_when_it_exits(tmp_path, c
     started = time.monotonic()
     try:
         with caplog.at_level(logging.INFO, logger="sesam_tls"):
-            ok = run_hook("deploy", f"sleep 120 & echo $! > {pidfile}; echo reloaded", {}, timeout=5)
+            ok = run_hook("deploy", f"sleep 120 & echo $! > {pidfile}; echo reloaded", {}, timeout=30)
         elapsed = time.monotonic() - started
     finally:
         _kill_quietly(pidfile)
     assert ok, caplog.text
     assert "deploy hook: reloaded" in caplog.text and "stopped" not in caplog.text
-    assert elapsed < 4.5  # within its own timeout: the hook's end was its exit, not the child's
+    assert elapsed < 25  # well within its own timeout: the hook's end was its exit, not the child's
 
 
 def test_a_hung_hook_is_stopped_with_its_whole_process_group(tmp_path, caplog):
