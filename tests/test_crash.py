@@ -86,6 +86,9 @@ SCENARIOS = [
     Scenario("issue-rollback", "issue", "operator", container=True, fails=True),
     Scenario("import-rollback", "import", "managed", container=True, fails=True),
     Scenario("renew-failure", "renew", "managed", container=True, fails=True),
+    # the operator's pair in a real `live` folder: set aside, never deleted (issue 11, item 2)
+    Scenario("issue-live-folder", "issue", "live-folder"),
+    Scenario("issue-live-folder-rollback", "issue", "live-folder", container=True, fails=True),
 ]
 
 
@@ -106,6 +109,14 @@ def templates(tmp_path_factory):
     (ssl / "fullchain.pem").write_bytes(own.fullchain_pem())
     (ssl / "privkey.pem").write_bytes(own.key_pem())
     out["operator"] = operator
+    live_folder = make_root(base / "live-folder")
+    ssl = live_folder / "sesam/nginx/conf/ssl"
+    (ssl / "live").mkdir(parents=True)
+    (ssl / "live/fullchain.pem").write_bytes(own.fullchain_pem())
+    (ssl / "live/privkey.pem").write_bytes(own.key_pem())
+    (ssl / "fullchain.pem").symlink_to("live/fullchain.pem")
+    (ssl / "privkey.pem").symlink_to("live/privkey.pem")
+    out["live-folder"] = live_folder
     managed = make_root(base / "managed")
     node = Node.from_settings(root=str(managed), env={})
     issue(CertRequest.build([NAME]), SelfSigned(), node=node, options=DeployOptions(restart=False))

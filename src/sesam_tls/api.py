@@ -54,12 +54,20 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-def preflight(node: Node, options: DeployOptions) -> None:
-    """Fail before any cost or write: the agent config parses, Docker and the container answer."""
+def preflight(node: Node, options: DeployOptions, *, probe: bool = True) -> None:
+    """Fail before any cost or write: the agent config parses, Docker and the container answer.
+
+    ``probe=False`` checks the ssl folder without writing to it, for the
+    moment before the node lock is held (another run sweeps temp files there).
+    """
     AgentConfig.read(node.agent_config).plan(node.container_cert_path, node.container_key_path)
     if options.restart:
         NginxContainer(node.container, node.docker_host, timeout=options.timeout).check()
-    SslFolder(node.ssl_dir).check_writable()
+    folder = SslFolder(node.ssl_dir)
+    if probe:
+        folder.check_writable()
+    else:
+        folder.check_access()
 
 
 def issue(
@@ -70,10 +78,17 @@ def issue(
     options: DeployOptions = DeployOptions(),
     now: Optional[dt.datetime] = None,
 ) -> Outcome:
-    """Get a certificate from ``provider`` and deploy it to ``node``."""
+    """Get a certificate from ``provider`` and deploy it to ``node``.
+
+    The lock comes first: the preflight writes a probe into the ssl folder,
+    and a run holding the lock sweeps temp files there, so checking before
+    the lock let one run remove another's probe (exit 5 instead of a wait).
+    What needs no write is checked before, so bad input changes nothing.
+    """
     node = node or Node.from_settings()
-    preflight(node, options)
+    preflight(node, options, probe=False)
     with node_lock(node.state_dir):
+        SslFolder(node.ssl_dir).check_writable()
         return obtain_and_deploy(request, provider, node, options, now=now)
 
 
@@ -88,8 +103,15 @@ def obtain_and_deploy(
         # restarted on the config, so a reload would not be enough.
         log.info("the previous run was interrupted; restarting nginx rather than reloading")
         options = dataclasses.replace(options, reload_mode="restart")
-    result = deploy(node, bundle, options, now=now)
-    meta = record(node, provider, request, bundle, result, now=now or _now(), options=options)
+    recorded: dict[str, Any] = {}
+
+    def commit(result: DeployResult) -> None:
+        # Inside the deployment: metadata that cannot be written (state folder
+        # full) takes the new pair back instead of leaving it live, unrecorded.
+        recorded.update(record(node, provider, request, bundle, result, now=now or _now(), options=options))
+
+    result = deploy(node, bundle, options, now=now, on_deployed=commit)
+    meta = recorded
     hooks = meta.get("hooks") or {}
     run_hook("deploy", hooks.get("deploy"), hook_env(node, meta, "deployed"), allow=hook_allow(hooks),
              secret=options.secret_env)

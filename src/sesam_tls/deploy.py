@@ -13,12 +13,11 @@ import hashlib
 import logging
 import time
 from dataclasses import dataclass
-from typing import Optional
-
+from typing import Callable, Optional
 
 from .agent_config import AgentConfig
 from .bundle import Bundle
-from .errors import DeployError, DockerError, SesamTLSError
+from .errors import DeployError, DockerError, SesamTLSError, one_line
 from .failpoints import failpoint
 from .fsutil import sweep_temp_siblings
 from .nginx import NginxContainer
@@ -55,8 +54,15 @@ def deploy(
     options: DeployOptions = DeployOptions(),
     *,
     now: Optional[dt.datetime] = None,
+    on_deployed: Optional[Callable[[DeployResult], None]] = None,
 ) -> DeployResult:
+    """Deploy ``bundle``; ``on_deployed`` records it (a failure there rolls the deployment back)."""
     folder = SslFolder(node.ssl_dir)
+    if options.verify and not options.restart:
+        # Not refused: --no-restart means nginx does not serve the new pair yet, so
+        # there is nothing to verify; a stored timer command keeps working.
+        log.warning("--verify %s skipped: with --no-restart nginx is left alone and does not serve the new "
+                    "certificate yet", options.verify)
 
     # 1. Everything that can fail without a write, fails here.
     config = AgentConfig.read(node.agent_config)
@@ -71,7 +77,11 @@ def deploy(
 
     # 2. The new version sits beside the live one; nginx sees nothing yet.
     previous = folder.adopt()
-    version = folder.stage(bundle, now=now)
+    try:
+        version = folder.stage(bundle, now=now)
+    except BaseException:
+        folder.put_back()  # the operator's files this run set aside, if any
+        raise
     log.info("wrote %s and %s (version %s)", node.cert_path, node.key_path, version)
 
     old_config = config.raw
@@ -95,22 +105,29 @@ def deploy(
             if options.verify:
                 _verify(options, bundle)
                 verified = True
+        result = DeployResult(
+            version=version,
+            previous_version=previous,
+            config_changed=new_config is not None,
+            action=action,
+            verified=verified,
+        )
+        # 6. What was deployed is recorded, or the deployment is taken back: a
+        # new pair with the old metadata would be renewed and rolled back wrongly.
+        if on_deployed is not None:
+            on_deployed(result)
     except BaseException as exc:
-        served_again = _rollback(folder, config, old_config, container, previous, action)
+        restored, served_again = _rollback(folder, config, old_config, container, previous, action)
+        folder.discard(version)  # it holds a key: failed runs must not pile them up
         if isinstance(exc, SesamTLSError):
-            tail = "; restored the previous certificate"
-            if action != "none":
-                tail += " and nginx serves it again" if served_again else ", but nginx did not come back up"
+            tail = f"; {restored}"
+            if action != "none" and restored.startswith(("restored", "put")):
+                them = "them" if restored.startswith("put") else "it"
+                tail += f" and nginx serves {them} again" if served_again else ", but nginx did not come back up"
             raise DeployError(f"{exc}{tail}") from exc
         raise
     folder.prune(keep=(version, previous))
-    return DeployResult(
-        version=version,
-        previous_version=previous,
-        config_changed=new_config is not None,
-        action=action,
-        verified=verified,
-    )
+    return result
 
 
 def _apply(container: NginxContainer, action: str) -> str:
@@ -158,26 +175,33 @@ def _rollback(
     container: NginxContainer,
     previous: Optional[str],
     action: str,
-) -> bool:
-    """Put the previous pair and config back; True when nginx runs on them again."""
+) -> tuple[str, bool]:
+    """Put the previous pair and config back: what the error says is served now, and whether nginx runs on it."""
     log.warning("deployment failed; restoring the previous certificate")
     failpoint("deploy.rollback.before")
     try:
         folder.activate(previous)
         failpoint("deploy.rollback.after-activate")
+        put_back = folder.put_back()
         if config.raw != old_config:
             config.write(old_config)
             failpoint("deploy.rollback.after-config-write")
-    except SesamTLSError as exc:
+    except (SesamTLSError, OSError) as exc:
         log.error("restoring the previous certificate failed: %s", exc)
-        return False
+        return f"restoring the previous certificate failed too ({one_line(exc)}): check {folder.path}", False
+    if put_back:
+        restored = put_back
+    elif previous:
+        restored = "restored the previous certificate"
+    else:
+        restored = "took the new certificate out again: there was none before, so none is in place now"
     if action == "none":
-        return True
+        return restored, True
     failpoint("deploy.rollback.before-restart")
     try:
         container.restart()
     except DockerError as exc:
         log.error("restarting container %s on the previous certificate failed too: %s", container.name, exc)
-        return False
+        return restored, False
     failpoint("deploy.rollback.after-restart")
-    return True
+    return restored, True

@@ -23,6 +23,8 @@ __all__ = [
     "describe_oserror",
     "read_bounded",
     "input_timeout",
+    "make_dirs",
+    "set_dir_mode",
 ]
 
 #: Every temporary name we create contains this, so a later run can sweep them.
@@ -208,3 +210,35 @@ def _unlink_quietly(path: Path) -> None:
         os.unlink(path)
     except OSError:
         pass
+
+
+def make_dirs(path: Path, mode: int, *, parent_mode: int = 0o755) -> None:
+    """Create ``path`` (``mode``) and its missing parents (``parent_mode``), whatever the umask.
+
+    ``mkdir`` takes the umask off the mode (``umask 000`` made a 0777 ssl
+    folder, ``umask 077`` a 0700 one); each folder made here gets its mode
+    set exactly, through a descriptor that refuses a link planted meanwhile.
+    Folders that exist already are left as they are.
+    """
+    path = Path(path)
+    missing = []
+    probe = path
+    while not os.path.lexists(probe) and probe != probe.parent:
+        missing.append(probe)
+        probe = probe.parent
+    for folder in reversed(missing):
+        wanted = mode if folder == path else parent_mode
+        try:
+            os.mkdir(folder, wanted)
+        except FileExistsError:
+            continue  # another process made it a moment ago
+        set_dir_mode(folder, wanted)
+
+
+def set_dir_mode(folder: Path, mode: int) -> None:
+    """``chmod`` a folder without following a link planted at its name."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        os.fchmod(fd, mode)
+    finally:
+        os.close(fd)

@@ -188,6 +188,7 @@ def renew(
         except SesamTLSError as exc:
             if dry_run:
                 raise
+            log.debug("traceback of the failed attempt:", exc_info=True)  # shown with --debug only
             meta = _record_failure(node, {**meta, "hooks": hooks}, now, exc)
             failpoint("renew.after-failure-recorded")
             run_hook("failure", hooks.get("failure"), hook_env(node, meta, "failed", str(exc)),

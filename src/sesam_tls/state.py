@@ -13,17 +13,21 @@ import datetime as dt
 import errno
 import fcntl
 import json
+import logging
 import os
+import stat
 import time
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
 from .errors import LockError, StorageError
-from .fsutil import atomic_write, describe_oserror, sweep_temp_siblings
+from .fsutil import TMP_MARK, atomic_write, describe_oserror, make_dirs, sweep_temp_siblings
 
 __all__ = ["SCHEMA", "load_metadata", "save_metadata", "node_lock"]
 
 SCHEMA = 1
+
+log = logging.getLogger("sesam_tls")
 
 
 def load_metadata(path: Path) -> Optional[dict[str, Any]]:
@@ -91,11 +95,34 @@ def save_metadata(path: Path, data: dict[str, Any]) -> None:
     atomic_write(path, body.encode(), 0o644, what=f"metadata {path}", point="metadata")
 
 
+#: What sesam-tls keeps in its state folder; a folder holding anything else is not tightened.
+_OURS = ("lock", "certificate.json", "accounts")
+_WARNED: set[Path] = set()  # once per run, not at every write
+
+
 def _ensure_dir(path: Path) -> None:
+    """The state folder, 0700: it holds the hook commands (certificate.json) and the ACME account keys."""
     try:
-        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        make_dirs(path, 0o700)
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+        if mode & 0o077:
+            _tighten(path, mode)
     except OSError as exc:
         raise StorageError(f"cannot create state folder {path}: {describe_oserror(exc)}") from None
+
+
+def _tighten(path: Path, mode: int) -> None:
+    """An older or hand-made state folder open to others becomes 0700, unless it is not only ours."""
+    foreign = [name for name in os.listdir(path) if name not in _OURS and TMP_MARK not in name]
+    if foreign:
+        if path in _WARNED:
+            return
+        _WARNED.add(path)
+        log.warning("the state folder %s is open to others (mode %04o) and holds files sesam-tls did not make "
+                    "(%s); not changing it: chmod 700 it, or choose another --state-dir", path, mode, foreign[0])
+        return
+    os.chmod(path, 0o700)
+    log.warning("tightened the state folder %s from mode %04o to 0700 (it holds the hook commands)", path, mode)
 
 
 @contextlib.contextmanager

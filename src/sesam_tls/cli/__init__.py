@@ -65,7 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
 class _OneLine(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         prefix = "" if record.levelno <= logging.INFO else f"{record.levelname.lower()}: "
-        return f"sesam-tls: {prefix}{printable(record.getMessage())}"
+        text = f"sesam-tls: {prefix}{printable(record.getMessage())}"
+        if record.exc_info and record.exc_info[0] is not None:  # --debug: the traceback itself, not only its title
+            text += "\n" + self.formatException(record.exc_info)
+        return text
 
 
 def _setup_logging(args: argparse.Namespace) -> logging.Handler:
@@ -92,7 +95,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return int(args._module.run(args))
     except SesamTLSError as exc:
         if getattr(args, "debug", False):
-            logging.getLogger("sesam_tls").exception("traceback")
+            logging.getLogger("sesam_tls").debug("traceback of the error below:", exc_info=True)
         print(f"sesam-tls: error: {printable(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
