@@ -6,6 +6,7 @@ needed) and, depending on ``mode``, misbehaves at one step:
 
 - ``endless-dir``: the directory is an endless chunked body;
 - ``big-dir``: the directory announces 1 GiB and streams it (never held in memory);
+- ``gzip-dir``: the directory is ~1 MiB of gzip that inflates to 1 GiB (a decompression bomb);
 - ``redirect-loop``: the directory redirects to a second URL that redirects back;
 - ``drip-dir``: the directory arrives one byte every ``drip`` seconds;
 - ``drip-headers``: the directory's headers arrive one byte every ``drip`` seconds;
@@ -39,9 +40,22 @@ from cryptography.x509.oid import NameOID
 
 from .acme_fixtures import _tls_files
 
-MODES = ("ok", "endless-dir", "big-dir", "redirect-loop", "drip-dir", "drip-headers", "drip-finalize", "endless-cert", "date-off")
+MODES = ("ok", "endless-dir", "big-dir", "gzip-dir", "redirect-loop", "drip-dir", "drip-headers", "drip-finalize", "endless-cert", "date-off")
 GIB = 1 << 30
 CHUNK = b"x" * 65536
+
+
+def _gzip_bomb() -> bytes:
+    """1 GiB of spaces as 1,024 gzip members of 1 MiB each (about 1 MiB on the wire), made once."""
+    global _BOMB
+    if _BOMB is None:
+        import gzip
+
+        _BOMB = gzip.compress(b" " * (1 << 20), 9) * 1024
+    return _BOMB
+
+
+_BOMB: bytes | None = None
 
 
 def _b64(data: bytes) -> str:
@@ -152,6 +166,9 @@ class HostileAcme:
                 self.sent += len(piece)
                 left -= len(piece)
             return None
+        if self.mode == "gzip-dir":
+            bomb = _gzip_bomb()
+            return self._reply(h, 200, bomb, {"Content-Type": "application/json", "Content-Encoding": "gzip"})
         if self.mode == "drip-dir":
             return self._drip(h)
         if self.mode == "drip-headers":
