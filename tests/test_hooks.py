@@ -166,3 +166,29 @@ def test_the_eab_hmac_variable_never_reaches_a_hook(pebble_eab, tmp_path, monkey
     err = capsys.readouterr().err
     assert code == 0, err
     assert "EAB_HMAC" not in env_lines(out) and hmac not in out.read_text()
+
+
+def test_ctrl_c_during_a_hook_ends_the_hooks_group_too(tmp_path):
+    """The hook runs in its own session (so the timeout can end its children), which also keeps it out of
+    the terminal's Ctrl-C: the run must end it itself when it is interrupted."""
+    import signal
+    import subprocess
+    import sys
+
+    pidfile = tmp_path / "pid"
+    code = ("from sesam_tls.hooks import run_hook; "
+            f"run_hook('deploy', 'sleep 120 & echo $! > {pidfile}; sleep 120', {{}}, timeout=60)")
+    proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.DEVNULL)
+    try:
+        end = time.monotonic() + 20
+        while not (pidfile.exists() and pidfile.read_text().strip()) and time.monotonic() < end:
+            time.sleep(0.05)
+        child = int(pidfile.read_text())
+        proc.send_signal(signal.SIGINT)
+        proc.wait(20)
+        assert _ends_within(child, 10), "the hook's child outlived the interrupted run"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        _kill_quietly(pidfile)

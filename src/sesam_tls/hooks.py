@@ -142,6 +142,12 @@ def run_hook(
             ready, _, _ = select.select([fd], [], [], until.remaining())
             if not ready or not _drain(fd, output):
                 break
+    except BaseException:
+        # Ctrl-C (its own session keeps the hook out of the terminal's group) or an error while
+        # waiting: the hook and its children must not outlive the run.
+        if proc.poll() is None or _group_alive(proc.pid):
+            _end_group(proc)
+        raise
     finally:
         proc.stdout.close()
     _log_output(kind, output)
@@ -176,6 +182,14 @@ def _end_group(proc: subprocess.Popen[bytes]) -> None:
             except subprocess.TimeoutExpired:
                 pass
     proc.wait()
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
 
 
 def _log_output(kind: str, output: bytearray) -> None:
