@@ -297,3 +297,67 @@ class DrippingHandshake:
     def close(self) -> None:
         self._stop.set()
         self._listener.close()
+
+
+class ConnectProxy:
+    """An HTTP proxy on 127.0.0.1 that tunnels ``CONNECT 127.0.0.1:PORT`` (loopback only), as a node's
+    outbound proxy would; ``tunnels`` counts what went through it."""
+
+    def __init__(self) -> None:
+        import socket
+
+        self._socket = socket
+        self._stop = threading.Event()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.tunnels: list[str] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        self._listener.settimeout(0.05)
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                continue
+            threading.Thread(target=self._tunnel, args=(conn,), daemon=True).start()
+
+    def _tunnel(self, client: Any) -> None:
+        head = b""
+        with client:
+            while b"\r\n\r\n" not in head and len(head) < 65536:
+                piece = client.recv(4096)
+                if not piece:
+                    return
+                head += piece
+            method, target = head.split(b" ", 2)[:2]
+            host, _, port = target.decode().rpartition(":")
+            if method != b"CONNECT" or host != "127.0.0.1":
+                client.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+                return
+            self.tunnels.append(target.decode())
+            with self._socket.create_connection((host, int(port))) as upstream:
+                client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                threading.Thread(target=self._pipe, args=(upstream, client), daemon=True).start()
+                self._pipe(client, upstream)
+
+    def _pipe(self, src: Any, dst: Any) -> None:
+        try:
+            while not self._stop.is_set():
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(self._socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self._stop.set()
+        self._listener.close()

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from .helpers import make_root, seed_own_pair, tree_digest
-from .hostile_net import DrippingHandshake, HostileAcme
+from .hostile_net import ConnectProxy, DrippingHandshake, HostileAcme
 from .testbed import free_port
 
 NAME = "node.example.test"
@@ -59,13 +59,17 @@ def node_files(root: Path) -> dict[str, str]:
     return {k: v for k, v in digest.items() if not k.startswith("var/") and not v.endswith(" dir")}
 
 
-def run_issue(root: Path, server: HostileAcme | DrippingHandshake, *extra: str, deadline: float = DEADLINE) -> tuple[int, str, float, float]:
+def run_issue(root: Path, server: HostileAcme | DrippingHandshake, *extra: str, deadline: float = DEADLINE,
+              proxy: str = "") -> tuple[int, str, float, float]:
     """``sesam-tls issue`` as a child process: (exit code, stderr, seconds, peak RSS in MB)."""
     trust = ["--ca-bundle", server.ca_bundle] if server.ca_bundle else []
     argv = [sys.executable, "-m", "sesam_tls", "issue", "-d", NAME, "--server", server.directory, *trust,
             "--agree-tos", "--no-restart", "--root", str(root),
             "--http01", "standalone", "--http-address", "127.0.0.1", "--http-port", str(free_port()), *extra]
-    env = {**os.environ, "SESAM_TLS_ACME_DEADLINE": str(deadline)}
+    env = {k: v for k, v in os.environ.items() if k.lower() not in ("https_proxy", "http_proxy", "no_proxy")}
+    env["SESAM_TLS_ACME_DEADLINE"] = str(deadline)
+    if proxy:
+        env["HTTPS_PROXY"] = proxy
     err = root.parent / "stderr.txt"
 
     def limit() -> None:
@@ -130,6 +134,28 @@ def test_a_tls_handshake_dripped_byte_by_byte_does_not_outlive_the_deadline(tmp_
     assert server.requests == ["ClientHello"]
     assert elapsed < 15, f"ran {elapsed:.1f} s with a deadline of {DEADLINE} s"
     line = assert_one_error_line(stderr)
+    assert code == 8, line
+    assert node_files(root) == before
+
+
+@pytest.mark.parametrize("mode", ["drip-headers", "ok"])
+def test_through_an_outbound_proxy_too(tmp_path, hostile, mode):
+    """Behind an HTTP proxy (HTTPS_PROXY, CONNECT) the connection is the proxy's tunnel: the deadline
+    still cuts a CA that drips its headers, and a sound CA still issues."""
+    root = node_root(tmp_path)
+    before = node_files(root)
+    server = hostile(mode, drip=1.0)
+    proxy = ConnectProxy()
+    try:
+        code, stderr, elapsed, _ = run_issue(root, server, proxy=proxy.url)
+    finally:
+        proxy.close()
+    assert proxy.tunnels and all(t == f"127.0.0.1:{server.port}" for t in proxy.tunnels)
+    if mode == "ok":
+        assert code == 0, stderr[-3000:]
+        return
+    assert elapsed < 30, f"ran {elapsed:.1f} s with a deadline of {DEADLINE} s"
+    line = assert_one_error_line(stderr, "did not end within 3 s")
     assert code == 8, line
     assert node_files(root) == before
 

@@ -414,6 +414,14 @@ def _watched_adapter() -> Any:
             super().init_poolmanager(*args, **kwargs)
             self.poolmanager.pool_classes_by_scheme = {"http": http, "https": https}
 
+        def proxy_manager_for(self, proxy: str, **kwargs: Any) -> Any:
+            # Behind an HTTP proxy (HTTPS_PROXY) the watched connection is the proxy's tunnel;
+            # a SOCKS proxy has pools of its own, left as they are.
+            manager = super().proxy_manager_for(proxy, **kwargs)
+            if not proxy.lower().startswith("socks"):
+                manager.pool_classes_by_scheme = {"http": http, "https": https}
+            return manager
+
     return Adapter()
 
 
