@@ -243,3 +243,18 @@ def test_a_dripping_renewal_info_server_does_not_hold_the_lock(tmp_path, hostile
     assert not worker.is_alive(), "renew hung on the renewal-info request"
     assert time.monotonic() - started < 30
     assert result["r"].status == "not-due"  # type: ignore[attr-defined]  # fell back to the lifetime rule
+
+
+def test_check_reports_a_clock_a_day_off(tmp_path, hostile, capsys):
+    """``check`` (orders nothing) says what ``issue`` would stop on: the clock against the CA's Date."""
+    from sesam_tls.cli import main
+
+    root = node_root(tmp_path)
+    server = hostile("date-off")
+    code = main(["check", "-d", "localhost", "--server", server.directory, "--ca-bundle", server.ca_bundle,
+                 "--agree-tos", "--no-restart", "--http01", "standalone", "--http-address", "127.0.0.1",
+                 "--http-port", str(free_port()), "--root", str(root)])
+    out = capsys.readouterr().out
+    assert code == 8, out
+    line = next(line for line in out.splitlines() if "ACME server:" in line)
+    assert line.startswith("FAIL") and "clock" in line and "behind the CA's" in line, out
