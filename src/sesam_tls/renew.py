@@ -147,12 +147,16 @@ def renew(
 
         log.info("renewing: %s", decision.reason)
         from .api import gate_bundle, hook_env, obtain_and_deploy, preflight
-        from .hooks import run_hook
+        from .hooks import recordable_names, run_hook
 
         provider = provider_factory(record, node, dry_run)
         request = _request(record)
-        hooks = Hooks(deploy=options.deploy_hook if options.deploy_hook is not None else record.hooks.deploy,
-                      failure=options.failure_hook if options.failure_hook is not None else record.hooks.failure)
+        hooks = Hooks(
+            deploy=options.deploy_hook if options.deploy_hook is not None else record.hooks.deploy,
+            failure=options.failure_hook if options.failure_hook is not None else record.hooks.failure,
+            env=tuple(recordable_names(options.hook_env, options.secret_env))
+            if options.hook_env is not None else record.hooks.env,
+        )
         try:
             if dry_run:
                 bundle = gate_bundle(provider, request, provider.issue(request), now=now)
@@ -166,7 +170,8 @@ def renew(
             log.debug("traceback of the failed attempt:", exc_info=True)  # shown with --debug only
             record = _record_failure(node, record.replace(hooks=hooks), now, exc)
             failpoint("renew.after-failure-recorded")
-            run_hook("failure", hooks.failure, hook_env(node, record, "failed", str(exc)))
+            run_hook("failure", hooks.failure, hook_env(node, record, "failed", str(exc)),
+                     allow=hooks.env, secret=options.secret_env)
             _metrics(metrics_file, record)
             return RenewResult("failed", f"renewal failed: {exc}", exc.exit_code, decision, record)
     _metrics(metrics_file, outcome.record)

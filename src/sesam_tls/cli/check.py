@@ -131,7 +131,9 @@ def _directory(args: argparse.Namespace, node: Any, recorded: dict[str, Any]) ->
     acme = recorded.get("acme")
     url = directory_from_args(args, acme.directory if acme else None)
     ca_bundle = ca_bundle_from_args(args, acme.ca_bundle if acme else None)
-    directory = Connection(url, ca_bundle=ca_bundle, timeout=10.0).directory()
+    conn = Connection(url, ca_bundle=ca_bundle, timeout=10.0)
+    directory = conn.directory()
+    conn.check_clock()  # what issue would stop on before ordering
     meta = directory.meta
     profiles = sorted(dict(getattr(meta, "profiles", None) or {}))
     if args.profile and args.profile not in profiles:

@@ -4,7 +4,8 @@
     self-check -> answer challenges -> poll -> finalize -> poll -> certificate
 
 Nothing sleeps a fixed time: polls start at 20 ms and grow, honour the CA's
-``Retry-After`` and stop at a deadline. The per-name requests (authorization,
+``Retry-After`` and stop at the exchange's one deadline (``sesam_tls.deadline``),
+which also bounds every read on the wire (``acme_net``). The per-name requests (authorization,
 self-check, challenge) go out concurrently and the order, not each name, is
 polled, so many names cost little more than one. The provider returns
 the bundle and writes nothing but its own account in the state folder; the
@@ -21,14 +22,23 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Optional, TypeVar
+from urllib.parse import urlsplit
 
 from ..bundle import Bundle
+from ..deadline import Deadline, poll
 from ..errors import IssuanceError, RefusedCertificate, UsageError
 from ..http01 import Http01Options, open_responder, presented, self_check
 from ..keys import generate_key
 from ..names import normalize_domain
 from .acme_account import AccountStore, Eab, ensure_account, reregister
-from .acme_net import LETSENCRYPT, LETSENCRYPT_STAGING, Connection, retry_after_seconds, wire_errors
+from .acme_net import (
+    LETSENCRYPT,
+    LETSENCRYPT_STAGING,
+    Connection,
+    acme_deadline,
+    retry_after_seconds,
+    wire_errors,
+)
 from .acme_problems import challenge_failure, problem_text
 from .base import CertRequest
 
@@ -76,7 +86,7 @@ class Acme:
         profile: Optional[str] = None,
         http01: Http01Options = Http01Options(),  # noqa: B008 - frozen, so sharing it is safe
         nginx: Any = None,
-        deadline: float = 90.0,
+        deadline: Optional[float] = None,
         replaces: Optional[str] = None,
     ) -> None:
         self.state_dir = Path(state_dir)
@@ -88,6 +98,7 @@ class Acme:
         self.profile = profile
         self.http01 = http01
         self.nginx = nginx
+        #: Seconds for the whole exchange (None: ``ACME_DEADLINE`` or ``$SESAM_TLS_ACME_DEADLINE``).
         self.deadline = deadline
         self.replaces = replaces
         self.account_uri: Optional[str] = None
@@ -117,8 +128,9 @@ class Acme:
     def issue(self, request: CertRequest) -> Bundle:
         for warning in check_names(request, directory=self.directory, profile=self.profile):
             log.warning("%s", warning)
-        deadline = time.monotonic() + self.deadline
-        conn = Connection(self.directory, ca_bundle=self.ca_bundle)
+        what = f"the ACME exchange with {urlsplit(self.directory).netloc or self.directory}"
+        deadline = acme_deadline(what) if self.deadline is None else Deadline(self.deadline, what, error=IssuanceError)
+        conn = Connection(self.directory, ca_bundle=self.ca_bundle, deadline=deadline)
         step = ["fetching the ACME directory"]
         with wire_errors(conn, lambda: step[0]), _Workers() as workers:
             directory = conn.directory()
@@ -128,6 +140,7 @@ class Acme:
             self.account_uri = ensure_account(conn, store, email=self.email, agree_tos=self.agree_tos, eab=self.eab)
 
             step[0] = "ordering the certificate"
+            conn.check_clock()  # a wrong clock makes a certificate that looks not yet valid, or renewed off time
             key = generate_key(request.key_type)
             self._key_type = request.key_type
             order, order_uri = self._new_order(conn, store, request)
@@ -191,7 +204,7 @@ class Acme:
         return order, response.headers["Location"]
 
     def _validate(self, conn: Connection, workers: _Workers, order_uri: str, authzs: list[Any],
-                  deadline: float) -> None:
+                  deadline: Deadline) -> None:
         jwk = conn.key
         port = self.http01.port
         chosen = [(authz, _http01_challenge(authz)) for authz in authzs]
@@ -225,7 +238,7 @@ class Acme:
                 raise IssuanceError(first + more)
             log.info("the CA validated %s in %.2f s", _names(authzs), time.monotonic() - started)
 
-    def _finalize(self, conn: Connection, order: Any, order_uri: str, csr: Any, deadline: float) -> Any:
+    def _finalize(self, conn: Connection, order: Any, order_uri: str, csr: Any, deadline: Deadline) -> Any:
         from acme import messages
 
         log.info("finalizing the order")
@@ -391,28 +404,16 @@ def _deactivate_quietly(conn: Connection, authz: Any) -> None:
         log.debug("acme: could not deactivate the authorization for %s: %s", _ident(authz), exc)
 
 
-def _await_order(conn: Connection, order_uri: str, waiting: tuple[str, ...], deadline: float, what: str) -> Any:
+def _await_order(conn: Connection, order_uri: str, waiting: tuple[str, ...], deadline: Deadline, what: str) -> Any:
     """Poll the order until its status leaves ``waiting``: 20 ms first, growing, Retry-After honoured."""
     from acme import messages
 
-    delay, response = FIRST_POLL, None
-    while True:
-        time.sleep(_next_wait(delay, response, deadline, what))
+    def attempt() -> tuple[bool, Any, Optional[float]]:
         response = conn.post(order_uri)
         order = messages.Order.from_json(response.json())
-        if _status(order) not in waiting:
-            return order
-        delay = min(delay * 1.5, MAX_POLL)
+        return _status(order) not in waiting, order, retry_after_seconds(response.headers.get("Retry-After"))
 
-
-def _next_wait(delay: float, response: Any, deadline: float, what: str) -> float:
-    """The growing delay, or the CA's Retry-After when it asks for more; never past the deadline."""
-    asked = retry_after_seconds(response.headers.get("Retry-After")) if response is not None else None
-    wait = max(delay, asked) if asked is not None else delay
-    left = deadline - time.monotonic()
-    if left <= 0:
-        raise IssuanceError(f"gave up waiting for {what}: the CA did not finish before the deadline")
-    return min(wait, left)
+    return poll(attempt, deadline, f"waiting for {what}", first=FIRST_POLL, cap=MAX_POLL)
 
 
 def _csr(key: Any, request: CertRequest) -> Any:
