@@ -7,11 +7,13 @@
 # Env: KNOT_PORT=auto (a free port chosen now, or a number)
 #      KNOT_UPDATES=1|0  0: the same zones, but no update is ever accepted (a
 #                        secondary that lags for ever, for propagation tests)
-# Zones: example.test (SOA, NS ns.example.test, "@", "ns" and "*" A 127.0.0.1,
-#        _acme-challenge.alias CNAME alias.validation.test.) and validation.test
-#        (a validation zone that the CNAME delegates to). TTL 5.
+# Zone: example.test (SOA, NS ns.example.test, "@", "ns" and "*" A 127.0.0.1,
+#       _acme-challenge.alias CNAME alias.validation.example.test.: a delegation
+#       of the challenge to a validation name; in the same zone, because Knot
+#       answers a CNAME with its target's records only inside one zone and
+#       Pebble's VA (Go's resolver) does not chase a CNAME itself). TTL 5.
 # TSIG: key "test-key", hmac-sha256, its base64 secret alone in tsig.secret
-#       (0600 from the first byte); the key may update both zones.
+#       (0600 from the first byte); the key may update the zone.
 # The instance's files are in $SESAM_TESTBED_DIR/knot/NAME/; `start` prints
 # the path of its ports.env (PORT, KEY_NAME, KEY_ALGORITHM, SECRET_FILE).
 # Listens on 127.0.0.1 only. `start` restarts an instance running with other settings.
@@ -66,8 +68,6 @@ template:
 zone:
   - domain: example.test
 $acl
-  - domain: validation.test
-$acl
 database:
     storage: "$dir/db"
 EOF
@@ -80,13 +80,7 @@ $TTL 5
 @ A 127.0.0.1
 ns A 127.0.0.1
 * A 127.0.0.1
-_acme-challenge.alias CNAME alias.validation.test.
-EOF
-    cat >"$dir/db/validation.test.zone" <<'EOF'
-$ORIGIN validation.test.
-$TTL 5
-@ SOA ns.example.test. admin.example.test. 1 60 60 3600 5
-@ NS ns.example.test.
+_acme-challenge.alias CNAME alias.validation.example.test.
 EOF
     printf 'PORT=%s\nKEY_NAME=test-key\nKEY_ALGORITHM=hmac-sha256\nSECRET_FILE=%s\nUPDATES=%s\n' \
         "$port" "$dir/tsig.secret" "$updates" >"$dir/ports.env"

@@ -225,9 +225,9 @@ class Knot:
     """A running knotd instance (testbed/knot.sh) on 127.0.0.1:port.
 
     It serves example.test (every name A 127.0.0.1; _acme-challenge.alias is a
-    CNAME to alias.validation.test) and validation.test. secret_file holds the
-    base64 secret of the TSIG key key_name (hmac-sha256), which may update both
-    zones unless updates is False.
+    CNAME to alias.validation.example.test). secret_file holds the base64
+    secret of the TSIG key key_name (hmac-sha256), which may update the zone
+    unless updates is False.
     """
 
     name: str

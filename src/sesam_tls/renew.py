@@ -6,7 +6,9 @@ it is time to ask, decide (pure, :mod:`sesam_tls.renewal`), and either say
 deploy pipeline as ``issue``, with rollback. Every attempt is recorded; a
 failure runs the failure hook and starts the backoff. What was issued is
 renewed with the same names, key type, profile and HTTP-01 strategy: the
-metadata says what the certificate *is*, no command line is replayed.
+metadata says what the certificate *is*, no command line is replayed. A
+DNS-01 certificate is renewed over DNS-01 with the recorded server, key name
+and secret *file* (a secret given through the environment was for that run).
 """
 
 from __future__ import annotations
@@ -71,6 +73,12 @@ def provider_from_metadata(meta: dict[str, Any], node: Node, dry_run: bool = Fal
             listen=tuple(settings.get("http_address") or Http01Options.listen),
         )
         cert = meta.get("certificate") or {}
+        challenge = settings.get("challenge") or "http-01"
+        dns01 = None
+        if challenge == "dns-01":
+            from .dns01 import Dns01Options
+
+            dns01 = Dns01Options.from_settings(dict(settings.get("dns01") or {}))
         return Acme(
             state_dir=node.state_dir,
             directory=directory,
@@ -80,6 +88,8 @@ def provider_from_metadata(meta: dict[str, Any], node: Node, dry_run: bool = Fal
             http01=http01,
             nginx=NginxContainer(node.container, node.docker_host),
             replaces=None if dry_run else cert.get("ari_cert_id"),
+            challenge=challenge,
+            dns01=dns01,
         )
     raise UsageError(f"the managed certificate's provider {name!r} cannot be renewed by this sesam-tls")
 

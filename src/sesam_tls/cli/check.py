@@ -18,8 +18,11 @@ from typing import Any
 from .acme_args import (
     add_account_arguments,
     add_ca_arguments,
+    add_challenge_arguments,
     add_http01_arguments,
     ca_bundle_from_args,
+    challenge_from_args,
+    dns01_from_args,
     directory_from_args,
     eab_from_args,
     http01_from_args,
@@ -34,6 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--ip", action="append", default=[], metavar="ADDRESS", help="an IP address (repeat for more)")
     add_ca_arguments(parser, remembered=True)
     add_account_arguments(parser)
+    add_challenge_arguments(parser, remembered=True)
     add_http01_arguments(parser, remembered=True)
     parser.add_argument("--no-restart", action="store_true", help="nginx is left alone (as with issue --no-restart)")
     add_node_arguments(parser)
@@ -95,9 +99,13 @@ def _names(args: argparse.Namespace, recorded: dict[str, Any]) -> str:
         domains, ips = recorded.get("names") or [], recorded.get("ips") or []
         if not domains and not ips:
             raise UsageError("no names to check: give --domain NAME (no managed certificate to take them from)")
-    request = CertRequest.build(domains, ips, allow_wildcard=False)
+    dns01 = challenge_from_args(args, recorded.get("acme")) == "dns-01"
+    request = CertRequest.build(domains, ips, allow_wildcard=dns01)
     parts = []
     for name in request.names:
+        if dns01:
+            parts.append(f"{name} (DNS-01: needs no address record)")
+            continue
         try:
             infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
         except socket.gaierror as exc:
@@ -108,6 +116,11 @@ def _names(args: argparse.Namespace, recorded: dict[str, Any]) -> str:
         parts.append(f"{name} -> {', '.join(_mark_local(a) for a in addresses)}")
     parts += [f"{ip} (IP address)" for ip in request.ips]
     return "; ".join(parts)
+
+
+def _names_for_dns(args: argparse.Namespace, recorded: dict[str, Any]) -> list[str]:
+    names = args.domain or recorded.get("names") or []
+    return list(dict.fromkeys(n.strip().rstrip(".").lower().removeprefix("*.") for n in names))
 
 
 def _mark_local(address: str) -> str:
@@ -159,6 +172,10 @@ def _docker(nginx: Any) -> str:
 def _challenge(args: argparse.Namespace, nginx: Any, recorded: dict[str, Any]) -> str:
     from ..http01 import plan
 
+    if challenge_from_args(args, recorded.get("acme")) == "dns-01":
+        from ..dns01 import check_dns01
+
+        return check_dns01(dns01_from_args(args, recorded.get("acme")), _names_for_dns(args, recorded))
     options = http01_from_args(args, recorded.get("acme"))
     return f"HTTP-01 {options.strategy}: {plan(options, nginx)}"
 
