@@ -358,3 +358,46 @@ def test_secret_file_is_checked_before_any_network_call(tmp_path, capsys):
                         "--no-restart"], capsys)
     assert code == 2 and str(secret) in err and "empty" in err
     assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+
+
+# --- problems in the node's terms, and check ----------------------------------------------------
+
+
+def test_an_unknown_key_name_is_said_as_such(pebble_dns, knot, node_factory, capsys):
+    t = node_factory()
+    argv = issue(pebble_dns, t.node, ["nokey.example.test"], "--dns-server", knot.address, "--dns-tsig-name",
+                 "no-such-key", "--dns-tsig-file", knot.secret_file)
+    code, _, err = run(argv, capsys)
+    assert code == 8
+    line = [x for x in err.splitlines() if x.startswith("sesam-tls: error:")][0]
+    assert "BADKEY" in line and "'no-such-key'" in line and knot.address in line
+
+
+def test_a_zone_the_server_does_not_serve_is_not_found(pebble_dns, knot, node_factory, capsys):
+    t = node_factory()
+    code, _, err = run(issue(pebble_dns, t.node, ["node.elsewhere.test"], *rfc2136(knot)), capsys)
+    assert code == 8
+    line = [x for x in err.splitlines() if x.startswith("sesam-tls: error:")][0]
+    assert line.startswith("sesam-tls: error: zone not found") and knot.address in line
+    assert "_acme-challenge.node.elsewhere.test" in line
+
+
+def test_check_for_dns01_finds_the_zone_tries_the_key_and_asks_the_servers(pebble_dns, knot, node_factory, capsys,
+                                                                            tmp_path):
+    t = node_factory()
+    argv = ["check", "-d", "*.chk.example.test", "-d", "alias.example.test", *ca(pebble_dns), "--agree-tos",
+            "--challenge", "dns-01", *rfc2136(knot), *where(t.node)]
+    code, out, err = run(argv, capsys)
+    line = [x for x in out.splitlines() if "challenge:" in x][0]
+    assert line.startswith("ok "), out
+    assert "zone example.test." in line and "alias.validation.example.test." in line
+    assert "accepted" in line and knot.address in line
+    assert knot.txt("_acme-challenge.chk.example.test") == []
+
+    wrong = tmp_path / "wrong.secret"
+    wrong.write_text("c2VzYW0tdGxzLXdyb25nLXNlY3JldC0wMTIzNDU2Nzg5YWI=\n")
+    code, out, err = run([*argv[:-len(where(t.node))][:-len(rfc2136(knot))], *rfc2136(knot, wrong), *where(t.node)],
+                         capsys)
+    assert code == 8
+    line = [x for x in out.splitlines() if "challenge:" in x][0]
+    assert line.startswith("FAIL") and "BADSIG" in line
