@@ -643,14 +643,45 @@ class Dns01Session:
                 record.zone = zone.rstrip(".") + "."
             else:
                 record.zone = self.dns.find_zone(record.fqdn)
-        else:
+        else:  # a hook and no server named: where the world looks (real nodes; tests always name servers)
+            import dns.resolver
+
             resolver = _system_dns()
             try:
                 answer = resolver.resolve(name, "TXT", raise_on_no_answer=False)
                 record.fqdn = answer.canonical_name.to_text()
             except Exception:  # noqa: BLE001 - no record yet is the usual case
                 record.fqdn = name
-            record.zone = self.options.zone or ""
+            try:
+                record.zone = (self.options.zone.rstrip(".") + "." if self.options.zone
+                               else dns.resolver.zone_for_name(record.fqdn, resolver=resolver).to_text())
+            except Exception as exc:  # noqa: BLE001 - said in one line
+                raise IssuanceError(f"zone not found for {record.fqdn} through this node's resolver: "
+                                    f"{_dns_reason(exc)}; name the zone's servers with --dns-resolvers") from None
+
+    def servers_for_check(self, records: Sequence[Record]) -> list[tuple[str, int]]:
+        """--dns-resolvers, else the zones' authoritative servers (the --dns-server first)."""
+        if self.options.resolvers:
+            return [(_address(h), p) for h, p in (parse_server(r, "--dns-resolvers") for r in self.options.resolvers)]
+        if self.dns is not None:
+            first = self.dns.servers[0]
+            found = {s for z in {r.zone for r in records} for s in self.dns.authoritative(z)}
+            return sorted(found, key=lambda s: (s != first, s))
+        resolver = _system_dns()
+        servers: set[tuple[str, int]] = set()
+        for zone in {r.zone for r in records}:
+            try:
+                hosts = [r.target.to_text() for r in resolver.resolve(zone, "NS")]
+                for host in hosts:
+                    for rdtype in ("A", "AAAA"):
+                        answer = resolver.resolve(host, rdtype, raise_on_no_answer=False)
+                        servers.update((r.address, 53) for r in answer)
+            except Exception as exc:  # noqa: BLE001 - said in one line
+                raise IssuanceError(f"could not find the name servers of {zone} through this node's resolver: "
+                                    f"{_dns_reason(exc)}; name them with --dns-resolvers, or use "
+                                    "--dns-propagation-wait S") from None
+        self.dns = Dns(sorted(servers))
+        return sorted(servers)
 
     def present(self, domain: str, value: str) -> Record:
         record = Record(domain=domain, value=value)
@@ -704,18 +735,8 @@ def wait_visible(session: Dns01Session, records: Sequence[Record]) -> None:
                  options.propagation_wait)
         time.sleep(options.propagation_wait)
         return
-    if session.dns is None:
-        log.warning("DNS: no --dns-server or --dns-resolvers to ask: waiting 30 s instead of checking")
-        time.sleep(30)
-        return
-    if options.resolvers:
-        servers = [(_address(h), p) for h, p in (parse_server(r, "--dns-resolvers") for r in options.resolvers)]
-    else:
-        zones: dict[str, list[tuple[str, int]]] = {}
-        for record in records:
-            if record.zone not in zones:
-                zones[record.zone] = session.dns.authoritative(record.zone)
-        servers = sorted({s for found in zones.values() for s in found}, key=lambda s: (s != session.dns.servers[0], s))
+    servers = session.servers_for_check(records)
+    assert session.dns is not None
     started = time.monotonic()
     deadline = started + options.propagation_timeout
     waiting = {id(r): r for r in records}
@@ -791,12 +812,8 @@ def check_dns01(options: Dns01Options, domains: Sequence[str]) -> str:
         if options.propagation_wait is not None:
             parts.append(f"propagation: a fixed wait of {options.propagation_wait:g} s (--dns-propagation-wait)")
         else:
-            if options.resolvers:
-                servers = [(_address(h), p) for h, p in (parse_server(r, "--dns-resolvers") for r in options.resolvers)]
-                how = "--dns-resolvers"
-            else:
-                servers = sorted({s for z in zones for s in session.dns.authoritative(z)})
-                how = "the zone's authoritative servers"
+            how = "--dns-resolvers" if options.resolvers else "the zone's authoritative servers"
+            servers = session.servers_for_check([Record(domain="", value="", zone=z) for z in zones])
             for server in servers:
                 session.dns.query(server, next(iter(zones)), "SOA")
             parts.append(f"propagation check asks {how}: {', '.join(_label(s) for s in servers)} (all answer)")
