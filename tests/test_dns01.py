@@ -18,7 +18,7 @@ import pytest
 from sesam_tls.cli import main
 from sesam_tls.state import load_metadata
 
-from .acme_fixtures import node_factory, verified_handshake  # noqa: F401 - a fixture
+from .acme_fixtures import acme_front, node_factory, verified_handshake  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.integration
 
@@ -401,3 +401,34 @@ def test_check_for_dns01_finds_the_zone_tries_the_key_and_asks_the_servers(pebbl
     assert code == 8
     line = [x for x in out.splitlines() if "challenge:" in x][0]
     assert line.startswith("FAIL") and "BADSIG" in line
+
+
+def _with_caa_identity(body: bytes, data: bytes) -> bytes:
+    if b'"newOrder"' not in data:
+        return data
+    directory = json.loads(data)
+    directory.setdefault("meta", {})["caaIdentities"] = ["pebble.test"]
+    return json.dumps(directory).encode()
+
+
+def test_check_names_the_caa_records_that_forbid_the_ca_and_the_method(knot, acme_front, node_factory, capsys):
+    front = acme_front()
+    front.rewrite = _with_caa_identity
+    t = node_factory()
+    records = ['caa-ca.example.test. 5 CAA 0 issue "other-ca.example"',
+               'caa-method.example.test. 5 CAA 0 issue "pebble.test; validationmethods=http-01"',
+               'caa-ok.example.test. 5 CAA 0 issue "pebble.test; validationmethods=dns-01"']
+    knot.update(*(f"add {r}" for r in records))
+    try:
+        argv = ["check", "-d", "caa-ca.example.test", "-d", "www.caa-method.example.test", "-d", "caa-ok.example.test",
+                "--server", front.directory, "--ca-bundle", front.ca_bundle, "--agree-tos", "--challenge", "dns-01",
+                *rfc2136(knot), *where(t.node)]
+        code, out, _ = run(argv, capsys)
+    finally:
+        knot.update(*(f"delete {r.replace(' 5 CAA', ' CAA')}" for r in records))
+    line = [x for x in out.splitlines() if "CAA:" in x][0]
+    assert code == 8 and line.startswith("FAIL"), out
+    assert "caa-ca.example.test: CAA at caa-ca.example.test allows only other-ca.example, not this CA" in line
+    assert "www.caa-method.example.test: CAA at caa-method.example.test" in line
+    assert "allows only http-01, not dns-01" in line
+    assert "caa-ok" not in line

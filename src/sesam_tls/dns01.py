@@ -366,6 +366,18 @@ class Dns:
                     values.add(b"".join(rdata.strings).decode("ascii", "replace"))
         return values
 
+    def caa(self, name: str) -> list[Any]:
+        """The CAA records at ``name`` itself, as the first named server answers."""
+        import dns.rdatatype
+
+        from .caa import Caa
+
+        fqdn = name.rstrip(".") + "."
+        response = self.query(self.servers[0], fqdn, "CAA")
+        return [Caa(r.flags, r.tag.decode("ascii", "replace"), r.value.decode("utf-8", "replace"))
+                for rrset in response.answer if rrset.rdtype == dns.rdatatype.CAA and rrset.name.to_text() == fqdn
+                for r in rrset]
+
     def authoritative(self, zone: str) -> list[tuple[str, int]]:
         """The zone's servers: the first named server, plus the addresses of its NS hosts.
 
@@ -818,3 +830,27 @@ def check_dns01(options: Dns01Options, domains: Sequence[str]) -> str:
                 session.dns.query(server, next(iter(zones)), "SOA")
             parts.append(f"propagation check asks {how}: {', '.join(_label(s) for s in servers)} (all answer)")
     return "; ".join(parts)
+
+
+def caa_lookup(options: Optional[Dns01Options]) -> Optional[Any]:
+    """How ``check`` reads CAA: at the first named DNS server with DNS-01, else through this node's
+    resolver (as the CA would, from the internet). None: no way to ask."""
+    if options is not None and (options.server or options.resolvers):
+        first = parse_server(options.server, "--dns-server") if options.server else \
+            parse_server(options.resolvers[0], "--dns-resolvers")
+        return Dns([first]).caa
+
+    def system(name: str) -> list[Any]:
+        import dns.resolver
+
+        from .caa import Caa
+
+        try:
+            answer = _system_dns().resolve(name, "CAA", raise_on_no_answer=False)
+        except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
+            return []
+        except Exception as exc:  # noqa: BLE001 - said in one line
+            raise IssuanceError(f"could not read the CAA records of {name}: {_dns_reason(exc)}") from None
+        return [Caa(r.flags, r.tag.decode("ascii", "replace"), r.value.decode("utf-8", "replace")) for r in answer]
+
+    return system

@@ -55,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
         ("ACME server", lambda: _directory(args, node, recorded)),
         ("docker", lambda: _docker(nginx) if nginx is not None else "not used (--no-restart)"),
         ("challenge", lambda: _challenge(args, nginx, recorded)),
+        ("CAA", lambda: _caa(args, node, recorded)),
         ("agent config", lambda: _agent_config(node)),
         ("ssl folder", lambda: _ssl_folder(node)),
         ("state folder", lambda: _state_folder(node)),
@@ -178,6 +179,48 @@ def _challenge(args: argparse.Namespace, nginx: Any, recorded: dict[str, Any]) -
         return check_dns01(dns01_from_args(args, recorded.get("acme")), _names_for_dns(args, recorded))
     options = http01_from_args(args, recorded.get("acme"))
     return f"HTTP-01 {options.strategy}: {plan(options, nginx)}"
+
+
+def _caa(args: argparse.Namespace, node: Any, recorded: dict[str, Any]) -> str:
+    """RFC 8659/8657: does a CAA record forbid this CA, this account or this challenge method?"""
+    from ..caa import SPECIAL_USE, judge, relevant
+    from ..dns01 import caa_lookup
+    from ..errors import IssuanceError
+    from ..providers.acme_account import AccountStore
+    from ..providers.acme_net import LETSENCRYPT, LETSENCRYPT_STAGING, Connection
+
+    acme = recorded.get("acme") or {}
+    method = challenge_from_args(args, acme)
+    names = list(dict.fromkeys(n.strip().rstrip(".").lower() for n in (args.domain or recorded.get("names") or [])))
+    if not names:
+        return "no names to check"
+    dns01 = dns01_from_args(args, acme) if method == "dns-01" else None
+    lookup = caa_lookup(dns01)
+    system = dns01 is None or not (dns01.server or dns01.resolvers)  # this node's resolver: the world's view
+    url = directory_from_args(args, acme.get("directory"))
+    try:
+        meta = Connection(url, ca_bundle=ca_bundle_from_args(args, acme.get("ca_bundle")), timeout=10.0).directory().meta
+        identities = list(getattr(meta, "caa_identities", None) or ())
+    except Exception:  # noqa: BLE001 - the ACME server check says what is wrong with the CA
+        identities = []
+    if not identities and url in (LETSENCRYPT, LETSENCRYPT_STAGING):
+        identities = ["letsencrypt.org"]
+    account = (AccountStore(node.state_dir, url).load_meta() or {}).get("uri")
+    parts, refused = [], []
+    for name in names:
+        if system and name.rsplit(".", 1)[-1] in SPECIAL_USE:
+            parts.append(f"{name}: a special-use name, no public CAA")
+            continue
+        owner, records = relevant(lookup, name)
+        if not records:
+            parts.append(f"{name}: no CAA record, any CA may issue")
+            continue
+        ok, why = judge(records, owner=owner, identities=identities, method=method, account=account,
+                        wildcard=name.startswith("*."))
+        (parts if ok else refused).append(f"{name}: {why}")
+    if refused:
+        raise IssuanceError("; ".join(refused))
+    return "; ".join(parts)
 
 
 def _agent_config(node: Any) -> str:
