@@ -200,8 +200,11 @@ class Dns01Options:
         path = Path(self.tsig_file)
         try:
             text = path.read_text()
+            mode = path.stat().st_mode
         except OSError as exc:
             raise UsageError(f"--dns-tsig-file {path}: {exc.strerror or exc}") from None
+        if mode & 0o077:
+            log.warning("--dns-tsig-file %s can be read by other users (mode %o): chmod 600 it", path, mode & 0o777)
         return _parse_secret(text, f"--dns-tsig-file {path}")
 
     def settings(self) -> dict[str, Any]:
