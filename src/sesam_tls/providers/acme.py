@@ -102,6 +102,7 @@ class Acme:
         self.deadline = deadline
         self.replaces = replaces
         self.account_uri: Optional[str] = None
+        self._names_asked: list[str] = []
         self._key_type: Optional[str] = None
 
     @property
@@ -142,6 +143,7 @@ class Acme:
 
             step[0] = "ordering the certificate"
             key = generate_key(request.key_type)
+            self._names_asked = list(request.names)
             self._key_type = request.key_type
             order, order_uri = self._new_order(conn, store, request)
             authzs = workers.each(lambda url: conn.client().poll(_authz_stub(url))[0], list(order.authorizations))
@@ -234,7 +236,10 @@ class Acme:
         assert self.dns01 is not None
         jwk = conn.key
         chosen = [(authz, _challenge(authz, "dns-01")) for authz in authzs]
-        domains = list(dict.fromkeys(_ident(a) for a in authzs))
+        # in the order the names were asked for (CERTBOT_ALL_DOMAINS), not the CA's order
+        asked = [n.removeprefix("*.") for n in self._names_asked]
+        idents = [_ident(a) for a in authzs]
+        domains = list(dict.fromkeys([n for n in asked if n in idents] + idents))
         where: dict[str, str] = {}
         with open_dns01(self.dns01, domains, total=len(chosen)) as session:
             log.info("publishing DNS-01 TXT records for %s with %s", _names(authzs), session.description)
