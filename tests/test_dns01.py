@@ -432,3 +432,27 @@ def test_check_names_the_caa_records_that_forbid_the_ca_and_the_method(knot, acm
     assert "www.caa-method.example.test: CAA at caa-method.example.test" in line
     assert "allows only http-01, not dns-01" in line
     assert "caa-ok" not in line
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["-d", "x.example.test", "--dns-server", "127.0.0.1:1"], "--dns-server is a DNS-01 option: add --challenge dns-01"),
+    (["-d", "x.example.test", "--challenge", "dns-01"], "needs a way to publish the TXT record"),
+    (["-d", "x.example.test", "--challenge", "dns-01", "--dns-server", "127.0.0.1:1"], "add --dns-tsig-name"),
+    (["-d", "x.example.test", "--challenge", "dns-01", "--dns-exec-hook", "/bin/true", "--dns-auth-hook", "/bin/true"],
+     "two contracts"),
+    (["-d", "x.example.test", "--challenge", "dns-01", "--dns-exec-hook", "/bin/true", "--dns-hook-env", "A-B"],
+     "--dns-hook-env A-B: not an environment variable name"),
+    (["-d", "x.example.test", "--challenge", "dns-01", "--dns-exec-hook", "/bin/true", "--dns-resolvers", "h:0"],
+     "--dns-resolvers h:0: the port must be"),
+    (["-d", "x.example.test", "--self-signed", "--challenge", "dns-01"], "--challenge is an ACME option"),
+])
+def test_bad_dns01_options_exit_2_before_any_network_call(tmp_path, capsys, extra, message):
+    code, _, err = run(["issue", *extra, "--root", str(tmp_path), "--no-restart"], capsys)
+    assert code == 2 and message in err, err
+
+
+def test_an_ip_address_cannot_be_validated_over_dns01(node_factory, capsys, knot):
+    t = node_factory()
+    code, _, err = run(["issue", "--ip", "127.0.0.1", "--server", "https://127.0.0.1:1/dir", "--agree-tos",
+                        "--challenge", "dns-01", *rfc2136(knot), *where(t.node)], capsys)
+    assert code == 2 and "cannot be validated over DNS-01" in err, err
