@@ -445,8 +445,11 @@ def test_check_names_the_caa_records_that_forbid_the_ca_and_the_method(knot, acm
     (["-d", "x.example.test", "--challenge", "dns-01", "--dns-exec-hook", "/bin/true", "--dns-resolvers", "h:0"],
      "--dns-resolvers h:0: the port must be"),
     (["-d", "x.example.test", "--self-signed", "--challenge", "dns-01"], "--challenge is an ACME option"),
+    (["-d", "x.example.test", "--challenge", "dns-01", "--dns-exec-hook", "/bin/true", "--eab-kid", "k",
+      "--eab-hmac-env", "EAB", "--dns-hook-env", "EAB"], "--dns-hook-env EAB: that variable holds a secret"),
 ])
-def test_bad_dns01_options_exit_2_before_any_network_call(tmp_path, capsys, extra, message):
+def test_bad_dns01_options_exit_2_before_any_network_call(tmp_path, capsys, monkeypatch, extra, message):
+    monkeypatch.setenv("EAB", "c2VjcmV0")
     code, _, err = run(["issue", *extra, "--root", str(tmp_path), "--no-restart"], capsys)
     assert code == 2 and message in err, err
 

@@ -113,6 +113,11 @@ def dns01_from_args(args: argparse.Namespace, remembered: Optional[dict[str, Any
             flag = "--" + next(iter(given)).replace("_", "-")
             raise UsageError(f"{flag} is a DNS-01 option: add --challenge dns-01")
         return None
+    secret_sources = {getattr(args, "eab_hmac_env", None), args.dns_tsig_env} - {None}
+    for name in args.dns_hook_env:
+        if name in secret_sources:
+            raise UsageError(f"--dns-hook-env {name}: that variable holds a secret of sesam-tls's own; "
+                             "it is never passed to a hook")
     rec = dict((remembered or {}).get("dns01") or {}) if (remembered or {}).get("challenge") == "dns-01" else {}
     if not given and rec:
         return Dns01Options.from_settings(rec)

@@ -244,7 +244,11 @@ class Acme:
         with open_dns01(self.dns01, domains, total=len(chosen)) as session:
             log.info("publishing DNS-01 TXT records for %s with %s", _names(authzs), session.description)
             try:
-                records = [session.present(_ident(a), ch.chall.validation(jwk)) for a, ch in chosen]
+                values = [(_ident(a), ch.chall.validation(jwk)) for a, ch in chosen]
+                if self.dns01.method == "rfc2136":  # updates in parallel; hooks one after the other, as certbot
+                    records = workers.each(lambda item: session.present(*item), values)
+                else:
+                    records = [session.present(*item) for item in values]
                 where.update((r.domain, r.fqdn) for r in records)
                 wait_visible(session, records)
             except IssuanceError:
