@@ -196,6 +196,9 @@ def test_renewal_replays_dns01_with_the_recorded_settings_and_no_secret(pebble_d
     dns = settings["dns01"]
     assert dns["server"] == knot.address and dns["tsig_name"] == knot.key_name
     assert dns["tsig_file"] == str(Path(knot.secret_file).absolute())
+    code, out, _ = run(["check", *where(t.node)], capsys)  # what the next renew will use
+    line = [x for x in out.splitlines() if "challenge:" in x][0]
+    assert code == 0 and "RFC 2136 updates to " + knot.address in line and "accepted" in line, out
     first = ssl_files(t.node)
     code, out, err = run(["renew", "--force", *where(t.node)], capsys)
     assert code == 0, err
