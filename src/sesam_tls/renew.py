@@ -6,7 +6,9 @@ it is time to ask, decide (pure, :mod:`sesam_tls.renewal`), and either say
 deploy pipeline as ``issue``, with rollback. Every attempt is recorded; a
 failure runs the failure hook and starts the backoff. What was issued is
 renewed with the same names, key type, profile and HTTP-01 strategy: the
-metadata says what the certificate *is*, no command line is replayed.
+metadata says what the certificate *is*, no command line is replayed. A
+DNS-01 certificate is renewed over DNS-01 with the recorded server, key name
+and secret *file* (a secret given through the environment was for that run).
 """
 
 from __future__ import annotations
