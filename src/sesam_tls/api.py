@@ -137,7 +137,9 @@ def gate_bundle(
 
     origin = str(getattr(provider, "origin", None) or f"the {provider.name} provider")
     refused_as = getattr(provider, "refused_as", RefusedCertificate)
-    from_ca = provider.name not in ("import", "selfsigned")
+    from .providers.registry import settings_class
+
+    from_ca = settings_class(provider.name).from_ca
     try:
         report = gate(bundle, request.identifiers, now=now or _now(), source=origin, from_ca=from_ca)
     except ValueError as exc:  # a field damaged inside, read only now (see _check)

@@ -29,6 +29,8 @@ class _Settings:
     """What every settings class shares: the record codec."""
 
     name: ClassVar[str] = ""
+    #: Whether the provider's certificates come from a CA (the gate then refuses a self-signed one).
+    from_ca: ClassVar[bool] = True
 
     @classmethod
     def from_record(cls, data: Any) -> Any:
@@ -50,6 +52,7 @@ class SelfSignedSettings(_Settings):
     """A self-signed certificate needs nothing but the request."""
 
     name: ClassVar[str] = "selfsigned"
+    from_ca: ClassVar[bool] = False
 
     def build(self, node: "Node", record: "NodeRecord", *, dry_run: bool = False) -> "Provider":
         from .selfsigned import SelfSigned
@@ -108,6 +111,7 @@ class ImportSettings(_Settings):
     """Where the operator's files were; sesam-tls cannot renew them (``renewal.decide`` never asks)."""
 
     name: ClassVar[str] = "import"
+    from_ca: ClassVar[bool] = False
 
     cert_file: Optional[str] = None
     key_file: Optional[str] = None
