@@ -145,7 +145,7 @@ def test_other_failures_keep_the_short_backoff(node):
 
     t0 = now()
     assert renew(node, force=True, now=t0, provider_factory=lambda *a: Down(), options=FILES_ONLY).exit_code == 8
-    meta = load_metadata(node.metadata_path)
+    meta = load_record(node.metadata_path)
     assert not decide(meta, t0 + 2 * dt.timedelta(minutes=1)).backing_off
 
 
