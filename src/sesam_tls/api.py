@@ -82,8 +82,12 @@ def issue(
     node: Optional[Node] = None,
     options: DeployOptions = DeployOptions(),
     now: Optional[dt.datetime] = None,
+    settings: Optional[DeploySettings] = None,
 ) -> Outcome:
     """Get a certificate from ``provider`` and deploy it to ``node``.
+
+    ``settings``: what a later unattended renewal replays, put over the
+    recorded ones (:func:`sesam_tls.replay.merge`); None keeps them.
 
     The lock comes first: the preflight writes a probe into the ssl folder,
     and a run holding the lock sweeps temp files there, so checking before
@@ -94,11 +98,12 @@ def issue(
     preflight(node, options, probe=False)
     with node_lock(node.state_dir):
         SslFolder(node.ssl_dir).check_writable()
-        return obtain_and_deploy(request, provider, node, options, now=now)
+        return obtain_and_deploy(request, provider, node, options, now=now, settings=settings)
 
 
 def obtain_and_deploy(
-    request: CertRequest, provider: Provider, node: Node, options: DeployOptions, *, now: Optional[dt.datetime] = None
+    request: CertRequest, provider: Provider, node: Node, options: DeployOptions, *, now: Optional[dt.datetime] = None,
+    settings: Optional[DeploySettings] = None,
 ) -> Outcome:
     """The body of :func:`issue`, for callers that already hold the node lock."""
     bundle = gate_bundle(provider, request, provider.issue(request), now=now)
@@ -113,7 +118,8 @@ def obtain_and_deploy(
     def commit(result: DeployResult) -> None:
         # Inside the deployment: metadata that cannot be written (state folder
         # full) takes the new pair back instead of leaving it live, unrecorded.
-        recorded.append(record(node, provider, request, bundle, result, now=now or _now(), options=options))
+        recorded.append(record(node, provider, request, bundle, result, now=now or _now(), options=options,
+                               settings=settings))
 
     result = deploy(node, bundle, options, now=now, on_deployed=commit)
     rec = recorded[-1]
@@ -197,6 +203,7 @@ def import_certificate(
     check_only: bool = False,
     expiry_warning_days: int = 14,
     now: Optional[dt.datetime] = None,
+    settings: Optional[DeploySettings] = None,
 ) -> Union[Outcome, Report]:
     """Deploy the operator's own certificate, after checking everything about it.
 
@@ -229,7 +236,7 @@ def import_certificate(
         return report
     bundle = report.bundle()  # refuses here, before Docker is asked or a folder is made
     request = dataclasses.replace(request, key_type=bundle.key_type)
-    return issue(request, provider, node=node, options=options, now=now)
+    return issue(request, provider, node=node, options=options, now=now, settings=settings)
 
 
 def _check(provider: Imported, request: CertRequest) -> Report:
@@ -297,13 +304,19 @@ def record(
     *,
     now: dt.datetime,
     options: DeployOptions = DeployOptions(),
-) -> dict[str, Any]:
+    settings: Optional[DeploySettings] = None,
+) -> NodeRecord:
     from .providers.registry import settings_of
 
     old = load_record(node.metadata_path)
     hooks = old.hooks if old else Hooks()
     hooks = Hooks(deploy=options.deploy_hook if options.deploy_hook is not None else hooks.deploy,
                   failure=options.failure_hook if options.failure_hook is not None else hooks.failure)
+    from .replay import merge
+
+    replayed = old.settings if old else DeploySettings(container=node.container, docker_host=node.docker_host)
+    if settings is not None:
+        replayed = merge(replayed, settings)
     history: tuple[HistoryEntry, ...] = old.history if old else ()
     if old and old.certificate != CertificateInfo():
         entry = HistoryEntry(serial=old.certificate.serial, fingerprint_sha256=old.certificate.fingerprint_sha256,
@@ -325,7 +338,7 @@ def record(
             agent_config=str(node.agent_config),
             container=node.container,
         ),
-        settings=old.settings if old else DeploySettings(container=node.container),
+        settings=replayed,
         hooks=hooks,
         renewal=RenewalState(
             last_attempt=now.isoformat(),  # type: ignore[arg-type]
@@ -355,6 +368,9 @@ def status(node: Optional[Node] = None, *, verify: Optional[str] = None, now: Op
     }
     if rec:
         from .renewal import decide
+        from .state import encode
+
+        out["settings"] = encode(rec.settings)
 
         decision = decide(rec, now)
         renewal = rec.renewal

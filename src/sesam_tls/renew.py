@@ -6,7 +6,10 @@ it is time to ask, decide (pure, :mod:`sesam_tls.renewal`), and either say
 deploy pipeline as ``issue``, with rollback. Every attempt is recorded; a
 failure runs the failure hook and starts the backoff. What was issued is
 renewed with the same names, key type, profile and HTTP-01 strategy: the
-metadata says what the certificate *is*, no command line is replayed.
+record says what the certificate *is*, and the provider registry rebuilds
+its provider. How it is deployed (verify address, reload mode, metrics file,
+container, proxy) is replayed from the record's settings by the CLI
+(:mod:`sesam_tls.replay`), so the timer's run does what the watched run did.
 """
 
 from __future__ import annotations

@@ -103,7 +103,34 @@ class AcmeSettings(_Settings):
             http01=http01,
             nginx=NginxContainer(node.container, node.docker_host),
             replaces=None if dry_run else record.certificate.ari_cert_id,
+            eab=self._eab(),
         )
+
+    def _eab(self) -> Any:
+        """The EAB key from its recorded file (or the unit's credential of it), for a new account only.
+
+        Unreadable is no error here: an existing account needs no EAB, and a
+        new one is refused by the CA with its own message.
+        """
+        if not self.eab_kid or self.eab_key_from is None or self.eab_key_from.kind != "file":
+            return None
+        import os
+
+        from ..fsutil import read_bounded
+        from ..timer import EAB_CREDENTIAL
+        from .acme import Eab
+
+        credentials = os.environ.get("CREDENTIALS_DIRECTORY")
+        paths = [Path(credentials, EAB_CREDENTIAL)] if credentials else []
+        for path in [*paths, Path(self.eab_key_from.name)]:
+            try:
+                raw, _ = read_bounded(str(path), 64 * 1024)
+            except OSError:
+                continue
+            value = raw.decode("utf-8", "replace").strip()
+            if value:
+                return Eab(kid=self.eab_kid, hmac_key=value)
+        return None
 
 
 @dataclass(frozen=True)
@@ -140,4 +167,9 @@ def settings_of(provider: Any) -> _Settings:
     cls = settings_class(getattr(provider, "name", ""))
     report = getattr(provider, "settings", None)
     values = report() if callable(report) and cls is not UnknownSettings else {}
-    return cls.from_record(values)
+    settings = cls.from_record(values)
+    if isinstance(settings, AcmeSettings) and getattr(provider, "eab", None) is not None:
+        from dataclasses import replace
+
+        settings = replace(settings, eab_kid=provider.eab.kid, eab_key_from=getattr(provider, "eab_source", None))
+    return settings

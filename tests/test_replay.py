@@ -1,0 +1,163 @@
+"""Replayed settings: what the watched run was told, the unattended run does (real Pebble, nginx, handshakes)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+
+import pytest
+
+from sesam_tls.cli import main
+from sesam_tls.state import load_record
+
+from .acme_fixtures import NAME, node_factory, verified_handshake  # noqa: F401 - fixture
+
+pytestmark = pytest.mark.integration
+
+PROXY = "http://127.0.0.1:9"  # the watched shell's proxy; loopback is in NO_PROXY, so it is never dialled
+NO_PROXY = "127.0.0.1,localhost,::1"
+
+
+def acme_issue(pebble, tn, *extra: str) -> list[str]:
+    return ["issue", "-d", NAME, "--server", pebble.directory, "--ca-bundle", pebble.ca_bundle, "--agree-tos",
+            "--http01", "standalone", "--http-port", str(pebble.http_port), "--http-address", "127.0.0.1",
+            "--root", str(tn.node.root), *extra]
+
+
+def exec_start(service_text: str) -> list[str]:
+    """The unit's ExecStart, as systemd would run it (our words need no more than shlex's quoting)."""
+    line = next(x for x in service_text.splitlines() if x.startswith("ExecStart="))
+    return [w.replace("$$", "$").replace("%%", "%") for w in shlex.split(line[len("ExecStart="):])]
+
+
+def test_the_timer_unit_run_under_env_i_verifies_and_rewrites_the_metrics(pebble, node_factory, tmp_path, capsys,
+                                                                          monkeypatch):
+    tn = node_factory(container=True)
+    metrics = tmp_path / "textfile" / "sesam_tls.prom"
+    metrics.parent.mkdir()
+    monkeypatch.setenv("HTTPS_PROXY", PROXY)
+    monkeypatch.setenv("NO_PROXY", NO_PROXY)
+    argv = acme_issue(pebble, tn, "--container", tn.node.container, "--docker-host", tn.node.docker_host,
+                      "--verify", f"127.0.0.1:{tn.https_port}", "--verify-name", NAME,
+                      "--metrics-file", str(metrics), "--reload-mode", "reload")
+    assert main(argv) == 0, capsys.readouterr().err
+    first = verified_handshake(tn.https_port, NAME, pebble.root_pem())
+    first_metrics = metrics.read_text()
+    assert f"{first.not_valid_after_utc.timestamp():.0f}" in first_metrics
+
+    # the timer, installed with no flags but the root; the environment gone
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    capsys.readouterr()
+    assert main(["timer", "install", "--root", str(tn.node.root)]) == 0
+    service = (tn.node.root / "etc/systemd/system/sesam-tls-renew.service").read_text()
+    assert f'Environment="HTTPS_PROXY={PROXY}"' in service
+    assert f'Environment="NO_PROXY={NO_PROXY}"' in service
+    command = exec_start(service)
+    assert not {"--verify", "--metrics-file", "--container", "--docker-host", "--reload-mode"} & set(command)
+
+    done = subprocess.run(["env", "-i", f"PATH={os.environ['PATH']}", *command, "--force"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert f"verified: 127.0.0.1:{tn.https_port} serves the new certificate" in done.stderr
+    assert f"reloaded nginx in container {tn.node.container}" in done.stderr
+    second = verified_handshake(tn.https_port, NAME, pebble.root_pem())
+    assert second.serial_number != first.serial_number
+    record = load_record(tn.node.metadata_path)
+    assert record.deployment.verified and record.deployment.action == "reload"
+    assert record.certificate.serial == format(second.serial_number, "x")
+    text = metrics.read_text()
+    assert text != first_metrics and f'{second.not_valid_after_utc.timestamp():.0f}' in text
+
+    # status shows what the timer will replay
+    capsys.readouterr()
+    assert main(["status", "--root", str(tn.node.root), "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)["settings"]
+    assert shown["verify"] == f"127.0.0.1:{tn.https_port}" and shown["metrics_file"] == str(metrics)
+    assert shown["reload_mode"] == "reload" and shown["proxy"]["https_proxy"] == PROXY
+    assert main(["status", "--root", str(tn.node.root)]) == 0
+    out = capsys.readouterr().out
+    assert f"verify:         127.0.0.1:{tn.https_port}" in out and f"proxy:          HTTPS_PROXY={PROXY}" in out
+
+
+def test_configure_changes_what_renew_verifies(node_factory, tmp_path, capsys, monkeypatch):
+    tn = node_factory(container=True)
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    where = ["--root", str(tn.node.root)]
+    assert main(["issue", "--self-signed", "-d", NAME, *where, "--container", tn.node.container,
+                 "--docker-host", tn.node.docker_host]) == 0, capsys.readouterr().err
+    before = load_record(tn.node.metadata_path)
+    assert before.deployment.verified is False
+
+    # nothing listens there: the renewal's handshake fails, the old pair stays
+    from .testbed import free_port
+
+    dead = f"127.0.0.1:{free_port()}"
+    assert main(["configure", *where, "--verify", dead, "--timeout", "3"]) == 0
+    assert load_record(tn.node.metadata_path).certificate == before.certificate  # no new certificate
+    capsys.readouterr()
+    code = main(["renew", "--force", *where])
+    assert code != 0
+    assert dead in capsys.readouterr().err
+    assert load_record(tn.node.metadata_path).certificate.serial == before.certificate.serial
+
+    assert main(["configure", *where, "--verify", f"127.0.0.1:{tn.https_port}", "--verify-name", NAME]) == 0
+    capsys.readouterr()
+    assert main(["renew", "--force", *where]) == 0, capsys.readouterr().err
+    after = load_record(tn.node.metadata_path)
+    assert after.deployment.verified is True and after.certificate.serial != before.certificate.serial
+    assert after.settings.verify == f"127.0.0.1:{tn.https_port}"
+
+    # a flag given to renew wins for that run and is not recorded
+    capsys.readouterr()
+    assert main(["renew", "--force", *where, "--verify", dead]) != 0
+    assert load_record(tn.node.metadata_path).settings.verify == f"127.0.0.1:{tn.https_port}"
+
+
+def test_a_secret_from_the_environment_is_reported_missing_for_the_timer(pebble_eab, node_factory, tmp_path, capsys,
+                                                                        monkeypatch):
+    tn = node_factory()
+    kid, hmac = min(pebble_eab.eab_keys.items())
+    monkeypatch.setenv("SESAM_TEST_EAB", hmac)
+    assert main([*acme_issue(pebble_eab, tn, "--no-restart"), "--eab-kid", kid,
+                 "--eab-hmac-env", "SESAM_TEST_EAB"]) == 0, capsys.readouterr().err
+    assert hmac not in tn.node.metadata_path.read_text()
+    capsys.readouterr()
+    assert main(["timer", "install", "--root", str(tn.node.root)]) == 0
+    out, err = capsys.readouterr()
+    said = [line for line in (out + err).splitlines() if "SESAM_TEST_EAB" in line]
+    assert len(said) == 1 and "the unattended run will not have it" in said[0]
+    assert hmac not in out + err
+    assert main(["renew", "--root", str(tn.node.root), "--no-restart"]) == 0
+    err = capsys.readouterr().err
+    assert sum("SESAM_TEST_EAB" in line and "will not have it" in line for line in err.splitlines()) == 1
+
+    # from a file: recorded by its path, and the unit loads it as a credential
+    other = node_factory()
+    secret = tmp_path / "eab.key"
+    secret.write_text(hmac + "\n")
+    secret.chmod(0o600)
+    assert main([*acme_issue(pebble_eab, other, "--no-restart"), "--eab-kid", kid,
+                 "--eab-hmac-file", str(secret)]) == 0, capsys.readouterr().err
+    record = load_record(other.node.metadata_path)
+    assert (record.provider_settings.eab_key_from.kind, record.provider_settings.eab_key_from.name) == ("file", str(secret))
+    assert hmac not in other.node.metadata_path.read_text()
+    capsys.readouterr()
+    assert main(["timer", "install", "--root", str(other.node.root)]) == 0
+    service = (other.node.root / "etc/systemd/system/sesam-tls-renew.service").read_text()
+    assert f"LoadCredential=eab-hmac:{secret}" in service
+    assert "will not have it" not in capsys.readouterr().out
+
+
+def test_a_proxy_password_is_not_recorded(tmp_path, capsys, monkeypatch):
+    from .helpers import make_root
+
+    root = make_root(tmp_path)
+    monkeypatch.setenv("HTTPS_PROXY", "http://user:s3cret@proxy.example.test:3128")
+    assert main(["issue", "--self-signed", "-d", NAME, "--root", str(root), "--no-restart"]) == 0
+    err = capsys.readouterr().err
+    assert "s3cret" not in err and "HTTPS_PROXY" in err and "will not have it" in err
+    text = (root / "var/lib/sesam-tls/certificate.json").read_text()
+    assert "s3cret" not in text
+    assert load_record(root / "var/lib/sesam-tls/certificate.json").settings.proxy.https_proxy is None
