@@ -161,3 +161,175 @@ def test_a_proxy_password_is_not_recorded(tmp_path, capsys, monkeypatch):
     text = (root / "var/lib/sesam-tls/certificate.json").read_text()
     assert "s3cret" not in text
     assert load_record(root / "var/lib/sesam-tls/certificate.json").settings.proxy.https_proxy is None
+
+
+class ConnectProxy:
+    """An HTTP CONNECT proxy on loopback that counts the tunnels it opens (the operator's outbound proxy)."""
+
+    def __init__(self) -> None:
+        import socketserver
+        import threading
+
+        proxy = self
+        self.tunnels: list[str] = []
+
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                import select
+                import socket
+
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    chunk = self.request.recv(4096)
+                    if not chunk:
+                        return
+                    head += chunk
+                method, target = head.split(b" ", 2)[:2]
+                if method != b"CONNECT":
+                    self.request.sendall(b"HTTP/1.1 405 Method Not Allowed\r\n\r\n")
+                    return
+                host, _, port = target.decode().rpartition(":")
+                proxy.tunnels.append(target.decode())
+                with socket.create_connection((host.strip("[]"), int(port)), timeout=30) as upstream:
+                    self.request.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    ends = [self.request, upstream]
+                    while True:
+                        ready, _, _ = select.select(ends, [], [], 30)
+                        if not ready:
+                            return
+                        for end in ready:
+                            data = end.recv(65536)
+                            if not data:
+                                return
+                            (upstream if end is self.request else self.request).sendall(data)
+
+        class Server(socketserver.ThreadingTCPServer):
+            daemon_threads = True
+            allow_reuse_address = True
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def connect_proxy():
+    proxy = ConnectProxy()
+    yield proxy
+    proxy.close()
+
+
+def test_the_unit_run_under_env_i_goes_through_the_recorded_proxy_with_the_credential(
+        pebble_eab, node_factory, tmp_path, capsys, monkeypatch, connect_proxy):
+    """The watched run used a proxy and an EAB key file; the unit's run, with an empty environment,
+    uses the same proxy, and registers a new account (the old one lost) with the key from its credential."""
+    tn = node_factory()
+    kid, hmac = min(pebble_eab.eab_keys.items())
+    secret = tmp_path / "eab.key"
+    secret.write_text(hmac + "\n")
+    secret.chmod(0o600)
+    monkeypatch.setenv("HTTPS_PROXY", connect_proxy.url)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    assert main([*acme_issue(pebble_eab, tn, "--no-restart"), "--eab-kid", kid,
+                 "--eab-hmac-file", str(secret)]) == 0, capsys.readouterr().err
+    watched = len(connect_proxy.tunnels)
+    assert watched > 0, "the watched run did not use its proxy"
+    first = load_record(tn.node.metadata_path).certificate.serial
+
+    assert main(["timer", "install", "--root", str(tn.node.root)]) == 0
+    service = (tn.node.root / "etc/systemd/system/sesam-tls-renew.service").read_text()
+    assert f'Environment="HTTPS_PROXY={connect_proxy.url}"' in service
+    assert f"LoadCredential=eab-hmac:{secret}" in service
+
+    # what systemd would do: the credential in its own folder; the operator's file and the account gone
+    credentials = tmp_path / "credentials"
+    credentials.mkdir()
+    (credentials / "eab-hmac").write_text(secret.read_text())
+    secret.unlink()
+    import shutil
+
+    shutil.rmtree(tn.node.state_dir / "accounts")
+    done = subprocess.run(["env", "-i", f"PATH={os.environ['PATH']}", f"CREDENTIALS_DIRECTORY={credentials}",
+                           *exec_start(service), "--force"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert len(connect_proxy.tunnels) > watched, "the timer's run did not use the recorded proxy"
+    record = load_record(tn.node.metadata_path)
+    assert record.certificate.serial != first
+    assert record.provider_settings.account and (tn.node.state_dir / "accounts").is_dir()
+
+
+def _self_signed_node(tmp_path, capsys, *extra: str):
+    from .helpers import make_root
+
+    root = make_root(tmp_path)
+    assert main(["issue", "--self-signed", "-d", NAME, "--root", str(root), "--no-restart", *extra]) == 0
+    capsys.readouterr()
+    return root
+
+
+def test_the_cron_entry_carries_the_recorded_proxy(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HTTPS_PROXY", PROXY)
+    monkeypatch.setenv("NO_PROXY", NO_PROXY)
+    root = _self_signed_node(tmp_path, capsys)
+    assert main(["timer", "install", "--cron", "--root", str(root)]) == 0
+    lines = (root / "etc/cron.d/sesam-tls").read_text().splitlines()
+    assert f"HTTPS_PROXY={PROXY}" in lines and f"NO_PROXY={NO_PROXY}" in lines
+    assert lines.index(f"HTTPS_PROXY={PROXY}") < next(i for i, x in enumerate(lines) if " root " in x)
+    capsys.readouterr()
+    assert main(["timer", "status", "--root", str(root), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["cron"]["current"] is True
+
+
+def test_configure_records_shows_and_forgets_settings(tmp_path, capsys):
+    root = _self_signed_node(tmp_path, capsys)
+    where = ["--root", str(root)]
+    metadata = root / "var/lib/sesam-tls/certificate.json"
+    before = load_record(metadata)
+    metrics = tmp_path / "m.prom"
+    assert main(["configure", *where, "--metrics-file", str(metrics), "--reload-mode", "restart", "--restart"]) == 0
+    assert "renew and the timer use them" in capsys.readouterr().out
+    record = load_record(metadata)
+    assert record.certificate == before.certificate and record.deployment == before.deployment
+    assert (record.settings.metrics_file, record.settings.reload_mode, record.settings.restart) == (
+        str(metrics), "restart", True)
+    assert main(["status", *where]) == 0
+    out = capsys.readouterr().out
+    assert f"metrics file:   {metrics}" in out and "reload mode:    restart" in out
+
+    # plain renew writes the recorded metrics file, even when nothing is due
+    assert main(["renew", *where, "--no-restart"]) == 0
+    assert "sesam_tls_certificate_not_after_timestamp_seconds" in metrics.read_text()
+
+    assert main(["configure", *where, "--unset", "metrics_file", "--unset", "restart"]) == 0
+    record = load_record(metadata)
+    assert record.settings.metrics_file is None and record.settings.restart is None
+    assert record.settings.reload_mode == "restart"
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--verify", "127.0.0.1:99999"], "invalid address '127.0.0.1:99999'"),
+    (["--timeout", "0"], "--timeout 0"),
+    (["--reload-mode", "sometimes"], "--reload-mode: invalid choice: 'sometimes'"),
+])
+def test_configure_refuses_bad_values_and_changes_nothing(tmp_path, capsys, argv, words):
+    root = _self_signed_node(tmp_path, capsys)
+    metadata = root / "var/lib/sesam-tls/certificate.json"
+    before = metadata.read_bytes()
+    assert main(["configure", "--root", str(root), *argv]) == 2
+    err = capsys.readouterr().err
+    assert words in err.strip().splitlines()[-1]
+    assert metadata.read_bytes() == before
+
+
+def test_configure_without_a_managed_certificate_says_so(tmp_path, capsys):
+    from .helpers import make_root
+
+    root = make_root(tmp_path)
+    assert main(["configure", "--root", str(root), "--metrics-file", str(tmp_path / "m.prom")]) == 2
+    assert "no managed certificate" in capsys.readouterr().err
+    assert not (root / "var/lib/sesam-tls/certificate.json").exists()
