@@ -333,3 +333,16 @@ def test_configure_without_a_managed_certificate_says_so(tmp_path, capsys):
     assert main(["configure", "--root", str(root), "--metrics-file", str(tmp_path / "m.prom")]) == 2
     assert "no managed certificate" in capsys.readouterr().err
     assert not (root / "var/lib/sesam-tls/certificate.json").exists()
+
+
+def test_the_latest_issue_replaces_the_recorded_settings(tmp_path, capsys, monkeypatch):
+    """As certbot keeps its latest run's options: a new issue without --metrics-file records none."""
+    monkeypatch.delenv("HTTPS_PROXY", raising=False)
+    metrics = tmp_path / "m.prom"
+    root = _self_signed_node(tmp_path, capsys, "--metrics-file", str(metrics), "--verify-name", NAME)
+    metadata = root / "var/lib/sesam-tls/certificate.json"
+    assert load_record(metadata).settings.metrics_file == str(metrics)
+    assert "sesam_tls_certificate_not_after_timestamp_seconds" in metrics.read_text()  # issue writes it too
+    assert main(["issue", "--self-signed", "-d", NAME, "--root", str(root), "--no-restart"]) == 0
+    settings = load_record(metadata).settings
+    assert settings.metrics_file is None and settings.verify_name is None and settings.restart is False

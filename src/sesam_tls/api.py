@@ -86,8 +86,8 @@ def issue(
 ) -> Outcome:
     """Get a certificate from ``provider`` and deploy it to ``node``.
 
-    ``settings``: what a later unattended renewal replays, put over the
-    recorded ones (:func:`sesam_tls.replay.merge`); None keeps them.
+    ``settings``: what a later unattended renewal replays; they replace the
+    recorded ones, as a new command line does in certbot (None keeps them).
 
     The lock comes first: the preflight writes a probe into the ssl folder,
     and a run holding the lock sweeps temp files there, so checking before
@@ -312,11 +312,8 @@ def record(
     hooks = old.hooks if old else Hooks()
     hooks = Hooks(deploy=options.deploy_hook if options.deploy_hook is not None else hooks.deploy,
                   failure=options.failure_hook if options.failure_hook is not None else hooks.failure)
-    from .replay import merge
-
-    replayed = old.settings if old else DeploySettings(container=node.container, docker_host=node.docker_host)
-    if settings is not None:
-        replayed = merge(replayed, settings)
+    replayed = settings if settings is not None else (
+        old.settings if old else DeploySettings(container=node.container, docker_host=node.docker_host))
     history: tuple[HistoryEntry, ...] = old.history if old else ()
     if old and old.certificate != CertificateInfo():
         entry = HistoryEntry(serial=old.certificate.serial, fingerprint_sha256=old.certificate.fingerprint_sha256,

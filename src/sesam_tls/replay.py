@@ -4,8 +4,9 @@
 address, reload mode, restart, timeout, metrics file, container, Docker host)
 and the outbound proxy of their environment in the node record
 (``NodeRecord.settings``); ``configure`` changes them; plain ``renew`` and the
-timer replay them. A flag given to ``renew`` wins for that run only, so a
-one-off run never changes what the timer does.
+timer replay them. The latest ``issue``/``import`` replaces them all (as
+certbot keeps its latest run's options); a flag given to ``renew`` wins for
+that run only, so a one-off run never changes what the timer does.
 
 Nothing here reads the disk or the environment: the environment comes in as
 a mapping, and the CLI applies the results at its edge.

@@ -110,19 +110,16 @@ def deploy_options_from_args(args: argparse.Namespace, recorded: Any = None) -> 
 
 
 def new_certificate_settings(args: argparse.Namespace, node: Any) -> tuple[Any, Any]:
-    """For ``issue``/``import``: the settings to record (given, with the node and the proxy) and the
-    deploy options of this run (those over the recorded ones)."""
+    """For ``issue``/``import``: the settings to record and the deploy options of this run.
+
+    The command line of the latest ``issue``/``import`` is what the timer
+    replays, all of it (as certbot keeps its latest run's options): a setting
+    not given there is not recorded, and the run itself uses only what it was
+    given. ``configure`` changes the record between runs.
+    """
     import os
 
-    from ..errors import SesamTLSError
-    from ..state import load_record
-
-    given = settings_from_args(args, node, os.environ)
-    try:
-        old = load_record(node.metadata_path)
-    except SesamTLSError:
-        old = None  # the deployment reports it, as before
-    return given, deploy_options_from_args(args, old.settings if old else None)
+    return settings_from_args(args, node, os.environ), deploy_options_from_args(args)
 
 
 def write_recorded_metrics(record: Any) -> None:
