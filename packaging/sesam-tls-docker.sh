@@ -21,11 +21,16 @@
 # --failure-hook commands cannot run inside it, and files named by other
 # options (--webroot, --metrics-file, --ca-bundle, an EAB key file) must be
 # mounted too, e.g. SESAM_TLS_DOCKER_ARGS="-v /var/lib/node_exporter:/var/lib/node_exporter".
+#
+# The shell's outbound proxy (HTTPS_PROXY, HTTP_PROXY, NO_PROXY) is passed in
+# when set: `issue` records it, and the timer's `renew` replays it from the
+# record, so the cron entry and the units need no proxy of their own.
 set -eu
 IMAGE="${SESAM_TLS_IMAGE:-sesam-tls:latest}"
 mkdir -p /var/lib/sesam-tls
 # shellcheck disable=SC2086 # SESAM_TLS_DOCKER_ARGS is a list of extra docker options
 exec docker run --rm --network host --pid host \
+    -e HTTPS_PROXY -e HTTP_PROXY -e NO_PROXY -e https_proxy -e http_proxy -e no_proxy \
     -v /sesam/nginx/conf/ssl:/sesam/nginx/conf/ssl \
     -v /etc/sesam-agent:/etc/sesam-agent \
     -v /var/lib/sesam-tls:/var/lib/sesam-tls \

@@ -306,6 +306,8 @@ def test_docker_wrapper_is_the_one_run_line(tmp_path):
         "/var/lib/sesam-tls:/var/lib/sesam-tls", "/var/run/docker.sock:/var/run/docker.sock",
     ]
     assert argv[-3:] == [IMAGE, "renew", "--quiet"]
+    # the shell's proxy reaches sesam-tls inside (issue records it, renew replays it)
+    assert [argv[i + 1] for i, a in enumerate(argv) if a == "-e"][:3] == ["HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY"]
 
 
 def test_timer_install_from_the_executable_on_path(frozen_exe, tmp_path):

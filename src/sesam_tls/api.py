@@ -82,8 +82,12 @@ def issue(
     node: Optional[Node] = None,
     options: DeployOptions = DeployOptions(),
     now: Optional[dt.datetime] = None,
+    settings: Optional[DeploySettings] = None,
 ) -> Outcome:
     """Get a certificate from ``provider`` and deploy it to ``node``.
+
+    ``settings``: what a later unattended renewal replays; they replace the
+    recorded ones, as a new command line does in certbot (None keeps them).
 
     The lock comes first: the preflight writes a probe into the ssl folder,
     and a run holding the lock sweeps temp files there, so checking before
@@ -94,11 +98,12 @@ def issue(
     preflight(node, options, probe=False)
     with node_lock(node.state_dir):
         SslFolder(node.ssl_dir).check_writable()
-        return obtain_and_deploy(request, provider, node, options, now=now)
+        return obtain_and_deploy(request, provider, node, options, now=now, settings=settings)
 
 
 def obtain_and_deploy(
-    request: CertRequest, provider: Provider, node: Node, options: DeployOptions, *, now: Optional[dt.datetime] = None
+    request: CertRequest, provider: Provider, node: Node, options: DeployOptions, *, now: Optional[dt.datetime] = None,
+    settings: Optional[DeploySettings] = None,
 ) -> Outcome:
     """The body of :func:`issue`, for callers that already hold the node lock."""
     bundle = gate_bundle(provider, request, provider.issue(request), now=now)
@@ -113,7 +118,8 @@ def obtain_and_deploy(
     def commit(result: DeployResult) -> None:
         # Inside the deployment: metadata that cannot be written (state folder
         # full) takes the new pair back instead of leaving it live, unrecorded.
-        recorded.append(record(node, provider, request, bundle, result, now=now or _now(), options=options))
+        recorded.append(record(node, provider, request, bundle, result, now=now or _now(), options=options,
+                               settings=settings))
 
     result = deploy(node, bundle, options, now=now, on_deployed=commit)
     rec = recorded[-1]
@@ -138,7 +144,9 @@ def gate_bundle(
 
     origin = str(getattr(provider, "origin", None) or f"the {provider.name} provider")
     refused_as = getattr(provider, "refused_as", RefusedCertificate)
-    from_ca = provider.name not in ("import", "selfsigned")
+    from .providers.registry import settings_class
+
+    from_ca = settings_class(provider.name).from_ca
     try:
         report = gate(bundle, request.identifiers, now=now or _now(), source=origin, from_ca=from_ca)
     except ValueError as exc:  # a field damaged inside, read only now (see _check)
@@ -196,6 +204,7 @@ def import_certificate(
     check_only: bool = False,
     expiry_warning_days: int = 14,
     now: Optional[dt.datetime] = None,
+    settings: Optional[DeploySettings] = None,
 ) -> Union[Outcome, Report]:
     """Deploy the operator's own certificate, after checking everything about it.
 
@@ -228,7 +237,7 @@ def import_certificate(
         return report
     bundle = report.bundle()  # refuses here, before Docker is asked or a folder is made
     request = dataclasses.replace(request, key_type=bundle.key_type)
-    return issue(request, provider, node=node, options=options, now=now)
+    return issue(request, provider, node=node, options=options, now=now, settings=settings)
 
 
 def _check(provider: Imported, request: CertRequest) -> Report:
@@ -296,7 +305,8 @@ def record(
     *,
     now: dt.datetime,
     options: DeployOptions = DeployOptions(),
-) -> dict[str, Any]:
+    settings: Optional[DeploySettings] = None,
+) -> NodeRecord:
     from .providers.registry import settings_of
 
     old = load_record(node.metadata_path)
@@ -307,6 +317,8 @@ def record(
         env=tuple(recordable_names(options.hook_env, options.secret_env))
         if options.hook_env is not None else hooks.env,
     )
+    replayed = settings if settings is not None else (
+        old.settings if old else DeploySettings(container=node.container, docker_host=node.docker_host))
     history: tuple[HistoryEntry, ...] = old.history if old else ()
     if old and old.certificate != CertificateInfo():
         entry = HistoryEntry(serial=old.certificate.serial, fingerprint_sha256=old.certificate.fingerprint_sha256,
@@ -328,7 +340,7 @@ def record(
             agent_config=str(node.agent_config),
             container=node.container,
         ),
-        settings=old.settings if old else DeploySettings(container=node.container),
+        settings=replayed,
         hooks=hooks,
         renewal=RenewalState(
             last_attempt=now.isoformat(),  # type: ignore[arg-type]
@@ -358,6 +370,9 @@ def status(node: Optional[Node] = None, *, verify: Optional[str] = None, now: Op
     }
     if rec:
         from .renewal import decide
+        from .state import encode
+
+        out["settings"] = encode(rec.settings)
 
         decision = decide(rec, now)
         renewal = rec.renewal

@@ -6,9 +6,12 @@ it is time to ask, decide (pure, :mod:`sesam_tls.renewal`), and either say
 deploy pipeline as ``issue``, with rollback. Every attempt is recorded; a
 failure runs the failure hook and starts the backoff. What was issued is
 renewed with the same names, key type, profile and HTTP-01 strategy: the
-metadata says what the certificate *is*, no command line is replayed. A
-DNS-01 certificate is renewed over DNS-01 with the recorded server, key name
-and secret *file* (a secret given through the environment was for that run).
+record says what the certificate *is*, and the provider registry rebuilds
+its provider. How it is deployed (verify address, reload mode, metrics file,
+container, proxy) is replayed from the record's settings by the CLI
+(:mod:`sesam_tls.replay`), so the timer's run does what the watched run did.
+A DNS-01 certificate is renewed over DNS-01 with the recorded server, key
+name and secret *file* (a secret given through the environment was for that run).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from .errors import AttentionNeeded, RefusedCertificate, SesamTLSError, UsageErr
 from .failpoints import failpoint
 from .node import Node
 from .renewal import Decision, choose_in_window, decide, parse_time
-from .state import AriWindow, Hooks, NodeRecord, load_record, node_lock, save_record
+from .state import AriWindow, Hooks, NodeRecord, decode, load_record, node_lock, save_record
 
 __all__ = ["RenewResult", "renew", "provider_from_metadata", "provider_from_record"]
 
@@ -94,21 +97,24 @@ def _update_ari(record: NodeRecord, node: Node, now: dt.datetime, rng: random.Ra
     try:
         cert = x509.load_pem_x509_certificate(pair[0])
         window = fetch_window(directory, cert, ca_bundle=getattr(record.provider_settings, "ca_bundle", None), now=now)
+        if window is None:
+            return with_ari(AriWindow(supported=False, next_poll=(now + dt.timedelta(days=1)).isoformat()))
+        same = parse_time(ari.start) == window.start and parse_time(ari.end) == window.end
+        chosen = ari.chosen if same and ari.chosen else choose_in_window(window.start, window.end, rng).isoformat()
+        answer = {
+            "supported": True,
+            "start": window.start.isoformat(),
+            "end": window.end.isoformat(),
+            "chosen": chosen,
+            "explanation": window.explanation,
+            "next_poll": (now + window.retry_after).isoformat(),
+        }
+        # What the record could not read back (a window in the year 99, an explanation that is
+        # not a string) is refused here, not saved to fail every later run.
+        return with_ari(decode(AriWindow, answer, "the CA's renewal window"))
     except Exception as exc:  # any network or format trouble: fall back to the lifetime rule
         log.warning("could not get the renewal window from the CA (%s); using the certificate's lifetime", exc)
         return with_ari(dataclasses.replace(ari, next_poll=(now + DEFAULT_RETRY).isoformat()))
-    if window is None:
-        return with_ari(AriWindow(supported=False, next_poll=(now + dt.timedelta(days=1)).isoformat()))
-    same = parse_time(ari.start) == window.start and parse_time(ari.end) == window.end
-    chosen = ari.chosen if same and ari.chosen else choose_in_window(window.start, window.end, rng).isoformat()
-    return with_ari(AriWindow(
-        supported=True,
-        start=window.start.isoformat(),
-        end=window.end.isoformat(),
-        chosen=chosen,
-        explanation=window.explanation,
-        next_poll=(now + window.retry_after).isoformat(),
-    ))
 
 
 def renew(

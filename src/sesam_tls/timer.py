@@ -19,7 +19,7 @@ import secrets
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 from .errors import StorageError, UsageError
 from .fsutil import atomic_write, describe_oserror, fsync_dir
@@ -129,7 +129,38 @@ def systemd_quote(word: str) -> str:
     return '"' + escaped.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def render_service(argv: Sequence[str]) -> str:
+#: The systemd credential that carries a recorded secret file into the unit (``LoadCredential=``).
+EAB_CREDENTIAL = "eab-hmac"
+
+
+def replayed_environment(record: Any) -> tuple[dict[str, str], dict[str, str], list[str]]:
+    """What the timer's run needs beside its command line, from the node record (None: nothing).
+
+    The recorded proxy as environment variables; each recorded secret file as
+    a systemd credential (name -> path); one line per secret the unattended
+    run will not have (it came from an environment variable).
+    """
+    from .replay import missing_secrets
+
+    if record is None:
+        return {}, {}, []
+    credentials = {}
+    source = getattr(record.provider_settings, "eab_key_from", None)
+    if source is not None and source.kind == "file":
+        credentials[EAB_CREDENTIAL] = source.name
+    return record.settings.proxy.environment, credentials, missing_secrets(record)
+
+
+def _unit_value(text: str) -> str:
+    """A value systemd reads back as is: specifiers doubled, quotes and backslashes escaped."""
+    if any(ord(c) < 0x20 or c == "\x7f" for c in text):
+        raise UsageError(f"refusing a control character in the renewal unit: {text!r}")
+    return text.replace("%", "%%").replace("\\", "\\\\").replace('"', '\\"')
+
+
+def render_service(argv: Sequence[str], *, environment: Mapping[str, str] = {},  # noqa: B006 - read only
+                   credentials: Mapping[str, str] = {}) -> str:  # noqa: B006
+
     """A oneshot service. Hardened only where it cannot break the renewal.
 
     No ProtectSystem=/ProtectHome=: renew writes the ssl folder, the agent
@@ -152,6 +183,8 @@ def render_service(argv: Sequence[str]) -> str:
             "[Service]",
             "Type=oneshot",
             "ExecStart=" + " ".join(systemd_quote(w) for w in argv),
+            *(f'Environment="{_unit_value(k)}={_unit_value(v)}"' for k, v in environment.items()),
+            *(f"LoadCredential={_unit_value(k)}:{_unit_value(v)}" for k, v in credentials.items()),
             "# a hung CA or Docker must not block every later run",
             f"TimeoutStartSec={RUN_TIME_LIMIT // 3600}h",
             "PrivateTmp=yes",
@@ -189,7 +222,8 @@ def render_timer() -> str:
     )
 
 
-def render_cron(argv: Sequence[str], *, minute: int, hour: int) -> str:
+def render_cron(argv: Sequence[str], *, minute: int, hour: int,
+                environment: Mapping[str, str] = {}) -> str:  # noqa: B006 - read only
     """An /etc/cron.d entry at ``hour:minute`` and twelve hours later, logged to syslog.
 
     cron hands the line to /bin/sh after turning ``%`` into newlines, hence
@@ -201,8 +235,10 @@ def render_cron(argv: Sequence[str], *, minute: int, hour: int) -> str:
     cmd = " ".join(shlex.quote(w) for w in argv).replace("%", "\\%")
     limited = f"timeout --kill-after={KILL_AFTER} {RUN_TIME_LIMIT} {cmd}"
     job = f'{{ {limited} || echo "sesam-tls renew failed with exit status $?"; }} 2>&1 | logger -t sesam-tls'
+    # cron takes the rest of the line as the value, as is (no specifiers)
+    env = [f"{k}={v}" for k, v in environment.items() if _unit_value(k + v)]
     return "\n".join(
-        [MARK, "SHELL=/bin/sh", f"PATH={CRON_PATH}", f"{minute} {hour},{hour + 12} * * * root {job}", ""]
+        [MARK, "SHELL=/bin/sh", f"PATH={CRON_PATH}", *env, f"{minute} {hour},{hour + 12} * * * root {job}", ""]
     )
 
 
@@ -299,6 +335,8 @@ def install(
     cron: bool = False,
     systemctl: Optional[Systemctl] = None,
     randbelow: Callable[[int], int] = secrets.randbelow,
+    environment: Mapping[str, str] = {},  # noqa: B006 - read only
+    credentials: Mapping[str, str] = {},  # noqa: B006
 ) -> Change:
     """Write the units (or the cron entry); enable the timer when ``systemctl`` is given.
 
@@ -310,7 +348,9 @@ def install(
         change = Change("cron")
         path = cron_dir(node) / CRON_FILE
         when = _cron_time(_read(path) or "") or (randbelow(60), randbelow(12))
-        _put(path, render_cron(argv, minute=when[0], hour=when[1]), change)
+        _put(path, render_cron(argv, minute=when[0], hour=when[1], environment=environment), change)
+        if credentials:
+            change.notes.append(f"cron has no credentials: the run reads {', '.join(credentials.values())} itself")
         if (systemd_dir(node) / TIMER).exists():
             change.notes.append(
                 f"the systemd timer is installed too ({systemd_dir(node) / TIMER}); the lock keeps the runs apart"
@@ -318,7 +358,7 @@ def install(
         return change
     change = Change("systemd")
     folder = systemd_dir(node)
-    _put(folder / SERVICE, render_service(argv), change)
+    _put(folder / SERVICE, render_service(argv, environment=environment, credentials=credentials), change)
     _put(folder / TIMER, render_timer(), change)
     if change.written or systemctl is None:
         _systemctl(systemctl, ["daemon-reload"], change)
@@ -369,7 +409,9 @@ def remove(node: Node, *, systemctl: Optional[Systemctl] = None) -> list[Change]
     return changes
 
 
-def status(node: Node, command: Sequence[str], *, systemctl: Optional[Systemctl] = None) -> dict[str, object]:
+def status(node: Node, command: Sequence[str], *, systemctl: Optional[Systemctl] = None,
+           environment: Mapping[str, str] = {},  # noqa: B006 - read only
+           credentials: Mapping[str, str] = {}) -> dict[str, object]:  # noqa: B006
     """What is installed, its schedule and command, and whether it matches what install would write."""
     argv = renew_command(command, node)
     folder = systemd_dir(node)
@@ -382,7 +424,8 @@ def status(node: Node, command: Sequence[str], *, systemctl: Optional[Systemctl]
         units["command"] = next(iter(_ini_values(service or "", "ExecStart")), None)
         units["schedule"] = next(iter(_ini_values(timer or "", "OnCalendar")), None)
         units["randomized_delay_sec"] = next(iter(_ini_values(timer or "", "RandomizedDelaySec")), None)
-        units["current"] = service == render_service(argv) and timer == render_timer()
+        units["current"] = (service == render_service(argv, environment=environment, credentials=credentials)
+                            and timer == render_timer())
         if systemctl is not None:
             props = "NextElapseUSecRealtime,LastTriggerUSec,ActiveState,UnitFileState"
             out = systemctl(["show", TIMER, f"--property={props}"])
@@ -400,5 +443,5 @@ def status(node: Node, command: Sequence[str], *, systemctl: Optional[Systemctl]
     if text is not None and when:
         minute, hour = when
         entry["schedule"] = f"{hour:02d}:{minute:02d} and {hour + 12:02d}:{minute:02d} daily"
-        entry["current"] = text == render_cron(argv, minute=minute, hour=hour)
+        entry["current"] = text == render_cron(argv, minute=minute, hour=hour, environment=environment)
     return {"systemd": units, "cron": entry, "renew_command": shlex.join(argv)}

@@ -224,7 +224,7 @@ def http01_from_args(args: argparse.Namespace, remembered: Any = None) -> Any:
 def acme_provider(args: argparse.Namespace, node: Any, *, nginx: Any) -> Any:
     from ..providers.acme import Acme
 
-    return Acme(
+    provider = Acme(
         state_dir=node.state_dir,
         directory=directory_from_args(args),
         ca_bundle=ca_bundle_from_args(args),
@@ -237,6 +237,19 @@ def acme_provider(args: argparse.Namespace, node: Any, *, nginx: Any) -> Any:
         challenge=challenge_from_args(args),
         dns01=dns01_from_args(args),
     )
+    provider.eab_source = eab_source_from_args(args)  # type: ignore[attr-defined] # recorded by the registry
+    return provider
+
+
+def eab_source_from_args(args: argparse.Namespace) -> Any:
+    """Where the EAB HMAC key came from (never the key): a file, else an environment variable."""
+    from ..state import SecretSource
+
+    if args.eab_hmac_file:
+        return SecretSource(kind="file", name=str(Path(args.eab_hmac_file).absolute()))
+    if args.eab_hmac_env:
+        return SecretSource(kind="env", name=args.eab_hmac_env)
+    return None
 
 
 def remembered_settings(node: Any) -> Any:

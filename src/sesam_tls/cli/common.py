@@ -32,18 +32,23 @@ def add_node_arguments(parser: argparse.ArgumentParser) -> None:
     o.add_argument("--debug", action="store_true", help="show tracebacks and debug lines")
 
 
-def add_deploy_arguments(parser: argparse.ArgumentParser) -> None:
-    g = parser.add_argument_group("deployment")
+def add_deploy_arguments(parser: argparse.ArgumentParser, *, renew: bool = False) -> None:
+    """The deployment options; each is recorded with the certificate and replayed by ``renew``
+    (given to ``renew`` itself, it wins for that run only)."""
+    title = "deployment (default: what is recorded, see `status`)" if renew else "deployment (recorded: renew replays it)"
+    g = parser.add_argument_group(title)
     g.add_argument("--no-restart", action="store_true", help="write files and agent config only; leave nginx alone")
     g.add_argument(
         "--reload-mode",
         choices=("auto", "reload", "restart"),
-        default="auto",
-        help="auto: restart when the agent config changed, else nginx -t + reload (default)",
+        default=None,
+        help="auto: restart when the agent config changed, else nginx -t + reload (default auto)",
     )
     g.add_argument("--verify", metavar="HOST:PORT", help="after deploying, check by TLS handshake that HOST:PORT serves it")
     g.add_argument("--verify-name", metavar="NAME", help="SNI name for --verify (default: the first name)")
-    g.add_argument("--timeout", type=float, default=30.0, metavar="S", help="for nginx to come up and verification")
+    g.add_argument("--timeout", type=float, default=None, metavar="S",
+                   help="for nginx to come up and verification (default 30)")
+    g.add_argument("--metrics-file", metavar="FILE", help="write Prometheus gauges for node_exporter's textfile collector")
     h = parser.add_argument_group("hooks (stored with the certificate; the renewal timer runs them too)")
     h.add_argument("--deploy-hook", metavar="CMD", help="shell command run after a successful deployment")
     h.add_argument("--failure-hook", metavar="CMD", help="shell command run after a failed renewal")
@@ -70,21 +75,78 @@ def node_from_args(args: argparse.Namespace) -> Any:
     )
 
 
-def deploy_options_from_args(args: argparse.Namespace) -> Any:
-    from ..options import DeployOptions
+def settings_from_args(args: argparse.Namespace, node: Any = None, env: Any = None) -> Any:
+    """The deployment settings given on the command line (None: not given), as the record keeps them.
 
-    return DeployOptions(
-        restart=not args.no_restart,
-        reload_mode=args.reload_mode,
+    With ``node``, its container and Docker host (from a flag, the
+    environment or the default) are recorded; with ``env``, its proxy (a
+    value that cannot be recorded is said in one warning line).
+    """
+    import logging
+    import os
+
+    from ..replay import proxy_from_env
+    from ..state import DeploySettings, Proxy
+
+    proxy = Proxy()
+    if env is not None:
+        proxy, notes = proxy_from_env(env)
+        for note in notes:
+            logging.getLogger("sesam_tls").warning("%s", note)
+    metrics = getattr(args, "metrics_file", None)
+    return DeploySettings(
         verify=args.verify,
         verify_name=args.verify_name,
+        reload_mode=args.reload_mode,
+        restart=False if args.no_restart else (True if getattr(args, "restart", False) else None),
         timeout=args.timeout,
-        deploy_hook=args.deploy_hook,
-        failure_hook=args.failure_hook,
-        hook_env=tuple(args.hook_env) if args.hook_env else None,
-        # the variables this run reads a secret from never reach a hook, even when allowed
-        secret_env=tuple(n for n in (getattr(args, "password_env", None), getattr(args, "eab_hmac_env", None)) if n),
+        metrics_file=os.path.abspath(metrics) if metrics else None,
+        container=node.container if node is not None else None,
+        docker_host=node.docker_host if node is not None else None,
+        proxy=proxy,
     )
+
+
+def deploy_options_from_args(args: argparse.Namespace, recorded: Any = None) -> Any:
+    """The deploy options: the command line's, over ``recorded`` settings (a ``DeploySettings``), over the defaults."""
+    from ..replay import deploy_options, merge
+    from ..state import DeploySettings
+
+    import dataclasses
+
+    settings = merge(recorded or DeploySettings(), settings_from_args(args))
+    options = deploy_options(settings, deploy_hook=args.deploy_hook, failure_hook=args.failure_hook)
+    hook_env = getattr(args, "hook_env", None)
+    secret_sources = ("password_env", "eab_hmac_env", "dns_tsig_env")
+    return dataclasses.replace(
+        options,
+        hook_env=tuple(hook_env) if hook_env else None,
+        # the variables this run reads a secret from never reach a hook, even when allowed
+        secret_env=tuple(n for n in (getattr(args, a, None) for a in secret_sources) if n),
+    )
+
+
+def new_certificate_settings(args: argparse.Namespace, node: Any) -> tuple[Any, Any]:
+    """For ``issue``/``import``: the settings to record and the deploy options of this run.
+
+    The command line of the latest ``issue``/``import`` is what the timer
+    replays, all of it (as certbot keeps its latest run's options): a setting
+    not given there is not recorded, and the run itself uses only what it was
+    given. ``configure`` changes the record between runs.
+    """
+    import os
+
+    return settings_from_args(args, node, os.environ), deploy_options_from_args(args)
+
+
+def write_recorded_metrics(record: Any) -> None:
+    """The metrics file the record names, rewritten after a deployment."""
+    if record is not None and record.settings.metrics_file:
+        from pathlib import Path
+
+        from ..metrics import write_metrics
+
+        write_metrics(Path(record.settings.metrics_file), record)
 
 
 def emit_json(data: Any) -> None:

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any, Optional
 from .common import (
     add_deploy_arguments,
     add_node_arguments,
-    deploy_options_from_args,
+    new_certificate_settings,
+    write_recorded_metrics,
     emit_json,
     node_from_args,
     print_outcome,
@@ -85,19 +86,23 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(
             f"invalid --expiry-warning-days {args.expiry_warning_days}: must be 0 or more"
         )
+    node = node_from_args(args)
+    settings, options = new_certificate_settings(args, node)
     result = import_certificate(
         args.cert,
         key_file=args.key,
         chain_file=args.chain,
         password=_password_source(args),
-        node=node_from_args(args),
-        options=deploy_options_from_args(args),
+        node=node,
+        options=options,
+        settings=settings,
         domains=args.domain,
         check_only=args.check_only,
         expiry_warning_days=args.expiry_warning_days,
     )
     if isinstance(result, Report):
         return _print_report(args, result)
+    write_recorded_metrics(result.record)
     print_outcome(args, result)
     return 0
 

@@ -15,9 +15,10 @@ from .acme_args import (
 from .common import (
     add_deploy_arguments,
     add_node_arguments,
-    deploy_options_from_args,
+    new_certificate_settings,
     node_from_args,
     print_outcome,
+    write_recorded_metrics,
 )
 
 #: Options that only mean something to the ACME path, with their defaults.
@@ -53,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from ..providers.base import CertRequest
 
     node = node_from_args(args)
-    options = deploy_options_from_args(args)
+    settings, options = new_certificate_settings(args, node)
     if args.self_signed:
         given = [k for k, default in ACME_ONLY.items() if getattr(args, k) != default]
         if given:
@@ -71,10 +72,11 @@ def run(args: argparse.Namespace) -> int:
         # HTTP-01 cannot prove a wildcard: refuse it here, before any network call.
         request = CertRequest.build(args.domain, args.ip, key_type=args.key_type,
                                     allow_wildcard=args.challenge == "dns-01")
-        if args.no_restart and args.http01 == "stop-nginx":
+        if not options.restart and args.http01 == "stop-nginx":
             raise UsageError("--http01 stop-nginx stops the nginx container; --no-restart asks to leave it alone")
-        nginx = None if args.no_restart else NginxContainer(node.container, node.docker_host, timeout=options.timeout)
+        nginx = None if not options.restart else NginxContainer(node.container, node.docker_host, timeout=options.timeout)
         provider = acme_provider(args, node, nginx=nginx)
-    outcome = issue(request, provider, node=node, options=options)
+    outcome = issue(request, provider, node=node, options=options, settings=settings)
+    write_recorded_metrics(outcome.record)
     print_outcome(args, outcome)
     return 0

@@ -18,21 +18,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--dry-run", action="store_true",
                    help="get a certificate from the staging CA (or the configured test CA); deploy nothing")
     g.add_argument("--days", type=int, metavar="N", help="renew when fewer than N days are left (overrides ARI and the one-third rule)")
-    g.add_argument("--metrics-file", metavar="FILE", help="write Prometheus gauges for node_exporter's textfile collector")
     g.add_argument("--loop", action="store_true", help="stay in the foreground, checking again when the next check is due")
-    add_deploy_arguments(parser)
+    add_deploy_arguments(parser, renew=True)
     add_node_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from ..renew import renew
     from ..text import printable
 
-    node = node_from_args(args)
-    options = deploy_options_from_args(args)
-    metrics = Path(args.metrics_file) if args.metrics_file else None
+    node, options, metrics = _replayed(args, node_from_args(args))
 
     def once(force: bool) -> tuple[int, object]:
         result = renew(node, force=force, dry_run=args.dry_run, days=args.days, options=options, metrics_file=metrics)
@@ -48,6 +43,41 @@ def run(args: argparse.Namespace) -> int:
     if not args.loop:
         return once(args.force)[0]
     return _loop(once, args.force)
+
+
+def _replayed(args: argparse.Namespace, node: "object") -> tuple:
+    """The node, deploy options and metrics file of this run: what was given, else what the record says.
+
+    What is given here wins for this run only (``configure`` changes the
+    record). The recorded proxy fills in what the environment lacks (the
+    timer's run has an empty one), and a secret the record says came from an
+    environment variable is named in one line.
+    """
+    import logging
+    import os
+    from pathlib import Path
+
+    from ..errors import SesamTLSError
+    from ..node import ENV
+    from ..replay import missing_secrets, proxy_environment
+    from ..state import load_record
+
+    try:
+        record = load_record(node.metadata_path)  # type: ignore[attr-defined]
+    except SesamTLSError:
+        record = None  # renew says why, with the lock held
+    recorded = record.settings if record is not None else None
+    options = deploy_options_from_args(args, recorded)
+    metrics = args.metrics_file or (recorded.metrics_file if recorded is not None else None)
+    if recorded is not None:
+        if recorded.container and not (args.container or os.environ.get(ENV["container"])):
+            node = node.with_(container=recorded.container)  # type: ignore[attr-defined]
+        if recorded.docker_host and not (args.docker_host or os.environ.get(ENV["docker_host"])):
+            node = node.with_(docker_host=recorded.docker_host)  # type: ignore[attr-defined]
+        os.environ.update(proxy_environment(recorded.proxy, os.environ))
+    for line in missing_secrets(record):
+        logging.getLogger("sesam_tls").warning("%s", line)
+    return node, options, Path(metrics) if metrics else None
 
 
 def _loop(once: "object", force: bool) -> int:

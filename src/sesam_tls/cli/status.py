@@ -68,8 +68,27 @@ def run(args: argparse.Namespace) -> int:
         lines.append(f"renewal:        {'DUE now: ' if ren['due'] else ''}{ren['reason']}")
         if ren.get("last_attempt"):
             lines.append(f"last attempt:   {human_time(parse_time(ren['last_attempt']))}: {ren['last_result']}")
+    lines += _settings_lines(info.get("settings") or {})
     print("\n".join(lines))
     return code
+
+
+#: The replayed settings ``status`` shows, by record field, with their labels.
+_SETTINGS = (("verify", "verify"), ("verify_name", "verify name"), ("reload_mode", "reload mode"),
+             ("restart", "restart"), ("timeout", "timeout"), ("metrics_file", "metrics file"),
+             ("container", "container"), ("docker_host", "docker host"))
+
+
+def _settings_lines(settings: dict) -> list[str]:
+    """What ``renew`` and the timer replay (``configure`` changes it): only what was given."""
+    from ..replay import PROXY_VARIABLES
+
+    lines = [f"{label + ':':<16}{settings[key]}" for key, label in _SETTINGS if settings.get(key) is not None]
+    proxy = settings.get("proxy") or {}
+    given = [f"{PROXY_VARIABLES[k]}={v}" for k, v in proxy.items() if v]
+    if given:
+        lines.append(f"{'proxy:':<16}{' '.join(given)}")
+    return lines
 
 
 def _days_left(days: int) -> str:

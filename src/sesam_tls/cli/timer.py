@@ -56,15 +56,20 @@ def run(args: argparse.Namespace) -> int:
 
     node = node_from_args(args)
     systemctl = _systemctl if timer.systemd_live(node) else None
+    environment, credentials, missing = timer.replayed_environment(_record(node))
     if args.action == "status":
-        info = timer.status(node, own_command(), systemctl=systemctl)
+        info = timer.status(node, own_command(), systemctl=systemctl, environment=environment,
+                            credentials=credentials)
         if args.json:
             emit_json(info)
         else:
             print(_status_text(info))
         return 0
     if args.action == "install":
-        changes = [timer.install(node, own_command(), cron=args.cron, systemctl=systemctl)]
+        change = timer.install(node, own_command(), cron=args.cron, systemctl=systemctl, environment=environment,
+                               credentials=credentials)
+        change.notes += missing
+        changes = [change]
     else:
         changes = timer.remove(node, systemctl=systemctl)
     if args.json:
@@ -72,6 +77,18 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(_change_text(args.action, changes, node_root=node.root))
     return 0
+
+
+def _record(node: Any) -> Any:
+    """The node record, for what the timer's run replays; None when there is none or it is unreadable
+    (``renew`` says why at its first run)."""
+    from ..errors import SesamTLSError
+    from ..state import load_record
+
+    try:
+        return load_record(node.metadata_path)
+    except SesamTLSError:
+        return None
 
 
 def _change_text(action: str, changes: list[Any], *, node_root: Optional[object]) -> str:

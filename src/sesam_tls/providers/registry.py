@@ -29,6 +29,8 @@ class _Settings:
     """What every settings class shares: the record codec."""
 
     name: ClassVar[str] = ""
+    #: Whether the provider's certificates come from a CA (the gate then refuses a self-signed one).
+    from_ca: ClassVar[bool] = True
 
     @classmethod
     def from_record(cls, data: Any) -> Any:
@@ -50,6 +52,7 @@ class SelfSignedSettings(_Settings):
     """A self-signed certificate needs nothing but the request."""
 
     name: ClassVar[str] = "selfsigned"
+    from_ca: ClassVar[bool] = False
 
     def build(self, node: "Node", record: "NodeRecord", *, dry_run: bool = False) -> "Provider":
         from .selfsigned import SelfSigned
@@ -127,6 +130,7 @@ class AcmeSettings(_Settings):
             replaces=None if dry_run else record.certificate.ari_cert_id,
             challenge=self.challenge or "http-01",
             dns01=self._dns01(),
+            eab=self._eab(),
         )
 
     def _dns01(self) -> Any:
@@ -136,6 +140,31 @@ class AcmeSettings(_Settings):
         from ..state import encode
 
         return Dns01Options.from_settings(encode(self.dns01 or Dns01Settings()))
+    def _eab(self) -> Any:
+        """The EAB key from its recorded file (or the unit's credential of it), for a new account only.
+
+        Unreadable is no error here: an existing account needs no EAB, and a
+        new one is refused by the CA with its own message.
+        """
+        if not self.eab_kid or self.eab_key_from is None or self.eab_key_from.kind != "file":
+            return None
+        import os
+
+        from ..fsutil import read_bounded
+        from ..timer import EAB_CREDENTIAL
+        from .acme import Eab
+
+        credentials = os.environ.get("CREDENTIALS_DIRECTORY")
+        paths = [Path(credentials, EAB_CREDENTIAL)] if credentials else []
+        for path in [*paths, Path(self.eab_key_from.name)]:
+            try:
+                raw, _ = read_bounded(str(path), 64 * 1024)
+            except OSError:
+                continue
+            value = raw.decode("utf-8", "replace").strip()
+            if value:
+                return Eab(kid=self.eab_kid, hmac_key=value)
+        return None
 
 
 @dataclass(frozen=True)
@@ -143,6 +172,7 @@ class ImportSettings(_Settings):
     """Where the operator's files were; sesam-tls cannot renew them (``renewal.decide`` never asks)."""
 
     name: ClassVar[str] = "import"
+    from_ca: ClassVar[bool] = False
 
     cert_file: Optional[str] = None
     key_file: Optional[str] = None
@@ -171,4 +201,9 @@ def settings_of(provider: Any) -> _Settings:
     cls = settings_class(getattr(provider, "name", ""))
     report = getattr(provider, "settings", None)
     values = report() if callable(report) and cls is not UnknownSettings else {}
-    return cls.from_record(values)
+    settings = cls.from_record(values)
+    if isinstance(settings, AcmeSettings) and getattr(provider, "eab", None) is not None:
+        from dataclasses import replace
+
+        settings = replace(settings, eab_kid=provider.eab.kid, eab_key_from=getattr(provider, "eab_source", None))
+    return settings
