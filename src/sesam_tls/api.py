@@ -28,6 +28,7 @@ from .names import normalize_domain
 from .nginx import NginxContainer
 from .node import Node
 from .providers.base import CertRequest, Provider
+from .rollback import rollback, rolled_back_note
 from .state import load_metadata, node_lock, save_metadata
 from .store import SslFolder
 from .verify import parse_address, served_certificate
@@ -36,7 +37,7 @@ if TYPE_CHECKING:  # pragma: no cover - the import path loads these when it runs
     from .providers.imported import Imported, Password
     from .validate import Report
 
-__all__ = ["Outcome", "gate_bundle", "import_certificate", "issue", "preflight", "status"]
+__all__ = ["Outcome", "gate_bundle", "import_certificate", "issue", "preflight", "rollback", "status"]
 
 log = logging.getLogger("sesam_tls")
 
@@ -344,6 +345,10 @@ def status(node: Optional[Node] = None, *, verify: Optional[str] = None, now: Op
     }
     if meta:
         from .renewal import decide
+
+        note = rolled_back_note(meta)
+        if note:
+            out["rolled_back"] = note
 
         decision = decide(meta, now)
         renewal = meta.get("renewal") or {}

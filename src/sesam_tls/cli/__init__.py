@@ -23,6 +23,7 @@ VERBS = {
     "issue": ("sesam_tls.cli.issue", "get a certificate (Let's Encrypt or self-signed) and deploy it"),
     "import": ("sesam_tls.cli.import_", "deploy your own certificate (PEM, DER, PKCS#12), checked before anything is written"),
     "renew": ("sesam_tls.cli.renew", "renew the managed certificate when it is due (the timer runs this)"),
+    "rollback": ("sesam_tls.cli.rollback", "switch back to a certificate kept in the ssl folder (--list shows them)"),
     "status": ("sesam_tls.cli.status", "show the node's certificate and whether nginx serves it"),
     "timer": ("sesam_tls.cli.timer", "install, remove or show the renewal timer (systemd or cron)"),
     "check": ("sesam_tls.cli.check", "preflight for issue: names, port 80, the ACME server, Docker, paths"),

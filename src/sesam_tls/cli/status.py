@@ -63,6 +63,10 @@ def run(args: argparse.Namespace) -> int:
             lines.append(f"served:         yes, {args.verify} serves it")
         else:
             lines.append(f"served:         NO: {info.get('verify_error') or 'serves ' + str(info.get('served_fingerprint_sha256'))}")
+    back = info.get("rolled_back")
+    if back:
+        lines.append(f"rolled back:    rolled back to {back.get('to_version')} on {human_time(parse_time(back.get('at')))} "
+                     f"(from {back.get('from_version')})")
     ren = info.get("renewal")
     if ren:
         lines.append(f"renewal:        {'DUE now: ' if ren['due'] else ''}{ren['reason']}")
