@@ -331,25 +331,45 @@ def record(
     return meta
 
 
-def status(node: Optional[Node] = None, *, verify: Optional[str] = None, now: Optional[dt.datetime] = None) -> dict[str, Any]:
-    """What the node has: the managed certificate, what is on disk, what the config and nginx say."""
+def status(
+    node: Optional[Node] = None,
+    *,
+    verify: Optional[str] = None,
+    warn_days: Optional[int] = None,
+    now: Optional[dt.datetime] = None,
+) -> dict[str, Any]:
+    """What the node has: the managed certificate, what is on disk, what the config and nginx say.
+
+    Nothing that cannot be read stops the report: an agent config or record
+    that does not parse is reported among ``reasons`` with its own exit code
+    (:mod:`sesam_tls.attention`), and ``attention``/``exit_code``/``reasons``
+    are exactly what ``sesam-tls status`` exits with.
+    """
+    from . import attention
+
     node = node or Node.from_settings()
     now = now or _now()
-    meta = load_metadata(node.metadata_path)
+    reasons: list[attention.Reason] = []
+    try:
+        meta = load_metadata(node.metadata_path)
+    except SesamTLSError as exc:
+        meta = None
+        reasons.append(attention.record_reason(str(exc)))
     out: dict[str, Any] = {
-        "managed": meta is not None,
+        "managed": (meta is not None) if not reasons else None,
         "provider": meta.get("provider") if meta else None,
         "ssl_dir": str(node.ssl_dir),
         "agent_config": str(node.agent_config),
         "container": node.container,
     }
+    if reasons:
+        out["record_error"] = reasons[0].message
     if meta:
         from .renewal import decide
 
         note = rolled_back_note(meta)
         if note:
             out["rolled_back"] = note
-
         decision = decide(meta, now)
         renewal = meta.get("renewal") or {}
         out["renewal"] = {
@@ -386,6 +406,10 @@ def status(node: Optional[Node] = None, *, verify: Optional[str] = None, now: Op
     except SesamTLSError as exc:
         out["agent_config_points_here"] = None
         out["agent_config_error"] = str(exc)
+        reasons.append(attention.agent_config_reason(str(exc)))
+    reasons += attention.renewal_reasons(meta, now)
+    reasons += [r for r in attention.deployed_reasons(out["deployed"], str(node.ssl_dir), warn_days)
+                if r.reason not in {known.reason for known in reasons}]
     if verify:
         host, port = parse_address(verify)
         try:
@@ -398,6 +422,10 @@ def status(node: Optional[Node] = None, *, verify: Optional[str] = None, now: Op
             out["served_fingerprint_sha256"] = None
             out["serving_deployed"] = False
             out["verify_error"] = str(exc)
+        if not out["serving_deployed"]:
+            said = out.get("verify_error") or f"it serves {str(out['served_fingerprint_sha256'])[:16]}…"
+            reasons.append(attention.Reason("not-served", attention.ATTENTION,
+                                            f"{verify} does not serve the deployed certificate: {said}"))
+    reasons.sort(key=lambda r: r.exit_code)
+    out.update(attention.as_json(reasons))
     return out
-
-

@@ -163,7 +163,7 @@ def renew(
         decision = decide(meta, now, force=force, days=days)
         result = _result_without_renewal(decision, meta)
         if result is not None:
-            _metrics(metrics_file, meta)
+            _metrics(metrics_file, meta, now)
             return result
 
         log.info("renewing: %s", decision.reason)
@@ -190,9 +190,9 @@ def renew(
             meta = _record_failure(node, {**meta, "hooks": hooks}, now, exc)
             failpoint("renew.after-failure-recorded")
             run_hook("failure", hooks.get("failure"), hook_env(node, meta, "failed", str(exc)))
-            _metrics(metrics_file, meta)
+            _metrics(metrics_file, meta, now)
             return RenewResult("failed", f"renewal failed: {exc}", exc.exit_code, decision, meta)
-    _metrics(metrics_file, outcome.metadata)
+    _metrics(metrics_file, outcome.metadata, now)
     cert = outcome.metadata["certificate"]
     return RenewResult(
         "renewed",
@@ -230,9 +230,9 @@ def _strip_schema(meta: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in meta.items() if k != "schema"}
 
 
-def _metrics(path: Optional[Path], meta: Optional[dict[str, Any]]) -> None:
+def _metrics(path: Optional[Path], meta: Optional[dict[str, Any]], now: dt.datetime) -> None:
     if path is None:
         return
     from .metrics import write_metrics
 
-    write_metrics(path, meta)
+    write_metrics(path, meta, now=now, last_run=now)

@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
             emit_json({"result": result.status, "message": result.message, "exit_code": result.exit_code})
         elif result.exit_code == 0:
             print(printable(result.message))
-        else:
+        if result.exit_code != 0:  # every non-zero exit says why in one line, beside --json too
             level = "error" if result.status == "failed" else "attention"
             print(f"sesam-tls: {level}: {printable(result.message)}", file=sys.stderr)
         return result.exit_code, result
