@@ -93,6 +93,28 @@ def issue(
         return obtain_and_deploy(request, provider, node, options, now=now)
 
 
+def rehearse_issue(
+    request: CertRequest,
+    provider: Provider,
+    *,
+    node: Optional[Node] = None,
+    options: DeployOptions = DeployOptions(),
+    now: Optional[dt.datetime] = None,
+) -> Any:
+    """``issue --dry-run``: the first issuance rehearsed (:mod:`sesam_tls.rehearse`); nothing is
+    deployed or recorded, and the live nginx is never stopped. A Let's Encrypt provider is
+    pointed at the staging directory first."""
+    from .providers.acme_net import LETSENCRYPT, LETSENCRYPT_STAGING
+    from .rehearse import rehearse
+
+    node = node or Node.from_settings()
+    if getattr(provider, "directory", None) == LETSENCRYPT:
+        provider.directory = LETSENCRYPT_STAGING  # type: ignore[attr-defined]
+    preflight(node, options, probe=False)  # no probe: a rehearsal leaves the ssl folder as it was
+    with node_lock(node.state_dir):
+        return rehearse(node, request, provider, options, now=now)
+
+
 def obtain_and_deploy(
     request: CertRequest, provider: Provider, node: Node, options: DeployOptions, *, now: Optional[dt.datetime] = None
 ) -> Outcome:

@@ -158,6 +158,8 @@ def renew(
         )
     with node_lock(node.state_dir, wait=lock_wait):
         meta = load_metadata(node.metadata_path) or {}
+        if dry_run:
+            return _rehearse(node, meta, options, now, provider_factory)
         if meta.get("provider") == "acme" and not force and days is None and _update_ari(meta, node, now, rng):
             save_metadata(node.metadata_path, _strip_schema(meta))
         decision = decide(meta, now, force=force, days=days)
@@ -167,25 +169,19 @@ def renew(
             return result
 
         log.info("renewing: %s", decision.reason)
-        from .api import gate_bundle, hook_env, obtain_and_deploy, preflight
+        from .api import hook_env, obtain_and_deploy, preflight
         from .hooks import run_hook
 
-        provider = provider_factory(meta, node, dry_run)
+        provider = provider_factory(meta, node, False)
         request = _request(meta)
         hooks = dict(meta.get("hooks") or {})
         for kind, command in (("deploy", options.deploy_hook), ("failure", options.failure_hook)):
             if command is not None:
                 hooks[kind] = command
         try:
-            if dry_run:
-                bundle = gate_bundle(provider, request, provider.issue(request), now=now)
-                log.info("dry run: got a certificate (sha256 %s…); deployed nothing", bundle.fingerprint[:16])
-                return RenewResult("dry-run", f"dry run succeeded for {', '.join(request.identifiers)}", 0, decision, meta)
             preflight(node, options)
             outcome = obtain_and_deploy(request, provider, node, options, now=now)
         except SesamTLSError as exc:
-            if dry_run:
-                raise
             log.debug("traceback of the failed attempt:", exc_info=True)  # shown with --debug only
             meta = _record_failure(node, {**meta, "hooks": hooks}, now, exc)
             failpoint("renew.after-failure-recorded")
@@ -201,6 +197,34 @@ def renew(
         decision,
         outcome.metadata,
     )
+
+
+def _rehearse(
+    node: Node, meta: dict[str, Any], options: DeployOptions, now: dt.datetime, provider_factory: ProviderFactory
+) -> RenewResult:
+    """``--dry-run``: the renewal as if it were due, due or not (:mod:`sesam_tls.rehearse`).
+
+    Errors are raised as they are (the CLI prints one line, with the error's
+    exit code), not recorded: a failed rehearsal is not a failed renewal and
+    starts no backoff. An imported certificate is not renewed by sesam-tls,
+    so there is nothing to rehearse: the answer is what ``renew`` says.
+    """
+    from .api import preflight
+    from .rehearse import rehearse
+
+    decision = decide(meta, now)
+    if meta.get("provider") == "import":
+        said = _result_without_renewal(decision, meta) or RenewResult("not-due", decision.reason, 0, decision, meta)
+        message = f"dry run: an imported certificate is not renewed by sesam-tls, nothing to rehearse; {said.message}"
+        return RenewResult(said.status, message, said.exit_code, decision, meta)
+    preflight(node, options, probe=False)  # no probe: a rehearsal leaves the ssl folder as it was
+    provider = provider_factory(meta, node, True)
+    request = _request(meta)
+    log.info("dry run: rehearsing the renewal of %s as if it were due (%s)", ", ".join(request.identifiers),
+             decision.reason)
+    rehearsal = rehearse(node, request, provider, options, now=now)
+    return RenewResult("dry-run", f"dry run succeeded for {', '.join(request.identifiers)}: {rehearsal.message}", 0,
+                       decision, meta)
 
 
 def _result_without_renewal(decision: Decision, meta: dict[str, Any]) -> Optional[RenewResult]:
