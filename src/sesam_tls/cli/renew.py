@@ -16,7 +16,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("renewal")
     g.add_argument("--force", action="store_true", help="renew now, whatever the schedule and the backoff")
     g.add_argument("--dry-run", action="store_true",
-                   help="get a certificate from the staging CA (or the configured test CA); deploy nothing")
+                   help="rehearse the renewal as if it were due: Let's Encrypt's staging CA, other CAs up to validated "
+                        "authorizations (not finalized), nginx -t on a copy of the new pair; deploy, record and stop "
+                        "nothing")
     g.add_argument("--days", type=int, metavar="N", help="renew when fewer than N days are left (overrides ARI and the one-third rule)")
     g.add_argument("--metrics-file", metavar="FILE", help="write Prometheus gauges for node_exporter's textfile collector")
     g.add_argument("--loop", action="store_true", help="stay in the foreground, checking again when the next check is due")
