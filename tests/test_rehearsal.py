@@ -126,3 +126,22 @@ def test_nginx_t_on_the_copy_can_refuse_and_leaves_the_folder_as_it_was(node_fac
         nginx_test_copy(tn.node, Bundle.from_pem(*weak_pair()), DeployOptions())
     nginx_test_copy(tn.node, tn.own, DeployOptions())  # the same copy of a good pair passes
     assert snapshot(tn, nginx_container) == before
+
+
+def test_an_auto_rehearsal_with_the_port_held_by_the_container_does_not_stop_it(
+    pebble, acme_front, node_factory, nginx_container, capsys
+):
+    front = acme_front()
+    tn = node_factory(container=True, http_port=pebble.http_port)  # nginx holds the HTTP-01 port
+    args = ["--server", front.directory, "--ca-bundle", front.ca_bundle, "--agree-tos", "--http-port",
+            str(pebble.http_port), "--http-address", "127.0.0.1", "-q", *node_args(tn)]
+    assert main(["issue", "-d", NAME, "--http01", "auto", *args]) == 0  # the real run stops it, answers, starts it
+    assert load_metadata(tn.node.metadata_path)["provider_settings"]["http01"] == "auto"
+    before, orders = snapshot(tn, nginx_container), len(front.orders)
+    capsys.readouterr()
+
+    assert main(["renew", "--dry-run", *node_args(tn)]) == 0
+    out = capsys.readouterr().out
+    assert len(front.orders) == orders + 1 and "stopped before answering the challenge" in out
+    assert f"port {pebble.http_port} is held by it" in out
+    assert snapshot(tn, nginx_container) == before
