@@ -4,13 +4,14 @@ the record, nor the running nginx."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
 import pytest
 
 from sesam_tls.cli import main
-from sesam_tls.state import load_metadata, save_metadata
+from sesam_tls.state import load_metadata, load_record, save_record
 
 from .acme_fixtures import NAME, acme_front, node_factory, verified_handshake  # noqa: F401 - fixtures
 from .helpers import tree_digest
@@ -79,10 +80,9 @@ def test_a_stop_nginx_rehearsal_stops_before_the_challenge_and_leaves_nginx_runn
     front = acme_front()
     tn = node_factory(container=True)
     assert main(["issue", "-d", NAME, *ca_args(front, pebble), "-q", *node_args(tn)]) == 0
-    meta = load_metadata(tn.node.metadata_path)
-    meta.pop("schema")
-    meta["provider_settings"]["http01"] = "stop-nginx"
-    save_metadata(tn.node.metadata_path, meta)
+    rec = load_record(tn.node.metadata_path)
+    save_record(tn.node.metadata_path,
+                rec.replace(provider_settings=dataclasses.replace(rec.provider_settings, http01="stop-nginx")))
     before, orders = snapshot(tn, nginx_container), len(front.orders)
     capsys.readouterr()
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 from sesam_tls import CertRequest, DeployOptions, Node, SelfSigned, issue
 from sesam_tls.cli import main
 from sesam_tls.providers.acme_net import LETSENCRYPT_STAGING
-from sesam_tls.state import load_metadata, save_metadata
+from sesam_tls.state import load_record, save_record
 
 from .helpers import make_root, tree_digest
 
@@ -63,13 +64,11 @@ def test_imported_dry_run_says_there_is_nothing_to_rehearse(tmp_path, capsys):
     root = make_root(tmp_path)
     node = Node.from_settings(root=str(root), env={})
     issue(CertRequest.build([NAME]), SelfSigned(), node=node, options=FILES_ONLY)
-    meta = load_metadata(node.metadata_path)
-    meta.pop("schema")
-    meta["provider"] = "import"
-    save_metadata(node.metadata_path, meta)
+    rec = load_record(node.metadata_path).replace(provider="import", provider_settings=None)
+    save_record(node.metadata_path, rec)
     assert main(["renew", "--dry-run", "--no-restart", "--root", str(root)]) == 0
     assert "nothing to rehearse" in capsys.readouterr().out
-    meta["certificate"]["not_after"] = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=3)).isoformat()
-    save_metadata(node.metadata_path, meta)
+    not_after = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=3)).isoformat()
+    save_record(node.metadata_path, rec.replace(certificate=dataclasses.replace(rec.certificate, not_after=not_after)))
     assert main(["renew", "--dry-run", "--no-restart", "--root", str(root)]) == 10
     assert "import a new one" in capsys.readouterr().err

@@ -3,6 +3,7 @@ and the metrics file carries what an alert rule needs (files-only node: no testb
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import time
@@ -15,7 +16,7 @@ from sesam_tls.cli import main
 from sesam_tls.errors import IssuanceError
 from sesam_tls.metrics import render_metrics
 from sesam_tls.renew import renew
-from sesam_tls.state import load_metadata, save_metadata
+from sesam_tls.state import load_record, save_record
 from sesam_tls.store import SslFolder
 
 from .helpers import make_root, tree_digest
@@ -30,6 +31,14 @@ def node(tmp_path):
     node = Node.from_settings(root=str(root), env={})
     issue(CertRequest.build([NAME], days=90), SelfSigned(), node=node, options=FILES_ONLY)
     return node
+
+
+def make_imported(node, days_left: int) -> None:
+    """The record says the certificate was imported and expires in ``days_left`` days."""
+    rec = load_record(node.metadata_path)
+    not_after = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=days_left)).isoformat()
+    save_record(node.metadata_path, rec.replace(provider="import", provider_settings=None,
+                                                certificate=dataclasses.replace(rec.certificate, not_after=not_after)))
 
 
 def status(node, capsys, *args: str) -> tuple[int, dict, list[str]]:
@@ -76,12 +85,8 @@ def test_warn_days_exit_says_why_and_json_agrees(node, capsys):
 
 
 def test_renewal_attention_shows_in_status_exit_and_json(node, capsys):
-    meta = load_metadata(node.metadata_path)
-    meta.pop("schema")
-    meta["provider"] = "import"
+    make_imported(node, 3)
     not_after = Bundle.from_pem(*SslFolder(node.ssl_dir).read_pair()).not_after
-    meta["certificate"]["not_after"] = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=3)).isoformat()
-    save_metadata(node.metadata_path, meta)
     assert not_after > dt.datetime.now(dt.timezone.utc)
     code, info, err = status(node, capsys)
     assert code == 10 and info["renewal"]["attention"] is True and info["attention"] is True
@@ -90,11 +95,7 @@ def test_renewal_attention_shows_in_status_exit_and_json(node, capsys):
 
 
 def test_renew_json_non_zero_also_prints_one_line(node, capsys):
-    meta = load_metadata(node.metadata_path)
-    meta.pop("schema")
-    meta["provider"] = "import"
-    meta["certificate"]["not_after"] = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=3)).isoformat()
-    save_metadata(node.metadata_path, meta)
+    make_imported(node, 3)
     assert main(["renew", "--root", str(node.root), "--no-restart", "--json"]) == 10
     out = capsys.readouterr()
     assert json.loads(out.out)["exit_code"] == 10
@@ -153,5 +154,5 @@ def test_status_metrics_keep_the_last_renew_run_and_show_the_served_check(node, 
     assert main(["status", "--root", str(node.root), "--metrics-file", str(metrics), "-q"]) == 0
     g = gauges(metrics.read_text())
     assert g["sesam_tls_last_run_timestamp_seconds"][0][1] == ran  # status is not a renewal run
-    served = render_metrics(load_metadata(node.metadata_path), served=False)
+    served = render_metrics(load_record(node.metadata_path), served=False)
     assert gauges(served)["sesam_tls_certificate_served_status"][0][1] == 0

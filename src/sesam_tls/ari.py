@@ -93,4 +93,6 @@ def fetch_window(
         raise ValueError("ARI window without a start or an end")
     if end < start:
         raise ValueError("ARI window ends before it starts")
+    if not (100 <= start.year and end.year <= 9000):  # the record keeps times the calendar can add a day to
+        raise ValueError("ARI window outside the years 100 to 9000")
     return AriWindow(start, end, _retry_after(resp.headers.get("Retry-After"), now), body.get("explanationURL"))

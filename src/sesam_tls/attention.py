@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import asdict, dataclass
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from .errors import AgentConfigError, AttentionNeeded, StorageError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .state import NodeRecord
 
 __all__ = ["Reason", "exit_code", "renewal_reasons", "as_json"]
 
@@ -45,18 +48,17 @@ def record_reason(message: str) -> Reason:
     return Reason("record-unreadable", StorageError.exit_code, message)
 
 
-def renewal_reasons(meta: Optional[dict[str, Any]], now: dt.datetime) -> list[Reason]:
+def renewal_reasons(record: Optional[NodeRecord], now: dt.datetime) -> list[Reason]:
     """Pure: what the renewal decision says a human must act on (imported and expiring,
     renewals failing and backing off, a certificate not valid yet or expired)."""
-    if not meta:
+    if record is None:
         return []
     from .renewal import CLOCK_SKEW, decide, parse_time
 
-    decision = decide(meta, now)
+    decision = decide(record, now)
     if not (decision.attention or decision.backing_off):
         return []
-    cert = meta.get("certificate") or {}
-    not_before, not_after = parse_time(cert.get("not_before")), parse_time(cert.get("not_after"))
+    not_before, not_after = parse_time(record.certificate.not_before), parse_time(record.certificate.not_after)
     if decision.backing_off:
         code = "renewal-failing"
     elif not_before is not None and not_before - now > CLOCK_SKEW:

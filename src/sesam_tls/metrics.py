@@ -35,6 +35,7 @@ from .renewal import parse_time
 
 if TYPE_CHECKING:  # pragma: no cover
     from .attention import Reason
+    from .state import NodeRecord
 
 __all__ = ["render_metrics", "write_metrics"]
 
@@ -51,7 +52,7 @@ def _label(value: str) -> str:
 
 
 def render_metrics(
-    meta: Optional[dict[str, Any]],
+    record: Optional[NodeRecord],
     *,
     now: Optional[dt.datetime] = None,
     served: Optional[bool] = None,
@@ -64,22 +65,24 @@ def render_metrics(
     from .renewal import decide
 
     now = now or dt.datetime.now(dt.timezone.utc)
-    meta = meta or {}
-    cert = meta.get("certificate") or {}
-    renewal = meta.get("renewal") or {}
-    deployment = meta.get("deployment") or {}
+    if record is None:
+        from .state import NodeRecord
+
+        record = NodeRecord(provider="")
+    cert, renewal, deployment = record.certificate, record.renewal, record.deployment
     if reasons is None:
-        reasons = renewal_reasons(meta, now)
-    labels = f'names="{_label(",".join(cert.get("names", []) + cert.get("ips", [])))}",provider="{_label(str(meta.get("provider", "")))}"'
-    not_after = _ts(cert.get("not_after"))
+        reasons = renewal_reasons(record, now)
+    labels = f'names="{_label(",".join(cert.identifiers))}",provider="{_label(record.provider)}"'
+    not_after = _ts(cert.not_after)
+    known = not_after is not None
     next_renewal: Optional[float] = None
-    if cert:
-        decision = decide(meta, now)
+    if known:
+        decision = decide(record, now)
         next_renewal = (decision.at or now).timestamp() if (decision.at or decision.due) else None
-    if served is None and deployment.get("verified") is True:
+    if served is None and deployment.verified:
         served = True
-    valid = not_after is not None and (_ts(cert.get("not_before")) or 0) <= now.timestamp() < not_after
-    condition = "Unknown" if not cert else "True" if valid and not reasons else "False"
+    valid = not_after is not None and (_ts(cert.not_before) or 0) <= now.timestamp() < not_after
+    condition = "Unknown" if not known else "True" if valid and not reasons else "False"
 
     gauges: list[tuple[str, str, list[tuple[str, Optional[float]]]]] = [
         ("sesam_tls_certificate_expiration_timestamp_seconds", "When the deployed certificate expires.",
@@ -97,11 +100,11 @@ def render_metrics(
          "served, 0 when it did not.", [("", None if served is None else float(served))]),
         (LAST_RUN, "Last sesam-tls renew run, due or not (a stopped timer stops it moving).", [("", last_run)]),
         ("sesam_tls_last_success_timestamp_seconds", "Last successful issuance or renewal.",
-         [("", _ts(renewal.get("last_success") or deployment.get("deployed_at")))]),
+         [("", _ts(renewal.last_success or deployment.deployed_at))]),
         ("sesam_tls_last_failure_timestamp_seconds", "Last failed renewal attempt (0: none).",
-         [("", _ts(renewal.get("last_failure")) or 0.0)]),
+         [("", _ts(renewal.last_failure) or 0.0)]),
         ("sesam_tls_renewal_failures", "Failed renewal attempts since the last success.",
-         [("", float(renewal.get("failures") or 0))]),
+         [("", float(renewal.failures))]),
     ]
     lines = []
     for name, help_text, samples in gauges:
@@ -124,7 +127,7 @@ def _previous_last_run(path: Path) -> Optional[float]:
 
 def write_metrics(
     path: Path,
-    meta: Optional[dict[str, Any]],
+    record: Optional[NodeRecord],
     *,
     now: Optional[dt.datetime] = None,
     served: Optional[bool] = None,
@@ -135,5 +138,5 @@ def write_metrics(
     """Write the file atomically. ``renew`` passes ``last_run``; ``status`` keeps the one there."""
     path = Path(path)
     run = last_run.timestamp() if last_run else (_previous_last_run(path) if keep_last_run else None)
-    text = render_metrics(meta, now=now, served=served, reasons=reasons, last_run=run)
+    text = render_metrics(record, now=now, served=served, reasons=reasons, last_run=run)
     atomic_write(path, text.encode(), 0o644, what=f"metrics file {path}")

@@ -12,8 +12,7 @@ still valid is not renewed before it is due), and says that it was rolled
 back, from which version and when (``status`` shows it). The next
 deployment's record replaces that note.
 
-Every read and write of the record this module makes is in
-:func:`rolled_back_note` and :func:`_record_rollback`.
+The record's part is :class:`sesam_tls.state.RolledBack` (``deployment.rolled_back``).
 """
 
 from __future__ import annotations
@@ -29,7 +28,7 @@ from .deploy import DeployOptions, DeployResult, deploy
 from .errors import InputError, SesamTLSError, UsageError, one_line
 from .failpoints import failpoint
 from .node import Node
-from .state import load_metadata, node_lock, save_metadata
+from .state import HistoryEntry, NodeRecord, RolledBack, load_record, node_lock, save_record
 from .store import SslFolder
 
 __all__ = ["RollbackOutcome", "list_versions", "rollback", "rolled_back_note"]
@@ -46,7 +45,12 @@ class RollbackOutcome:
     from_version: Optional[str]
     bundle: Bundle
     deployment: DeployResult
-    metadata: dict[str, Any]
+    record: NodeRecord
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """The record as JSON values (what ``certificate.json`` holds)."""
+        return self.record.to_json()
 
 
 def list_versions(node: Node) -> list[dict[str, Any]]:
@@ -119,68 +123,69 @@ def rollback(
     now = now or dt.datetime.now(dt.timezone.utc)
     preflight(node, options, probe=False)
     with node_lock(node.state_dir):
-        meta = load_metadata(node.metadata_path)
-        if meta is None:
+        rec = load_record(node.metadata_path)
+        if rec is None:
             raise UsageError(f"no managed certificate in {node.state_dir}: nothing to roll back")
         folder = SslFolder(node.ssl_dir)
         live = folder.live_version()
         target = choose_target(folder.version_ids(), live, to, str(folder.versions))
         bundle = _checked_pair(folder, target, now)
         folder.check_writable()
-        if options.restart and options.reload_mode == "auto" and live != _recorded_version(meta):
+        if options.restart and options.reload_mode == "auto" and live != rec.deployment.version:
             options = dataclasses.replace(options, reload_mode="restart")  # as api.obtain_and_deploy
         log.info("rolling back from version %s to %s (serial %s)", live, target, bundle.serial)
-        recorded: dict[str, Any] = {}
+        recorded: list[NodeRecord] = []
 
         def commit(result: DeployResult) -> None:
-            recorded.update(_record_rollback(node, meta, bundle, result, now))
+            recorded.append(_record_rollback(node, rec, bundle, result, now))
 
         result = deploy(node, bundle, options, now=now, on_deployed=commit, version=target)
-    hook = options.deploy_hook if options.deploy_hook is not None else (recorded.get("hooks") or {}).get("deploy")
-    run_hook("deploy", hook, hook_env(node, recorded, "rolled-back"))
-    return RollbackOutcome(target, live, bundle, result, recorded)
+    new = recorded[-1]
+    hook = options.deploy_hook if options.deploy_hook is not None else new.hooks.deploy
+    run_hook("deploy", hook, hook_env(node, new, "rolled-back"))
+    return RollbackOutcome(target, live, bundle, result, new)
 
 
 # --- the record --------------------------------------------------------------------------------
 
 
-def _recorded_version(meta: dict[str, Any]) -> Optional[str]:
-    return (meta.get("deployment") or {}).get("version")
-
-
-def rolled_back_note(meta: Optional[dict[str, Any]]) -> Optional[dict[str, Any]]:
+def rolled_back_note(record: Optional[NodeRecord]) -> Optional[dict[str, Any]]:
     """``{"from_version", "to_version", "at"}`` when the live certificate is there by a rollback."""
-    note = ((meta or {}).get("deployment") or {}).get("rolled_back")
-    return note if isinstance(note, dict) else None
+    note = record.deployment.rolled_back if record is not None else None
+    if note is None:
+        return None
+    return {"from_version": note.from_version, "to_version": note.to_version, "at": note.at}
 
 
 def _record_rollback(
-    node: Node, meta: dict[str, Any], bundle: Bundle, result: DeployResult, now: dt.datetime
-) -> dict[str, Any]:
+    node: Node, record: NodeRecord, bundle: Bundle, result: DeployResult, now: dt.datetime
+) -> NodeRecord:
     """The record after a rollback: the live certificate as it is, its deployment, the note.
 
     The ARI window belonged to the certificate rolled away from, so it is
-    dropped (asked again for this one); failures and hooks stay.
+    dropped (asked again for this one); failures, hooks and settings stay.
     """
-    from .api import describe
+    from .api import certificate_info
+    from .state import CertificateInfo
 
-    old_cert = meta.get("certificate") or {}
-    history = list(meta.get("history") or [])
-    if old_cert:
-        entry = {k: old_cert.get(k) for k in ("serial", "fingerprint_sha256", "not_after")}
-        history = [{**entry, "version": _recorded_version(meta)}, *history][:HISTORY]
-    deployment = dict(meta.get("deployment") or {})
-    deployment.update(
+    history = record.history
+    if record.certificate != CertificateInfo():
+        old = record.certificate
+        entry = HistoryEntry(serial=old.serial, fingerprint_sha256=old.fingerprint_sha256, not_after=old.not_after,
+                             version=record.deployment.version)
+        history = (entry, *history)[:HISTORY]
+    at = now.isoformat()
+    deployment = dataclasses.replace(
+        record.deployment,
         version=result.version,
         previous_version=result.previous_version,
-        deployed_at=now.isoformat(),
+        deployed_at=at,
         action=result.action,
         verified=result.verified,
-        rolled_back={"from_version": result.previous_version, "to_version": result.version, "at": now.isoformat()},
+        rolled_back=RolledBack(from_version=result.previous_version, to_version=result.version, at=at),  # type: ignore[arg-type]
     )
-    renewal = {k: v for k, v in (meta.get("renewal") or {}).items() if k != "ari"}
-    new = {k: v for k, v in meta.items() if k != "schema"}
-    new.update(certificate=describe(bundle), deployment=deployment, renewal=renewal, history=history)
+    new = record.replace(certificate=certificate_info(bundle), deployment=deployment,
+                         renewal=dataclasses.replace(record.renewal, ari=None), history=history)
     failpoint("api.before-metadata-save")
-    save_metadata(node.metadata_path, new)
+    save_record(node.metadata_path, new)
     return new

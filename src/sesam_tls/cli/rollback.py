@@ -43,15 +43,16 @@ def run(args: argparse.Namespace) -> int:
     from ..rollback import rollback
 
     outcome = rollback(node, to=args.to, options=deploy_options_from_args(args))
-    cert = outcome.metadata["certificate"]
+    cert = outcome.record.certificate
     how = {"none": "files only (--no-restart)", "reload": "nginx reloaded", "restart": "nginx restarted"}
     checked = ", verified by TLS handshake" if outcome.deployment.verified else ""
     if args.json:
+        meta = outcome.metadata
         emit_json({"result": "rolled-back", "version": outcome.version, "from_version": outcome.from_version,
-                   **cert, "deployment": outcome.metadata["deployment"]})
+                   **meta["certificate"], "deployment": meta["deployment"]})
         return 0
     print(printable(
-        f"rolled back to version {outcome.version} (from {outcome.from_version}): serial {cert['serial']}, "
-        f"expires {cert['not_after']}; {how[outcome.deployment.action]}{checked}"
+        f"rolled back to version {outcome.version} (from {outcome.from_version}): serial {cert.serial}, "
+        f"expires {cert.not_after}; {how[outcome.deployment.action]}{checked}"
     ))
     return 0

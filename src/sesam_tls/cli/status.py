@@ -100,15 +100,15 @@ def _write_metrics(args: argparse.Namespace, node: Any, info: dict) -> None:
     from ..attention import Reason
     from ..errors import SesamTLSError
     from ..metrics import write_metrics
-    from ..state import load_metadata
+    from ..state import load_record
 
     try:
-        meta = load_metadata(node.metadata_path)
+        record = load_record(node.metadata_path)
     except SesamTLSError:
-        meta = None
+        record = None
     served = info.get("serving_deployed") if args.verify else None
     reasons = [Reason(r["reason"], r["exit_code"], r["message"]) for r in info["reasons"]]
-    write_metrics(Path(args.metrics_file), meta, served=served, reasons=reasons, keep_last_run=True)
+    write_metrics(Path(args.metrics_file), record, served=served, reasons=reasons, keep_last_run=True)
 
 
 def _printable(value: Any) -> Any:
