@@ -86,7 +86,8 @@ def test_status_with_a_lone_surrogate_names_the_file(capsys, root):
     assert "Traceback" not in out + err
     line = [x for x in out.splitlines() if x.startswith("agent config:")]
     assert len(line) == 1 and "lone UTF-16 surrogate" in line[0], out
-    assert code == 0
+    assert code == 4  # the agent config's own exit code, with one line saying why
+    assert len(err.splitlines()) == 1 and str(config_path(root)) in err and "surrogate" in err
 
 
 # control characters in names -------------------------------------------------------------

@@ -78,7 +78,7 @@ def test_renewal_with_the_ca_down_fails_is_recorded_hooked_and_keeps_the_served_
     assert "next try after" in capsys.readouterr().err
 
 
-def test_dry_run_gets_a_certificate_from_the_ca_and_deploys_nothing(pebble, node_factory, capsys):
+def test_dry_run_rehearses_at_the_ca_and_deploys_nothing(pebble, node_factory, capsys):
     tn = node_factory(container=True)
     assert issue(pebble, tn) == 0
     served = verified_handshake(tn.https_port, NAME, pebble.root_pem())

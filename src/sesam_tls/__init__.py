@@ -33,11 +33,12 @@ _WHERE = {
     "import_certificate": ".api",
     "issue": ".api",
     "renew": ".renew",
+    "rollback": ".api",
     "status": ".api",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .api import Outcome, import_certificate, issue, status
+    from .api import Outcome, import_certificate, issue, rollback, status
     from .bundle import Bundle
     from .deploy import DeployResult
     from .options import DeployOptions
@@ -67,6 +68,7 @@ __all__ = [
     "import_certificate",
     "issue",
     "renew",
+    "rollback",
     "status",
 ]
 

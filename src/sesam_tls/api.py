@@ -28,6 +28,7 @@ from .names import normalize_domain
 from .nginx import NginxContainer
 from .node import Node
 from .providers.base import CertRequest, Provider
+from .rollback import rollback, rolled_back_note
 from .state import CertificateInfo, DeploySettings, Deployment, HistoryEntry, Hooks, NodeRecord, RenewalState, Request, load_record, node_lock, save_record
 from .store import SslFolder
 from .verify import parse_address, served_certificate
@@ -36,7 +37,7 @@ if TYPE_CHECKING:  # pragma: no cover - the import path loads these when it runs
     from .providers.imported import Imported, Password
     from .validate import Report
 
-__all__ = ["Outcome", "gate_bundle", "import_certificate", "issue", "preflight", "status"]
+__all__ = ["Outcome", "gate_bundle", "import_certificate", "issue", "preflight", "rollback", "status"]
 
 log = logging.getLogger("sesam_tls")
 
@@ -99,6 +100,28 @@ def issue(
     with node_lock(node.state_dir):
         SslFolder(node.ssl_dir).check_writable()
         return obtain_and_deploy(request, provider, node, options, now=now, settings=settings)
+
+
+def rehearse_issue(
+    request: CertRequest,
+    provider: Provider,
+    *,
+    node: Optional[Node] = None,
+    options: DeployOptions = DeployOptions(),
+    now: Optional[dt.datetime] = None,
+) -> Any:
+    """``issue --dry-run``: the first issuance rehearsed (:mod:`sesam_tls.rehearse`); nothing is
+    deployed or recorded, and the live nginx is never stopped. A Let's Encrypt provider is
+    pointed at the staging directory first."""
+    from .providers.acme_net import LETSENCRYPT, LETSENCRYPT_STAGING
+    from .rehearse import rehearse
+
+    node = node or Node.from_settings()
+    if getattr(provider, "directory", None) == LETSENCRYPT:
+        provider.directory = LETSENCRYPT_STAGING  # type: ignore[attr-defined]
+    preflight(node, options, probe=False)  # no probe: a rehearsal leaves the ssl folder as it was
+    with node_lock(node.state_dir):
+        return rehearse(node, request, provider, options, now=now)
 
 
 def obtain_and_deploy(
@@ -356,24 +379,48 @@ def record(
     return rec
 
 
-def status(node: Optional[Node] = None, *, verify: Optional[str] = None, now: Optional[dt.datetime] = None) -> dict[str, Any]:
-    """What the node has: the managed certificate, what is on disk, what the config and nginx say."""
+def status(
+    node: Optional[Node] = None,
+    *,
+    verify: Optional[str] = None,
+    warn_days: Optional[int] = None,
+    now: Optional[dt.datetime] = None,
+) -> dict[str, Any]:
+    """What the node has: the managed certificate, what is on disk, what the config and nginx say.
+
+    Nothing that cannot be read stops the report: an agent config or record
+    that does not parse is reported among ``reasons`` with its own exit code
+    (:mod:`sesam_tls.attention`), and ``attention``/``exit_code``/``reasons``
+    are exactly what ``sesam-tls status`` exits with.
+    """
+    from . import attention
+
     node = node or Node.from_settings()
     now = now or _now()
-    rec = load_record(node.metadata_path)
+    reasons: list[attention.Reason] = []
+    rec: Optional[NodeRecord] = None
+    try:
+        rec = load_record(node.metadata_path)
+    except SesamTLSError as exc:
+        reasons.append(attention.record_reason(str(exc)))
     out: dict[str, Any] = {
-        "managed": rec is not None,
+        "managed": (rec is not None) if not reasons else None,
         "provider": rec.provider if rec else None,
         "ssl_dir": str(node.ssl_dir),
         "agent_config": str(node.agent_config),
         "container": node.container,
     }
+    if reasons:
+        out["record_error"] = reasons[0].message
     if rec:
         from .renewal import decide
         from .state import encode
 
         out["settings"] = encode(rec.settings)
 
+        note = rolled_back_note(rec)
+        if note:
+            out["rolled_back"] = note
         decision = decide(rec, now)
         renewal = rec.renewal
         out["renewal"] = {
@@ -410,6 +457,10 @@ def status(node: Optional[Node] = None, *, verify: Optional[str] = None, now: Op
     except SesamTLSError as exc:
         out["agent_config_points_here"] = None
         out["agent_config_error"] = str(exc)
+        reasons.append(attention.agent_config_reason(str(exc)))
+    reasons += attention.renewal_reasons(rec, now)
+    reasons += [r for r in attention.deployed_reasons(out["deployed"], str(node.ssl_dir), warn_days)
+                if r.reason not in {known.reason for known in reasons}]
     if verify:
         host, port = parse_address(verify)
         try:
@@ -422,6 +473,10 @@ def status(node: Optional[Node] = None, *, verify: Optional[str] = None, now: Op
             out["served_fingerprint_sha256"] = None
             out["serving_deployed"] = False
             out["verify_error"] = str(exc)
+        if not out["serving_deployed"]:
+            said = out.get("verify_error") or f"it serves {str(out['served_fingerprint_sha256'])[:16]}…"
+            reasons.append(attention.Reason("not-served", attention.ATTENTION,
+                                            f"{verify} does not serve the deployed certificate: {said}"))
+    reasons.sort(key=lambda r: r.exit_code)
+    out.update(attention.as_json(reasons))
     return out
-
-

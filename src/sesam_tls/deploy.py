@@ -55,8 +55,16 @@ def deploy(
     *,
     now: Optional[dt.datetime] = None,
     on_deployed: Optional[Callable[[DeployResult], None]] = None,
+    version: Optional[str] = None,
 ) -> DeployResult:
-    """Deploy ``bundle``; ``on_deployed`` records it (a failure there rolls the deployment back)."""
+    """Deploy ``bundle``; ``on_deployed`` records it (a failure there rolls the deployment back).
+
+    ``version`` switches to a version already kept in the ssl folder
+    (``sesam-tls rollback``) instead of staging ``bundle`` as a new one;
+    ``bundle`` is then that version's pair, for ``--verify``. Everything
+    else is the same pipeline, the way back on failure included; a kept
+    version is never deleted by a failed switch.
+    """
     folder = SslFolder(node.ssl_dir)
     if options.verify and not options.restart:
         # Not refused: --no-restart means nginx does not serve the new pair yet, so
@@ -77,12 +85,14 @@ def deploy(
 
     # 2. The new version sits beside the live one; nginx sees nothing yet.
     previous = folder.adopt()
-    try:
-        version = folder.stage(bundle, now=now)
-    except BaseException:
-        folder.put_back()  # the operator's files this run set aside, if any
-        raise
-    log.info("wrote %s and %s (version %s)", node.cert_path, node.key_path, version)
+    staged = version is None
+    if version is None:
+        try:
+            version = folder.stage(bundle, now=now)
+        except BaseException:
+            folder.put_back()  # the operator's files this run set aside, if any
+            raise
+        log.info("wrote %s and %s (version %s)", node.cert_path, node.key_path, version)
 
     old_config = config.raw
     action = choose_action(options, new_config is not None)
@@ -118,7 +128,8 @@ def deploy(
             on_deployed(result)
     except BaseException as exc:
         restored, served_again = _rollback(folder, config, old_config, container, previous, action)
-        folder.discard(version)  # it holds a key: failed runs must not pile them up
+        if staged:
+            folder.discard(version)  # it holds a key: failed runs must not pile them up
         if isinstance(exc, SesamTLSError):
             tail = f"; {restored}"
             if action != "none" and restored.startswith(("restored", "put")):

@@ -49,6 +49,7 @@ __all__ = [
     "PortBusy",
     "Responder",
     "TokenServer",
+    "WouldStopNginx",
     "open_responder",
     "plan",
     "presented",
@@ -371,9 +372,29 @@ def webroot(root: Path) -> Iterator[WebrootResponder]:
 # --- auto --------------------------------------------------------------------------------
 
 
+class WouldStopNginx(Exception):
+    """A rehearsal (``--dry-run``) reached the moment the real run stops the nginx container.
+
+    A rehearsal never stops, reloads or restarts the live nginx, so it ends
+    there, before any challenge is answered; the message says what the real
+    run would do. Not a :class:`~sesam_tls.errors.SesamTLSError`: nothing failed.
+    """
+
+
+def _would_stop(nginx: Any, port: int, why: str) -> WouldStopNginx:
+    name = getattr(nginx, "name", "nginx")
+    return WouldStopNginx(f"the real run stops container {name} while the CA validates ({why}), "
+                          f"serves the token on port {port} itself, and starts the container again")
+
+
 @contextlib.contextmanager
-def open_responder(options: Http01Options, nginx: Any = None) -> Iterator[Responder]:
-    """Open the responder ``options`` ask for. ``nginx`` is the node's :class:`NginxContainer`."""
+def open_responder(options: Http01Options, nginx: Any = None, *, rehearsal: bool = False) -> Iterator[Responder]:
+    """Open the responder ``options`` ask for. ``nginx`` is the node's :class:`NginxContainer`.
+
+    ``rehearsal``: raise :class:`WouldStopNginx` instead of stopping the container.
+    """
+    if options.strategy == "stop-nginx" and rehearsal:
+        raise _would_stop(nginx, options.port, "--http01 stop-nginx")
     if options.strategy == "webroot":
         assert options.webroot is not None  # checked in Http01Options
         with webroot(options.webroot) as responder:
@@ -387,12 +408,12 @@ def open_responder(options: Http01Options, nginx: Any = None) -> Iterator[Respon
         with stop_nginx(nginx, options.port, options.listen) as server:
             yield server
     else:
-        with _auto(options, nginx) as responder:
+        with _auto(options, nginx, rehearsal=rehearsal) as responder:
             yield responder
 
 
 @contextlib.contextmanager
-def _auto(options: Http01Options, nginx: Any) -> Iterator[Responder]:
+def _auto(options: Http01Options, nginx: Any, *, rehearsal: bool = False) -> Iterator[Responder]:
     server = TokenServer(options.port, options.listen)
     try:
         server.start()
@@ -401,6 +422,8 @@ def _auto(options: Http01Options, nginx: Any) -> Iterator[Responder]:
             raise IssuanceError(f"cannot serve HTTP-01 challenges: {busy} ({_busy_reason(busy)})") from None
         holders = port_holders(options.port)
         if nginx is not None and container_holds_port(nginx, options.port, holders):
+            if rehearsal:
+                raise _would_stop(nginx, options.port, f"--http01 auto: port {options.port} is held by it") from None
             log.info("port %d is held by the managed container %s: using stop-nginx", options.port, nginx.name)
             with stop_nginx(nginx, options.port, options.listen) as stopped:
                 yield stopped

@@ -113,6 +113,14 @@ class NginxContainer:
         if code != 0:
             raise DockerError(f"nginx -t failed in container {self.name!r}: {_last_line(output)}")
 
+    def test_pair(self, config: str) -> None:
+        """``nginx -t -c CONFIG`` inside the container: a config of the rehearsal's own that loads
+        only a copy of the new pair, so this nginx (and its OpenSSL) is asked whether it takes
+        that pair while the live config, the live pair and the running nginx are left alone."""
+        code, output = self.exec("nginx", "-t", "-q", "-c", config)
+        if code != 0:
+            raise DockerError(f"nginx -t refused the new pair in container {self.name!r}: {_last_line(output)}")
+
     def reload(self) -> None:
         """``nginx -s reload`` and wait until new workers run the new configuration.
 

@@ -142,6 +142,8 @@ def renew(
         record = load_record(node.metadata_path)
         if record is None:  # moved aside while this run waited for the lock
             raise UsageError(f"no managed certificate in {node.state_dir}: run 'sesam-tls issue' or 'sesam-tls import' first")
+        if dry_run:
+            return _rehearse(node, record, options, now, provider_factory)
         if record.provider == "acme" and not force and days is None:
             updated = _update_ari(record, node, now, rng)
             if updated is not None:
@@ -150,14 +152,14 @@ def renew(
         decision = decide(record, now, force=force, days=days)
         result = _result_without_renewal(decision, record)
         if result is not None:
-            _metrics(metrics_file, record)
+            _metrics(metrics_file, record, now)
             return result
 
         log.info("renewing: %s", decision.reason)
-        from .api import gate_bundle, hook_env, obtain_and_deploy, preflight
+        from .api import hook_env, obtain_and_deploy, preflight
         from .hooks import recordable_names, run_hook
 
-        provider = provider_factory(record, node, dry_run)
+        provider = provider_factory(record, node, False)
         request = _request(record)
         hooks = Hooks(
             deploy=options.deploy_hook if options.deploy_hook is not None else record.hooks.deploy,
@@ -166,23 +168,17 @@ def renew(
             if options.hook_env is not None else record.hooks.env,
         )
         try:
-            if dry_run:
-                bundle = gate_bundle(provider, request, provider.issue(request), now=now)
-                log.info("dry run: got a certificate (sha256 %s…); deployed nothing", bundle.fingerprint[:16])
-                return RenewResult("dry-run", f"dry run succeeded for {', '.join(request.identifiers)}", 0, decision, record)
             preflight(node, options)
             outcome = obtain_and_deploy(request, provider, node, options, now=now)
         except SesamTLSError as exc:
-            if dry_run:
-                raise
             log.debug("traceback of the failed attempt:", exc_info=True)  # shown with --debug only
             record = _record_failure(node, record.replace(hooks=hooks), now, exc)
             failpoint("renew.after-failure-recorded")
             run_hook("failure", hooks.failure, hook_env(node, record, "failed", str(exc)),
                      allow=hooks.env, secret=options.secret_env)
-            _metrics(metrics_file, record)
+            _metrics(metrics_file, record, now)
             return RenewResult("failed", f"renewal failed: {exc}", exc.exit_code, decision, record)
-    _metrics(metrics_file, outcome.record)
+    _metrics(metrics_file, outcome.record, now)
     cert = outcome.record.certificate
     return RenewResult(
         "renewed",
@@ -191,6 +187,34 @@ def renew(
         decision,
         outcome.record,
     )
+
+
+def _rehearse(
+    node: Node, record: NodeRecord, options: DeployOptions, now: dt.datetime, provider_factory: ProviderFactory
+) -> RenewResult:
+    """``--dry-run``: the renewal as if it were due, due or not (:mod:`sesam_tls.rehearse`).
+
+    Errors are raised as they are (the CLI prints one line, with the error's
+    exit code), not recorded: a failed rehearsal is not a failed renewal and
+    starts no backoff. An imported certificate is not renewed by sesam-tls,
+    so there is nothing to rehearse: the answer is what ``renew`` says.
+    """
+    from .api import preflight
+    from .rehearse import rehearse
+
+    decision = decide(record, now)
+    if record.provider == "import":
+        said = _result_without_renewal(decision, record) or RenewResult("not-due", decision.reason, 0, decision, record)
+        message = f"dry run: an imported certificate is not renewed by sesam-tls, nothing to rehearse; {said.message}"
+        return RenewResult(said.status, message, said.exit_code, decision, record)
+    preflight(node, options, probe=False)  # no probe: a rehearsal leaves the ssl folder as it was
+    provider = provider_factory(record, node, True)
+    request = _request(record)
+    log.info("dry run: rehearsing the renewal of %s as if it were due (%s)", ", ".join(request.identifiers),
+             decision.reason)
+    rehearsal = rehearse(node, request, provider, options, now=now)
+    return RenewResult("dry-run", f"dry run succeeded for {', '.join(request.identifiers)}: {rehearsal.message}", 0,
+                       decision, record)
 
 
 def _result_without_renewal(decision: Decision, record: NodeRecord) -> Optional[RenewResult]:
@@ -219,9 +243,9 @@ def _record_failure(node: Node, record: NodeRecord, now: dt.datetime, exc: Sesam
     return record
 
 
-def _metrics(path: Optional[Path], record: Optional[NodeRecord]) -> None:
+def _metrics(path: Optional[Path], record: Optional[NodeRecord], now: dt.datetime) -> None:
     if path is None:
         return
     from .metrics import write_metrics
 
-    write_metrics(path, record)
+    write_metrics(path, record, now=now, last_run=now)

@@ -50,6 +50,7 @@ __all__ = [
     "RenewalState",
     "Request",
     "Revoked",
+    "RolledBack",
     "SecretSource",
     "load_metadata",
     "load_record",
@@ -105,6 +106,15 @@ class CertificateInfo:
 
 
 @dataclass(frozen=True)
+class RolledBack:
+    """The live certificate is there by ``sesam-tls rollback``: from which version, to which, when."""
+
+    from_version: Optional[str] = None
+    to_version: Optional[str] = None
+    at: Optional[Timestamp] = None
+
+
+@dataclass(frozen=True)
 class Deployment:
     """Where and how the certificate was put in place."""
 
@@ -116,6 +126,7 @@ class Deployment:
     ssl_dir: Optional[str] = None
     agent_config: Optional[str] = None
     container: Optional[str] = None
+    rolled_back: Optional[RolledBack] = None
 
 
 @dataclass(frozen=True)
@@ -274,7 +285,7 @@ def record_classes() -> list[type]:
     """Every dataclass of the record, the providers' settings included (docs/state.md describes each field)."""
     from .providers.registry import PROVIDERS
 
-    return [NodeRecord, Request, CertificateInfo, Deployment, DeploySettings, Proxy, SecretSource, Hooks,
+    return [NodeRecord, Request, CertificateInfo, Deployment, RolledBack, DeploySettings, Proxy, SecretSource, Hooks,
             RenewalState, AriWindow, HistoryEntry, Revoked, *PROVIDERS.values()]
 
 

@@ -24,6 +24,7 @@ VERBS = {
     "import": ("sesam_tls.cli.import_", "deploy your own certificate (PEM, DER, PKCS#12), checked before anything is written"),
     "renew": ("sesam_tls.cli.renew", "renew the managed certificate when it is due (the timer runs this)"),
     "configure": ("sesam_tls.cli.configure", "change what renew and the timer replay (--verify, --metrics-file, ...)"),
+    "rollback": ("sesam_tls.cli.rollback", "switch back to a certificate kept in the ssl folder (--list shows them)"),
     "status": ("sesam_tls.cli.status", "show the node's certificate and whether nginx serves it"),
     "timer": ("sesam_tls.cli.timer", "install, remove or show the renewal timer (systemd or cron)"),
     "check": ("sesam_tls.cli.check", "preflight for issue: names, port 80, the ACME server, Docker, paths"),

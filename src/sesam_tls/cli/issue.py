@@ -40,6 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--self-signed", action="store_true", help="make a self-signed certificate instead of asking a CA")
     g.add_argument("--days", type=int, metavar="N", help="validity of a self-signed certificate (default 365)")
+    g.add_argument("--dry-run", action="store_true",
+                   help="rehearse: order at the CA (Let's Encrypt: its staging CA; others: validated, not finalized), "
+                        "nginx -t on a copy of the new pair; deploy, record and stop nothing")
     add_ca_arguments(parser)
     add_account_arguments(parser)
     add_challenge_arguments(parser)
@@ -76,6 +79,19 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError("--http01 stop-nginx stops the nginx container; --no-restart asks to leave it alone")
         nginx = None if not options.restart else NginxContainer(node.container, node.docker_host, timeout=options.timeout)
         provider = acme_provider(args, node, nginx=nginx)
+    if args.dry_run:
+        from ..api import rehearse_issue
+        from .common import emit_json
+
+        rehearsal = rehearse_issue(request, provider, node=node, options=options)
+        message = f"dry run succeeded for {', '.join(request.identifiers)}: {rehearsal.message}"
+        if args.json:
+            emit_json({"result": "dry-run", "message": message, "exit_code": 0})
+        else:
+            from ..text import printable
+
+            print(printable(message))
+        return 0
     outcome = issue(request, provider, node=node, options=options, settings=settings)
     write_recorded_metrics(outcome.record)
     print_outcome(args, outcome)

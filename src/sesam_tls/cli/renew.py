@@ -16,7 +16,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("renewal")
     g.add_argument("--force", action="store_true", help="renew now, whatever the schedule and the backoff")
     g.add_argument("--dry-run", action="store_true",
-                   help="get a certificate from the staging CA (or the configured test CA); deploy nothing")
+                   help="rehearse the renewal as if it were due: Let's Encrypt's staging CA, other CAs up to validated "
+                        "authorizations (not finalized), nginx -t on a copy of the new pair; deploy, record and stop "
+                        "nothing")
     g.add_argument("--days", type=int, metavar="N", help="renew when fewer than N days are left (overrides ARI and the one-third rule)")
     g.add_argument("--loop", action="store_true", help="stay in the foreground, checking again when the next check is due")
     add_deploy_arguments(parser, renew=True)
@@ -35,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
             emit_json({"result": result.status, "message": result.message, "exit_code": result.exit_code})
         elif result.exit_code == 0:
             print(printable(result.message))
-        else:
+        if result.exit_code != 0:  # every non-zero exit says why in one line, beside --json too
             level = "error" if result.status == "failed" else "attention"
             print(f"sesam-tls: {level}: {printable(result.message)}", file=sys.stderr)
         return result.exit_code, result

@@ -21,20 +21,18 @@ def run(args: argparse.Namespace) -> int:
     from ..renewal import human_time, parse_time
 
     node = node_from_args(args)
-    info = status(node, verify=args.verify)
+    info = status(node, verify=args.verify, warn_days=args.warn_days)
     if args.metrics_file:
-        from pathlib import Path
-
-        from ..metrics import write_metrics
-        from ..state import load_record
-
-        write_metrics(Path(args.metrics_file), load_record(node.metadata_path))
-    code = _exit_code(args, info)
+        _write_metrics(args, node, info)
+    code = int(info["exit_code"])
+    if code:
+        _say_why(info["reasons"])
     if args.json:
         emit_json(info)
         return code
     info = _printable(info)  # names, issuer and errors come from the certificate, files or the CA
-    lines = [f"managed:        {'yes, ' + str(info['provider']) if info['managed'] else 'no'}"]
+    managed = "unknown: the record cannot be read" if info["managed"] is None else "no"
+    lines = [f"managed:        {'yes, ' + str(info['provider']) if info['managed'] else managed}"]
     dep = info.get("deployed")
     if not dep:
         lines.append(f"deployed:       nothing in {info['ssl_dir']}")
@@ -63,6 +61,10 @@ def run(args: argparse.Namespace) -> int:
             lines.append(f"served:         yes, {args.verify} serves it")
         else:
             lines.append(f"served:         NO: {info.get('verify_error') or 'serves ' + str(info.get('served_fingerprint_sha256'))}")
+    back = info.get("rolled_back")
+    if back:
+        lines.append(f"rolled back:    rolled back to {back.get('to_version')} on {human_time(parse_time(back.get('at')))} "
+                     f"(from {back.get('from_version')})")
     ren = info.get("renewal")
     if ren:
         lines.append(f"renewal:        {'DUE now: ' if ren['due'] else ''}{ren['reason']}")
@@ -97,18 +99,35 @@ def _days_left(days: int) -> str:
     return "less than a day left" if days == 0 else f"{days} day{'s' if days != 1 else ''} left"
 
 
-def _exit_code(args: argparse.Namespace, info: dict) -> int:
-    """10 (attention) when the node needs a human: expiring within --warn-days or not valid yet, not served."""
-    from ..errors import AttentionNeeded
+def _say_why(reasons: list) -> None:
+    """Every non-zero exit says why, in one line on stderr (also beside --json)."""
+    import sys
 
-    dep = info.get("deployed") or {}
-    if args.warn_days is not None and (
-        not dep or "error" in dep or dep["days_left"] < args.warn_days or dep.get("not_yet_valid")
-    ):
-        return AttentionNeeded.exit_code
-    if args.verify and not info.get("serving_deployed"):
-        return AttentionNeeded.exit_code
-    return 0
+    from ..text import printable
+
+    first = reasons[0]
+    more = f" (and {len(reasons) - 1} more: {', '.join(r['reason'] for r in reasons[1:])})" if len(reasons) > 1 else ""
+    level = "attention" if first["exit_code"] == 10 else "error"
+    print(f"sesam-tls: {level}: {printable(first['message'])}{more}", file=sys.stderr)
+
+
+def _write_metrics(args: argparse.Namespace, node: Any, info: dict) -> None:
+    """The gauges from the record, with what this status saw; a record that cannot be read
+    gives the attention gauge alone (its reason says so)."""
+    from pathlib import Path
+
+    from ..attention import Reason
+    from ..errors import SesamTLSError
+    from ..metrics import write_metrics
+    from ..state import load_record
+
+    try:
+        record = load_record(node.metadata_path)
+    except SesamTLSError:
+        record = None
+    served = info.get("serving_deployed") if args.verify else None
+    reasons = [Reason(r["reason"], r["exit_code"], r["message"]) for r in info["reasons"]]
+    write_metrics(Path(args.metrics_file), record, served=served, reasons=reasons, keep_last_run=True)
 
 
 def _printable(value: Any) -> Any:

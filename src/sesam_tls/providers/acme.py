@@ -20,6 +20,7 @@ import ipaddress
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, TypeVar
 from urllib.parse import urlsplit
@@ -28,7 +29,7 @@ from ..bundle import Bundle
 from ..deadline import Deadline, poll
 from ..errors import IssuanceError, RefusedCertificate, UsageError
 from ..dns01 import Dns01Options, open_dns01, wait_visible
-from ..http01 import Http01Options, open_responder, presented, self_check
+from ..http01 import Http01Options, WouldStopNginx, open_responder, presented, self_check
 from ..keys import generate_key
 from ..names import normalize_domain
 from .acme_account import AccountStore, Eab, ensure_account, reregister
@@ -43,7 +44,8 @@ from .acme_net import (
 from .acme_problems import challenge_failure, dns01_failure, problem_text
 from .base import CertRequest
 
-__all__ = ["LETSENCRYPT", "LETSENCRYPT_STAGING", "REVOCATION_REASONS", "Acme", "Eab", "check_names", "revoke"]
+__all__ = ["LETSENCRYPT", "LETSENCRYPT_STAGING", "REVOCATION_REASONS", "Acme", "Eab", "Rehearsed", "check_names",
+           "revoke"]
 
 log = logging.getLogger("sesam_tls")
 
@@ -62,6 +64,17 @@ REVOCATION_REASONS = {
     "superseded": 4,
     "cessationOfOperation": 5,
 }
+
+
+@dataclass(frozen=True)
+class Rehearsed:
+    """What :meth:`Acme.rehearse` did at a CA without a staging directory: a real order whose
+    authorizations were validated (or, when the real run would stop nginx, left unanswered and
+    deactivated), never finalized, so no certificate was issued or logged. ``key`` is the new
+    key the real run would have asked a certificate for."""
+
+    key: Any
+    note: str
 
 
 class Acme:
@@ -140,6 +153,18 @@ class Acme:
 
     # the protocol, in order -------------------------------------------------------------
     def issue(self, request: CertRequest) -> Bundle:
+        result = self._run(request, rehearsal=False, finalize=True)
+        assert isinstance(result, Bundle)
+        return result
+
+    def rehearse(self, request: CertRequest, *, finalize: bool = False) -> Bundle | Rehearsed:
+        """The issuance as a rehearsal (``--dry-run``): the live nginx is never stopped (the
+        rehearsal ends where the real run would stop it), and without ``finalize`` the order
+        ends once its authorizations are valid, before a certificate exists. ``finalize`` is
+        for a staging directory, whose certificates are free and untrusted."""
+        return self._run(request, rehearsal=True, finalize=finalize)
+
+    def _run(self, request: CertRequest, *, rehearsal: bool, finalize: bool) -> Bundle | Rehearsed:
         for warning in check_names(request, directory=self.directory, profile=self.profile, challenge=self.challenge):
             log.warning("%s", warning)
         what = f"the ACME exchange with {urlsplit(self.directory).netloc or self.directory}"
@@ -166,9 +191,18 @@ class Acme:
             pending = [a for a in authzs if _status(a) == "pending"]
             step[0] = "validating the names"
             if pending:
-                self._validate(conn, workers, order_uri, pending, deadline)
+                try:
+                    self._validate(conn, workers, order_uri, pending, deadline, rehearsal=rehearsal)
+                except WouldStopNginx as stop:
+                    workers.each(lambda a: _deactivate_quietly(conn, a), pending)
+                    return Rehearsed(key, f"ordered at {self.directory}, then stopped before answering the "
+                                          f"challenge: {stop}; the order was not finalized")
             else:
                 log.info("the CA already holds valid authorizations for every name")
+            if not finalize:
+                log.info("rehearsal: every authorization is valid; not finalizing the order")
+                return Rehearsed(key, f"ordered at {self.directory}, every name validated over HTTP-01; "
+                                      "the order was not finalized, so no certificate was issued")
 
             step[0] = "finalizing the order"
             order = self._finalize(conn, order, order_uri, _csr(key, request), deadline)
@@ -219,14 +253,14 @@ class Acme:
         return order, response.headers["Location"]
 
     def _validate(self, conn: Connection, workers: _Workers, order_uri: str, authzs: list[Any],
-                  deadline: Deadline) -> None:
-        if self.challenge == "dns-01":
+                  deadline: Deadline, *, rehearsal: bool = False) -> None:
+        if self.challenge == "dns-01":  # publishing TXT records stops nothing: a rehearsal goes all the way
             return self._validate_dns01(conn, workers, order_uri, authzs, deadline)
         jwk = conn.key
         port = self.http01.port
         chosen = [(authz, _challenge(authz, "http-01")) for authz in authzs]
         tokens = [(ch.chall.encode("token"), ch.chall.validation(jwk)) for _, ch in chosen]
-        with open_responder(self.http01, self.nginx) as responder, presented(responder, tokens):
+        with open_responder(self.http01, self.nginx, rehearsal=rehearsal) as responder, presented(responder, tokens):
             try:
                 workers.each(
                     lambda item: self_check(_ident(item[0][0]), port, item[1][0], item[1][1],
