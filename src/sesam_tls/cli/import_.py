@@ -72,6 +72,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     c.add_argument(
         "--check-only", action="store_true", help="run every check and report; write nothing"
     )
+    c.add_argument(
+        "--replace",
+        action="store_true",
+        help="deploy even over a managed certificate from another provider (e.g. over an ACME one)",
+    )
     add_deploy_arguments(parser)
     add_node_arguments(parser)
 
@@ -95,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
         domains=args.domain,
         check_only=args.check_only,
         expiry_warning_days=args.expiry_warning_days,
+        replace=args.replace,
     )
     if isinstance(result, Report):
         return _print_report(args, result)

@@ -32,6 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--self-signed", action="store_true", help="make a self-signed certificate instead of asking a CA")
     g.add_argument("--days", type=int, metavar="N", help="validity of a self-signed certificate (default 365)")
+    g.add_argument("--replace", action="store_true",
+                   help="deploy even over a managed certificate from another provider (e.g. self-signed over imported)")
     add_ca_arguments(parser)
     add_account_arguments(parser)
     add_http01_arguments(parser)
@@ -66,6 +68,6 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError("--http01 stop-nginx stops the nginx container; --no-restart asks to leave it alone")
         nginx = None if args.no_restart else NginxContainer(node.container, node.docker_host, timeout=options.timeout)
         provider = acme_provider(args, node, nginx=nginx)
-    outcome = issue(request, provider, node=node, options=options)
+    outcome = issue(request, provider, node=node, options=options, replace=args.replace)
     print_outcome(args, outcome)
     return 0
