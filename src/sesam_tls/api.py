@@ -364,6 +364,7 @@ def record(
             "ips": [str(ip) for ip in request.ips],
             "key_type": request.key_type,
             "days": request.days,
+            "key_policy": _key_policy(provider, request),
         },
         "provider_settings": settings() if callable(settings) else {},
         "certificate": describe(bundle),
@@ -391,6 +392,13 @@ def record(
     save_metadata(node.metadata_path, meta)
     failpoint("api.after-metadata-save")
     return meta
+
+
+def _key_policy(provider: Provider, request: CertRequest) -> Optional[str]:
+    """What later renewals do with the key: the request's choice, or the provider's default."""
+    from .keys import default_key_policy
+
+    return request.key_policy or default_key_policy(provider.name)
 
 
 def status(node: Optional[Node] = None, *, verify: Optional[str] = None, now: Optional[dt.datetime] = None) -> dict[str, Any]:

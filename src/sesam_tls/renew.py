@@ -11,6 +11,7 @@ metadata says what the certificate *is*, no command line is replayed.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import random
@@ -25,7 +26,7 @@ from .node import Node
 from .renewal import Decision, choose_in_window, decide, parse_time
 from .state import load_metadata, node_lock, save_metadata
 
-__all__ = ["RenewResult", "renew", "provider_from_metadata"]
+__all__ = ["RenewResult", "renew", "provider_from_metadata", "with_live_key"]
 
 log = logging.getLogger("sesam_tls")
 
@@ -92,6 +93,58 @@ def _request(meta: dict[str, Any]) -> Any:
                              days=req.get("days"))
 
 
+def _key_for_run(request: Any, meta: dict[str, Any], node: Node, *, key_policy: Optional[str],
+                 new_key: bool) -> Any:
+    """The request with this run's key: the live one when the policy is ``reuse``.
+
+    The policy is the one given (``--reuse-key``/``--no-reuse-key``, recorded
+    for later renewals), else the recorded one, else the provider's default:
+    a record from before key policies keeps a self-signed key too.
+    ``new_key`` (``--new-key``) makes a new key for this run only.
+    """
+    from .keys import check_key_policy, default_key_policy
+
+    policy = check_key_policy(key_policy) or _recorded_key_policy(meta) or default_key_policy(str(meta.get("provider")))
+    request = dataclasses.replace(request, key_policy=policy)
+    if new_key or policy != "reuse":
+        return request
+    return with_live_key(request, node)
+
+
+def _recorded_key_policy(meta: dict[str, Any]) -> Optional[str]:
+    """The record's key policy (``request.key_policy``), None in records older than it."""
+    value = (meta.get("request") or {}).get("key_policy")
+    return value if isinstance(value, str) else None
+
+
+def with_live_key(request: Any, node: Node) -> Any:
+    """``request`` for the key nginx serves now: the pinned public key survives the renewal.
+
+    A live key that cannot be read fails the run (exit 5) rather than quietly
+    making a new one, which would break every client that pinned it.
+    """
+    from .bundle import Bundle
+    from .errors import StorageError
+    from .keys import KEY_TYPES, key_type_of
+    from .store import SslFolder
+
+    advice = "renew with --new-key to make a new one (clients that pinned the old key must be told)"
+    pair = SslFolder(node.ssl_dir).read_pair()
+    if pair is None:
+        raise StorageError(f"cannot keep the key: {node.ssl_dir} holds no live pair; {advice}")
+    try:
+        bundle = Bundle.from_pem(pair[0], pair[1], source=str(node.ssl_dir))
+    except SesamTLSError as exc:
+        raise StorageError(f"cannot keep the live key: {exc}; {advice}") from None
+    kind = key_type_of(bundle.key)
+    if kind not in KEY_TYPES:
+        raise StorageError(f"cannot keep the live key in {node.ssl_dir}: sesam-tls does not make {kind} keys; {advice}")
+    if kind != request.key_type:
+        log.warning("keeping the live %s key, not the recorded key type %s", kind, request.key_type)
+    log.info("keeping the live %s key (its public key, which clients may pin, stays the same)", kind)
+    return dataclasses.replace(request, key=bundle.key, key_type=kind)
+
+
 def _update_ari(meta: dict[str, Any], node: Node, now: dt.datetime, rng: random.Random) -> bool:
     """Ask the CA for its renewal window when the last answer's Retry-After has passed."""
     renewal = meta.setdefault("renewal", {})
@@ -147,8 +200,14 @@ def renew(
     metrics_file: Optional[Path] = None,
     provider_factory: ProviderFactory = provider_from_metadata,
     lock_wait: float = 10.0,
+    key_policy: Optional[str] = None,
+    new_key: bool = False,
 ) -> RenewResult:
-    """Renew the node's managed certificate when it is due; see the module docstring."""
+    """Renew the node's managed certificate when it is due; see the module docstring.
+
+    ``key_policy`` (``reuse``/``new``) overrides the recorded one and is recorded;
+    ``new_key`` makes a new key for this renewal only.
+    """
     node = node or Node.from_settings()
     now = now or _now()
     rng = rng or random.Random()
@@ -177,6 +236,7 @@ def renew(
             if command is not None:
                 hooks[kind] = command
         try:
+            request = _key_for_run(request, meta, node, key_policy=key_policy, new_key=new_key)
             if dry_run:
                 bundle = gate_bundle(provider, request, provider.issue(request), now=now)
                 log.info("dry run: got a certificate (sha256 %s…); deployed nothing", bundle.fingerprint[:16])

@@ -32,6 +32,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--self-signed", action="store_true", help="make a self-signed certificate instead of asking a CA")
     g.add_argument("--days", type=int, metavar="N", help="validity of a self-signed certificate (default 365)")
+    k = g.add_mutually_exclusive_group()
+    k.add_argument("--reuse-key", dest="key_policy", action="store_const", const="reuse",
+                   help="keep the live key now and in renewals (recorded; renewals of self-signed do by default)")
+    k.add_argument("--no-reuse-key", dest="key_policy", action="store_const", const="new",
+                   help="make a new key in every renewal (recorded; renewals of ACME certificates do by default)")
     g.add_argument("--replace", action="store_true",
                    help="deploy even over a managed certificate from another provider (e.g. self-signed over imported)")
     add_ca_arguments(parser)
@@ -55,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"{flag} is an ACME option; it has no meaning with --self-signed")
         from ..providers.selfsigned import SelfSigned
 
-        request = CertRequest.build(args.domain, args.ip, key_type=args.key_type, days=args.days)
+        request = CertRequest.build(args.domain, args.ip, key_type=args.key_type, days=args.days,
+                                    key_policy=args.key_policy)
         provider = SelfSigned()
     else:
         if args.days is not None:
@@ -63,11 +69,18 @@ def run(args: argparse.Namespace) -> int:
         from ..nginx import NginxContainer
 
         # HTTP-01 cannot prove a wildcard: refuse it here, before any network call.
-        request = CertRequest.build(args.domain, args.ip, key_type=args.key_type, allow_wildcard=False)
+        request = CertRequest.build(args.domain, args.ip, key_type=args.key_type, allow_wildcard=False,
+                                    key_policy=args.key_policy)
         if args.no_restart and args.http01 == "stop-nginx":
             raise UsageError("--http01 stop-nginx stops the nginx container; --no-restart asks to leave it alone")
         nginx = None if args.no_restart else NginxContainer(node.container, node.docker_host, timeout=options.timeout)
         provider = acme_provider(args, node, nginx=nginx)
+    if args.key_policy == "reuse":
+        from ..renew import with_live_key
+        from ..store import SslFolder
+
+        if SslFolder(node.ssl_dir).read_pair() is not None:  # else there is no key to keep yet
+            request = with_live_key(request, node)
     outcome = issue(request, provider, node=node, options=options, replace=args.replace)
     print_outcome(args, outcome)
     return 0

@@ -19,6 +19,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="get a certificate from the staging CA (or the configured test CA); deploy nothing")
     g.add_argument("--days", type=int, metavar="N", help="renew when fewer than N days are left (overrides ARI and the one-third rule)")
     g.add_argument("--metrics-file", metavar="FILE", help="write Prometheus gauges for node_exporter's textfile collector")
+    k = g.add_mutually_exclusive_group()
+    k.add_argument("--reuse-key", dest="key_policy", action="store_const", const="reuse",
+                   help="keep the live key, in this and later renewals (recorded; the default for self-signed)")
+    k.add_argument("--no-reuse-key", dest="key_policy", action="store_const", const="new",
+                   help="make a new key in this and later renewals (recorded; the default for ACME)")
+    g.add_argument("--new-key", action="store_true",
+                   help="make a new key in this renewal only (after a leak); later ones follow the recorded choice")
     g.add_argument("--loop", action="store_true", help="stay in the foreground, checking again when the next check is due")
     add_deploy_arguments(parser)
     add_node_arguments(parser)
@@ -34,8 +41,13 @@ def run(args: argparse.Namespace) -> int:
     options = deploy_options_from_args(args)
     metrics = Path(args.metrics_file) if args.metrics_file else None
 
+    new_key = [args.new_key]  # --new-key: for the next renewal only, also under --loop
+
     def once(force: bool) -> tuple[int, object]:
-        result = renew(node, force=force, dry_run=args.dry_run, days=args.days, options=options, metrics_file=metrics)
+        result = renew(node, force=force, dry_run=args.dry_run, days=args.days, options=options, metrics_file=metrics,
+                       key_policy=args.key_policy, new_key=new_key[0])
+        if result.status == "renewed":
+            new_key[0] = False
         if args.json:
             emit_json({"result": result.status, "message": result.message, "exit_code": result.exit_code})
         elif result.exit_code == 0:

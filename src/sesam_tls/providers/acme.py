@@ -128,7 +128,7 @@ class Acme:
             self.account_uri = ensure_account(conn, store, email=self.email, agree_tos=self.agree_tos, eab=self.eab)
 
             step[0] = "ordering the certificate"
-            key = generate_key(request.key_type)
+            key = request.key if request.key is not None else generate_key(request.key_type)
             self._key_type = request.key_type
             order, order_uri = self._new_order(conn, store, request)
             authzs = workers.each(lambda url: conn.client().poll(_authz_stub(url))[0], list(order.authorizations))
