@@ -385,6 +385,7 @@ def record(
             "last_result": "success",
             "last_success": now.isoformat(),
             "last_failure": (old.get("renewal") or {}).get("last_failure"),
+            **replaces_note(provider, now),
         },
         "history": history,
     }
@@ -392,6 +393,15 @@ def record(
     save_metadata(node.metadata_path, meta)
     failpoint("api.after-metadata-save")
     return meta
+
+
+def replaces_note(provider: Any, now: dt.datetime) -> dict[str, Any]:
+    """``renewal.replaces_dropped`` when the CA refused ``replaces`` and the order went without it."""
+    reason = getattr(provider, "replaces_dropped", None)
+    if not reason:
+        return {}
+    return {"replaces_dropped": {"at": now.isoformat(), "replaces": getattr(provider, "replaces", None),
+                                 "reason": str(reason)}}
 
 
 def _key_policy(provider: Provider, request: CertRequest) -> Optional[str]:

@@ -247,7 +247,7 @@ def renew(
             if dry_run:
                 raise
             log.debug("traceback of the failed attempt:", exc_info=True)  # shown with --debug only
-            meta = _record_failure(node, {**meta, "hooks": hooks}, now, exc)
+            meta = _record_failure(node, {**meta, "hooks": hooks}, now, exc, provider)
             failpoint("renew.after-failure-recorded")
             run_hook("failure", hooks.get("failure"), hook_env(node, meta, "failed", str(exc)))
             _metrics(metrics_file, meta)
@@ -273,8 +273,11 @@ def _result_without_renewal(decision: Decision, meta: dict[str, Any]) -> Optiona
     return RenewResult("not-due", f"not due: {decision.reason}", 0, decision, meta)
 
 
-def _record_failure(node: Node, meta: dict[str, Any], now: dt.datetime, exc: SesamTLSError) -> dict[str, Any]:
-    renewal = dict(meta.get("renewal") or {})
+def _record_failure(node: Node, meta: dict[str, Any], now: dt.datetime, exc: SesamTLSError,
+                    provider: Any = None) -> dict[str, Any]:
+    from .api import replaces_note
+
+    renewal = {**dict(meta.get("renewal") or {}), **replaces_note(provider, now)}
     renewal["failures"] = int(renewal.get("failures") or 0) + 1
     # A refused certificate was issued all the same: count them, so the next order waits (renewal.REFUSED_BACKOFF).
     renewal["refusals"] = int(renewal.get("refusals") or 0) + 1 if isinstance(exc, RefusedCertificate) else 0

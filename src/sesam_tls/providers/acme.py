@@ -29,7 +29,7 @@ from ..keys import generate_key
 from ..names import normalize_domain
 from .acme_account import AccountStore, Eab, ensure_account, reregister
 from .acme_net import LETSENCRYPT, LETSENCRYPT_STAGING, Connection, retry_after_seconds, wire_errors
-from .acme_problems import challenge_failure, problem_text
+from .acme_problems import challenge_failure, problem_text, refused_for_replaces
 from .base import CertRequest
 
 __all__ = ["LETSENCRYPT", "LETSENCRYPT_STAGING", "REVOCATION_REASONS", "Acme", "Eab", "check_names", "revoke"]
@@ -90,6 +90,8 @@ class Acme:
         self.nginx = nginx
         self.deadline = deadline
         self.replaces = replaces
+        #: The CA's words when it refused ``replaces`` and the order went out without it (recorded).
+        self.replaces_dropped: Optional[str] = None
         self.account_uri: Optional[str] = None
         self._key_type: Optional[str] = None
 
@@ -174,7 +176,8 @@ class Acme:
                 log.debug("acme: the CA has no renewalInfo; not sending replaces")
         log.info("ordering a certificate for %s%s", ", ".join(request.identifiers),
                  f" (profile {self.profile})" if self.profile else "")
-        for attempt in (1, 2):
+        reregistered = False
+        while True:  # each way round happens at most once: a lost account, a refused ``replaces``
             try:
                 response = conn.post(directory["newOrder"], _new_order_message()(**fields))
                 break
@@ -182,11 +185,20 @@ class Acme:
                 lost = problem.code == "accountDoesNotExist" or (
                     problem.code == "unauthorized" and "deactivated" in (problem.detail or "")
                 )
-                if not lost or attempt == 2:
+                if lost and not reregistered:
+                    reregistered = True
+                    self.account_uri = reregister(
+                        conn, store, problem_text(problem), email=self.email, agree_tos=self.agree_tos, eab=self.eab
+                    )
+                elif "replaces" in fields and refused_for_replaces(problem):
+                    # An earlier attempt (or a re-registered account) already used this
+                    # ``replaces``: order without it rather than fail the renewal for good.
+                    self.replaces_dropped = problem_text(problem)
+                    log.warning("the CA refused the order because of replaces (%s); ordering once more without it",
+                                self.replaces_dropped)
+                    del fields["replaces"]
+                else:
                     raise
-                self.account_uri = reregister(
-                    conn, store, problem_text(problem), email=self.email, agree_tos=self.agree_tos, eab=self.eab
-                )
         order = messages.Order.from_json(response.json())
         return order, response.headers["Location"]
 
