@@ -28,7 +28,7 @@ from sesam_tls.errors import SesamTLSError
 from sesam_tls.pemio import decode
 from sesam_tls.renew import _update_ari
 from sesam_tls.renewal import decide
-from sesam_tls.state import load_metadata
+from sesam_tls.state import NodeRecord, load_record
 
 from . import certgen as g
 from .helpers import make_root, tree_digest
@@ -260,11 +260,11 @@ def test_metadata_any_bytes(managed_metadata) -> None:
             path.write_bytes(data)
             before = tree_digest(Path(tmp))
             try:
-                loaded = load_metadata(path)
+                loaded = load_record(path)
             except SesamTLSError as exc:
                 assert "\n" not in str(exc)
             else:
-                assert isinstance(loaded, dict)
+                assert isinstance(loaded, NodeRecord)
                 for force, days in ((False, None), (True, None), (False, 30)):  # what renew and status do with it
                     decide(loaded, NOW, force=force, days=days)
             assert tree_digest(Path(tmp)) == before
@@ -320,11 +320,12 @@ def test_ari_answers(managed_metadata, monkeypatch) -> None:
         answers = [_response(dir_status, directory, {}),
                    _response(status, body, {"Retry-After": retry} if retry is not None else {})]
         monkeypatch.setattr(requests, "get", lambda *a, **k: answers.pop(0))
-        state = json.loads(json.dumps(base))
+        state = NodeRecord.from_json(base)
         before = tree_digest(node.root)
         changed = _update_ari(state, node, NOW, random.Random(1))
-        assert isinstance(changed, bool)
-        json.dumps(state, allow_nan=False)  # what save_metadata will write
+        state = changed or state
+        json.dumps(state.to_json(), allow_nan=False)  # what save_record will write
+        assert NodeRecord.from_json(state.to_json()) == state
         try:
             decide(state, NOW)
         except SesamTLSError:

@@ -21,7 +21,7 @@ from sesam_tls.api import status
 from sesam_tls.cli import main
 from sesam_tls.renew import renew
 from sesam_tls.renewal import decide
-from sesam_tls.state import load_metadata
+from sesam_tls.state import NodeRecord, load_metadata, load_record
 
 from .helpers import make_root
 from .hostile_acme import HostileCA
@@ -121,7 +121,7 @@ def test_a_refused_certificate_makes_the_next_order_wait_a_day_then_two(node, tm
         later = renew(node, now=t0 + hours * HOUR, provider_factory=lambda *a: ca, options=FILES_ONLY)
         assert (later.status, later.exit_code) == ("attention", 10), later.message
     assert ca.calls == 1
-    meta = load_metadata(node.metadata_path)
+    meta = load_record(node.metadata_path)
     assert decide(meta, t0 + 23 * HOUR).backing_off
     assert not decide(meta, t0 + 25 * HOUR).backing_off
 
@@ -129,7 +129,7 @@ def test_a_refused_certificate_makes_the_next_order_wait_a_day_then_two(node, tm
     t1 = t0 + 25 * HOUR
     second = renew(node, force=True, now=t1, provider_factory=lambda *a: ca, options=FILES_ONLY)
     assert second.exit_code == 8
-    meta = load_metadata(node.metadata_path)
+    meta = load_record(node.metadata_path)
     assert decide(meta, t1 + 47 * HOUR).backing_off
     assert not decide(meta, t1 + 49 * HOUR).backing_off
 
@@ -151,10 +151,11 @@ def test_other_failures_keep_the_short_backoff(node):
 
 def test_an_imported_certificate_not_valid_yet_needs_attention_and_is_not_renewed():
     t = now()
-    meta = {"provider": "import", "certificate": {"not_before": (t + dt.timedelta(days=2)).isoformat(),
-                                                  "not_after": (t + dt.timedelta(days=90)).isoformat()}}
-    decision = decide(meta, t)
+    meta = {"schema": 2, "provider": "import",
+            "certificate": {"not_before": (t + dt.timedelta(days=2)).isoformat(),
+                            "not_after": (t + dt.timedelta(days=90)).isoformat()}}
+    decision = decide(NodeRecord.from_json(meta), t)
     assert decision.attention and not decision.due
     assert "not valid before" in decision.reason
     meta["certificate"]["not_before"] = (t + dt.timedelta(minutes=4)).isoformat()  # within the skew tolerance
-    assert not decide(meta, t).attention
+    assert not decide(NodeRecord.from_json(meta), t).attention

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 
 from sesam_tls.cli import main
 from sesam_tls.renewal import decide
-from sesam_tls.state import load_metadata
+from sesam_tls.state import load_metadata, load_record
 
 from . import testbed
 from .acme_fixtures import NAME, node_factory  # noqa: F401 - a fixture
@@ -105,7 +105,7 @@ def test_a_bad_certificate_from_the_ca_is_never_deployed(kind, hostile_pebble, h
     assert main(["renew", *where(tn)]) == 10
     assert len(ca.front.orders) == orders + 1
     assert "was refused" in capsys.readouterr().err
-    meta = load_metadata(tn.node.metadata_path)
+    meta = load_record(tn.node.metadata_path)
     now = dt.datetime.now(dt.timezone.utc)
     assert decide(meta, now + dt.timedelta(hours=23)).backing_off
     assert not decide(meta, now + dt.timedelta(hours=25)).backing_off

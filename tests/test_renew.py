@@ -19,7 +19,8 @@ from sesam_tls.bundle import Bundle
 from sesam_tls.cli import main
 from sesam_tls.errors import IssuanceError, LockError
 from sesam_tls.renew import renew
-from sesam_tls.state import load_metadata, node_lock, save_metadata
+from sesam_tls.providers.registry import ImportSettings
+from sesam_tls.state import NodeRecord, load_metadata, load_record, node_lock, save_record
 from sesam_tls.store import SslFolder
 
 from .helpers import make_root
@@ -118,10 +119,8 @@ def test_deploy_hook_gets_facts_not_secrets(node, tmp_path):
 
 
 def test_bring_your_own_warns_and_exits_attention(node, capsys):
-    meta = load_metadata(node.metadata_path)
-    meta.pop("schema")
-    meta["provider"] = "import"
-    save_metadata(node.metadata_path, meta)
+    record = load_record(node.metadata_path)
+    save_record(node.metadata_path, record.replace(provider="import", provider_settings=ImportSettings()))
     assert main(["renew", "--root", str(node.root), "--no-restart"]) == 0
     assert "imported certificate" in capsys.readouterr().out
     result = renew(node, options=FILES_ONLY, now=not_after(node) - dt.timedelta(days=20))
@@ -192,10 +191,9 @@ def ari():
 
 def test_ari_window_decides_and_is_polled_per_retry_after(node, ari):
     meta = load_metadata(node.metadata_path)
-    meta.pop("schema")
     meta["provider"] = "acme"
     meta["provider_settings"] = {"directory": f"http://127.0.0.1:{ari.port}/dir"}
-    save_metadata(node.metadata_path, meta)
+    save_record(node.metadata_path, NodeRecord.from_json(meta))
     cert_id = meta["certificate"]["ari_cert_id"]
     assert cert_id and "." in cert_id
 

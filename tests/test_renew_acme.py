@@ -96,12 +96,14 @@ def test_dry_run_of_a_lets_encrypt_certificate_goes_to_staging(tmp_path):
     from sesam_tls import Node
     from sesam_tls.providers.acme_net import LETSENCRYPT, LETSENCRYPT_STAGING
     from sesam_tls.renew import provider_from_metadata
+    from sesam_tls.state import NodeRecord
 
     node = Node.from_settings(root=str(tmp_path), env={})
-    meta = {"provider": "acme", "provider_settings": {"directory": LETSENCRYPT, "http01": "auto"},
+    meta = {"schema": 2, "provider": "acme", "provider_settings": {"directory": LETSENCRYPT, "http01": "auto"},
             "certificate": {"ari_cert_id": "aki.serial"}}
-    real, dry = provider_from_metadata(meta, node, False), provider_from_metadata(meta, node, True)
+    record = NodeRecord.from_json(meta)
+    real, dry = provider_from_metadata(record, node, False), provider_from_metadata(record, node, True)
     assert (real.directory, real.replaces) == (LETSENCRYPT, "aki.serial")
     assert (dry.directory, dry.replaces) == (LETSENCRYPT_STAGING, None)
-    private = {**meta, "provider_settings": {"directory": "https://ca.internal/dir"}}
+    private = NodeRecord.from_json({**meta, "provider_settings": {"directory": "https://ca.internal/dir"}})
     assert provider_from_metadata(private, node, True).directory == "https://ca.internal/dir"

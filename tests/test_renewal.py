@@ -6,16 +6,18 @@ import random
 import pytest
 
 from sesam_tls.renewal import backoff_delay, choose_in_window, decide, lifetime_renewal_time
+from sesam_tls.state import NodeRecord
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
 
 
 def meta(days, provider="acme", **renewal):
-    return {
+    return NodeRecord.from_json({
+        "schema": 2,
         "provider": provider,
         "certificate": {"not_before": T0.isoformat(), "not_after": (T0 + dt.timedelta(days=days)).isoformat()},
         "renewal": renewal,
-    }
+    })
 
 
 def at(days, hours=0):

@@ -28,7 +28,7 @@ from .names import normalize_domain
 from .nginx import NginxContainer
 from .node import Node
 from .providers.base import CertRequest, Provider
-from .state import load_metadata, node_lock, save_metadata
+from .state import CertificateInfo, DeploySettings, Deployment, HistoryEntry, Hooks, NodeRecord, RenewalState, ReplacesDropped, Request, load_record, node_lock, save_record
 from .store import SslFolder
 from .verify import parse_address, served_certificate
 
@@ -47,7 +47,12 @@ HISTORY = 10
 class Outcome:
     bundle: Bundle
     deployment: DeployResult
-    metadata: dict[str, Any]
+    record: NodeRecord
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """The record as JSON values (what ``certificate.json`` holds)."""
+        return self.record.to_json()
 
 
 def _now() -> dt.datetime:
@@ -111,19 +116,18 @@ def check_provider_switch(node: Node, provider: Provider, *, replace: bool = Fal
     own pair, adopted on this first run) is not managed: it is replaced as
     always, kept for rollback, and the log says so.
     """
-    meta = load_metadata(node.metadata_path)
-    if meta is None:
+    rec = load_record(node.metadata_path)
+    if rec is None:
         _say_adopted(node)
         return
-    managed = str(meta.get("provider") or "")
+    managed = rec.provider
     if not managed or managed == provider.name:
         return
-    cert = meta.get("certificate") or {}
-    names = ", ".join(list(cert.get("names") or []) + list(cert.get("ips") or [])) or "no names"
-    expires = str(cert.get("not_after") or "unknown")[:10]
+    names = ", ".join(rec.certificate.identifiers) or "no names"
+    expires = str(rec.certificate.not_after or "unknown")[:10]
     served = f"{PROVIDER_WORDS.get(managed, managed)} certificate for {names} (expires {expires})"
     if managed == "acme":
-        served += f" from {(meta.get('provider_settings') or {}).get('directory') or 'an ACME CA'}"
+        served += f" from {getattr(rec.provider_settings, 'directory', None) or 'an ACME CA'}"
     new = PROVIDER_WORDS.get(provider.name, provider.name)
     if replace:
         log.warning("replacing the %s with a %s certificate (--replace); the old one is kept for rollback",
@@ -164,17 +168,17 @@ def obtain_and_deploy(
         # restarted on the config, so a reload would not be enough.
         log.info("the previous run was interrupted; restarting nginx rather than reloading")
         options = dataclasses.replace(options, reload_mode="restart")
-    recorded: dict[str, Any] = {}
+    recorded: list[NodeRecord] = []
 
     def commit(result: DeployResult) -> None:
         # Inside the deployment: metadata that cannot be written (state folder
         # full) takes the new pair back instead of leaving it live, unrecorded.
-        recorded.update(record(node, provider, request, bundle, result, now=now or _now(), options=options))
+        recorded.append(record(node, provider, request, bundle, result, now=now or _now(), options=options))
 
     result = deploy(node, bundle, options, now=now, on_deployed=commit)
-    meta = recorded
-    run_hook("deploy", (meta.get("hooks") or {}).get("deploy"), hook_env(node, meta, "deployed"))
-    return Outcome(bundle, result, meta)
+    rec = recorded[-1]
+    run_hook("deploy", rec.hooks.deploy, hook_env(node, rec, "deployed"))
+    return Outcome(bundle, result, rec)
 
 
 def gate_bundle(
@@ -216,22 +220,22 @@ def _interrupted(node: Node) -> bool:
     if live is None:
         return False
     try:
-        meta = load_metadata(node.metadata_path) or {}
+        rec = load_record(node.metadata_path)
     except SesamTLSError:
         return True
-    return bool((meta.get("deployment") or {}).get("version") != live)
+    return (rec.deployment.version if rec else None) != live
 
 
-def hook_env(node: Node, meta: dict[str, Any], event: str, error: str = "") -> dict[str, str]:
+def hook_env(node: Node, rec: NodeRecord, event: str, error: str = "") -> dict[str, str]:
     """What a hook learns about the certificate: facts and paths, never key material."""
-    cert = meta.get("certificate") or {}
+    cert = rec.certificate
     return {
         "SESAM_TLS_EVENT": event,
-        "SESAM_TLS_PROVIDER": str(meta.get("provider") or ""),
-        "SESAM_TLS_NAMES": " ".join(cert.get("names", []) + cert.get("ips", [])),
-        "SESAM_TLS_SERIAL": str(cert.get("serial") or ""),
-        "SESAM_TLS_FINGERPRINT": str(cert.get("fingerprint_sha256") or ""),
-        "SESAM_TLS_NOT_AFTER": str(cert.get("not_after") or ""),
+        "SESAM_TLS_PROVIDER": rec.provider,
+        "SESAM_TLS_NAMES": " ".join(cert.identifiers),
+        "SESAM_TLS_SERIAL": cert.serial or "",
+        "SESAM_TLS_FINGERPRINT": cert.fingerprint_sha256 or "",
+        "SESAM_TLS_NOT_AFTER": cert.not_after or "",
         "SESAM_TLS_CERT_PATH": str(node.cert_path),
         "SESAM_TLS_KEY_PATH": str(node.key_path),
         "SESAM_TLS_CONTAINER": node.container,
@@ -315,26 +319,33 @@ def _import_request(node: Node, domains: Sequence[str]) -> tuple[CertRequest, st
                 names.append(normalize_domain(value))
         origin = "given with --domain"
     else:
-        old = (load_metadata(node.metadata_path) or {}).get("certificate") or {}
-        names = list(old.get("names") or [])
-        ips = [ipaddress.ip_address(ip) for ip in old.get("ips") or []]
+        old = load_record(node.metadata_path)
+        names = list(old.certificate.names) if old else []
+        ips = [ipaddress.ip_address(ip) for ip in old.certificate.ips] if old else []
         origin = f"a name of the certificate it replaces, from {node.metadata_path}; --domain overrides"
     return CertRequest(names=tuple(dict.fromkeys(names)), ips=tuple(dict.fromkeys(ips))), origin
 
 
+def certificate_info(bundle: Bundle) -> CertificateInfo:
+    """What a certificate is, for the record and ``status``: no secrets."""
+    return CertificateInfo(
+        names=tuple(bundle.dns_names),
+        ips=tuple(bundle.ip_addresses),
+        key_type=bundle.key_type,
+        serial=bundle.serial,
+        fingerprint_sha256=bundle.fingerprint,
+        issuer=bundle.leaf.issuer.rfc4514_string(),
+        not_before=bundle.not_before.isoformat(),  # type: ignore[arg-type]
+        not_after=bundle.not_after.isoformat(),  # type: ignore[arg-type]
+        ari_cert_id=cert_id(bundle.leaf),
+    )
+
+
 def describe(bundle: Bundle) -> dict[str, Any]:
-    """What a certificate is, for metadata and ``status``: no secrets."""
-    return {
-        "names": bundle.dns_names,
-        "ips": bundle.ip_addresses,
-        "key_type": bundle.key_type,
-        "serial": bundle.serial,
-        "fingerprint_sha256": bundle.fingerprint,
-        "issuer": bundle.leaf.issuer.rfc4514_string(),
-        "not_before": bundle.not_before.isoformat(),
-        "not_after": bundle.not_after.isoformat(),
-        "ari_cert_id": cert_id(bundle.leaf),
-    }
+    """What a certificate is, as JSON values (``status``)."""
+    from .state import encode
+
+    return dict(encode(certificate_info(bundle)))
 
 
 def record(
@@ -347,61 +358,57 @@ def record(
     now: dt.datetime,
     options: DeployOptions = DeployOptions(),
 ) -> dict[str, Any]:
-    old = load_metadata(node.metadata_path) or {}
-    hooks = dict(old.get("hooks") or {})
-    for kind, command in (("deploy", options.deploy_hook), ("failure", options.failure_hook)):
-        if command is not None:
-            hooks[kind] = command
-    history = list(old.get("history") or [])
-    if old.get("certificate"):
-        entry = {k: old["certificate"].get(k) for k in ("serial", "fingerprint_sha256", "not_after")}
-        history = [{**entry, "version": old.get("deployment", {}).get("version")}, *history][:HISTORY]
-    settings = getattr(provider, "settings", None)
-    meta = {
-        "provider": provider.name,
-        "request": {
-            "names": list(request.names),
-            "ips": [str(ip) for ip in request.ips],
-            "key_type": request.key_type,
-            "days": request.days,
-            "key_policy": _key_policy(provider, request),
-        },
-        "provider_settings": settings() if callable(settings) else {},
-        "certificate": describe(bundle),
-        "deployment": {
-            "version": result.version,
-            "previous_version": result.previous_version,
-            "deployed_at": now.isoformat(),
-            "action": result.action,
-            "verified": result.verified,
-            "ssl_dir": str(node.ssl_dir),
-            "agent_config": str(node.agent_config),
-            "container": node.container,
-        },
-        "hooks": hooks,
-        "renewal": {
-            "failures": 0,
-            "last_attempt": now.isoformat(),
-            "last_result": "success",
-            "last_success": now.isoformat(),
-            "last_failure": (old.get("renewal") or {}).get("last_failure"),
-            **replaces_note(provider, now),
-        },
-        "history": history,
-    }
+    from .providers.registry import settings_of
+
+    old = load_record(node.metadata_path)
+    hooks = old.hooks if old else Hooks()
+    hooks = Hooks(deploy=options.deploy_hook if options.deploy_hook is not None else hooks.deploy,
+                  failure=options.failure_hook if options.failure_hook is not None else hooks.failure)
+    history: tuple[HistoryEntry, ...] = old.history if old else ()
+    if old and old.certificate != CertificateInfo():
+        entry = HistoryEntry(serial=old.certificate.serial, fingerprint_sha256=old.certificate.fingerprint_sha256,
+                             not_after=old.certificate.not_after, version=old.deployment.version)
+        history = (entry, *history)[:HISTORY]
+    rec = NodeRecord(
+        provider=provider.name,
+        provider_settings=settings_of(provider),
+        request=Request(names=tuple(request.names), ips=tuple(str(ip) for ip in request.ips),
+                        key_type=request.key_type, days=request.days, key_policy=_key_policy(provider, request)),
+        certificate=certificate_info(bundle),
+        deployment=Deployment(
+            version=result.version,
+            previous_version=result.previous_version,
+            deployed_at=now.isoformat(),  # type: ignore[arg-type]
+            action=result.action,
+            verified=result.verified,
+            ssl_dir=str(node.ssl_dir),
+            agent_config=str(node.agent_config),
+            container=node.container,
+        ),
+        settings=old.settings if old else DeploySettings(container=node.container),
+        hooks=hooks,
+        renewal=RenewalState(
+            last_attempt=now.isoformat(),  # type: ignore[arg-type]
+            last_result="success",
+            last_success=now.isoformat(),  # type: ignore[arg-type]
+            last_failure=old.renewal.last_failure if old else None,
+            replaces_dropped=replaces_note(provider, now),
+        ),
+        history=history,
+    )
     failpoint("api.before-metadata-save")
-    save_metadata(node.metadata_path, meta)
+    save_record(node.metadata_path, rec)
     failpoint("api.after-metadata-save")
-    return meta
+    return rec
 
 
-def replaces_note(provider: Any, now: dt.datetime) -> dict[str, Any]:
+def replaces_note(provider: Any, now: dt.datetime) -> Optional[ReplacesDropped]:
     """``renewal.replaces_dropped`` when the CA refused ``replaces`` and the order went without it."""
     reason = getattr(provider, "replaces_dropped", None)
     if not reason:
-        return {}
-    return {"replaces_dropped": {"at": now.isoformat(), "replaces": getattr(provider, "replaces", None),
-                                 "reason": str(reason)}}
+        return None
+    return ReplacesDropped(at=now.isoformat(), replaces=getattr(provider, "replaces", None),  # type: ignore[arg-type]
+                           reason=str(reason))
 
 
 def _key_policy(provider: Provider, request: CertRequest) -> Optional[str]:
@@ -415,27 +422,27 @@ def status(node: Optional[Node] = None, *, verify: Optional[str] = None, now: Op
     """What the node has: the managed certificate, what is on disk, what the config and nginx say."""
     node = node or Node.from_settings()
     now = now or _now()
-    meta = load_metadata(node.metadata_path)
+    rec = load_record(node.metadata_path)
     out: dict[str, Any] = {
-        "managed": meta is not None,
-        "provider": meta.get("provider") if meta else None,
+        "managed": rec is not None,
+        "provider": rec.provider if rec else None,
         "ssl_dir": str(node.ssl_dir),
         "agent_config": str(node.agent_config),
         "container": node.container,
     }
-    if meta:
+    if rec:
         from .renewal import decide
 
-        decision = decide(meta, now)
-        renewal = meta.get("renewal") or {}
+        decision = decide(rec, now)
+        renewal = rec.renewal
         out["renewal"] = {
             "due": decision.due,
             "next": decision.at.isoformat() if decision.at else (now.isoformat() if decision.due else None),
             "reason": decision.reason,
             "attention": decision.attention or decision.backing_off,
-            "last_attempt": renewal.get("last_attempt"),
-            "last_result": renewal.get("last_result"),
-            "failures": renewal.get("failures", 0),
+            "last_attempt": renewal.last_attempt,
+            "last_result": renewal.last_result,
+            "failures": renewal.failures,
         }
     folder = SslFolder(node.ssl_dir)
     pair = folder.read_pair()

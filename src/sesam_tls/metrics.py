@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .state import NodeRecord
 
 from .fsutil import atomic_write
 from .renewal import parse_time
@@ -20,16 +23,18 @@ def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def render_metrics(meta: Optional[dict[str, Any]]) -> str:
-    meta = meta or {}
-    cert = meta.get("certificate") or {}
-    renewal = meta.get("renewal") or {}
-    labels = f'names="{_label(",".join(cert.get("names", []) + cert.get("ips", [])))}",provider="{_label(str(meta.get("provider", "")))}"'
+def render_metrics(record: Optional["NodeRecord"]) -> str:
+    if record is None:
+        from .state import NodeRecord
+
+        record = NodeRecord(provider="")
+    cert, renewal = record.certificate, record.renewal
+    labels = f'names="{_label(",".join(cert.identifiers))}",provider="{_label(record.provider)}"'
     gauges = [
-        ("sesam_tls_certificate_not_after_timestamp_seconds", "When the deployed certificate expires.", _ts(cert.get("not_after"))),
-        ("sesam_tls_last_success_timestamp_seconds", "Last successful issuance or renewal.", _ts(renewal.get("last_success") or (meta.get("deployment") or {}).get("deployed_at"))),
-        ("sesam_tls_last_failure_timestamp_seconds", "Last failed renewal attempt (0: none).", _ts(renewal.get("last_failure")) or 0.0),
-        ("sesam_tls_renewal_failures", "Failed renewal attempts since the last success.", float(renewal.get("failures") or 0)),
+        ("sesam_tls_certificate_not_after_timestamp_seconds", "When the deployed certificate expires.", _ts(cert.not_after)),
+        ("sesam_tls_last_success_timestamp_seconds", "Last successful issuance or renewal.", _ts(renewal.last_success or record.deployment.deployed_at)),
+        ("sesam_tls_last_failure_timestamp_seconds", "Last failed renewal attempt (0: none).", _ts(renewal.last_failure) or 0.0),
+        ("sesam_tls_renewal_failures", "Failed renewal attempts since the last success.", float(renewal.failures)),
     ]
     lines = []
     for name, help_text, value in gauges:
@@ -39,5 +44,5 @@ def render_metrics(meta: Optional[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_metrics(path: Path, meta: Optional[dict[str, Any]]) -> None:
-    atomic_write(Path(path), render_metrics(meta).encode(), 0o644, what=f"metrics file {path}")
+def write_metrics(path: Path, record: Optional["NodeRecord"]) -> None:
+    atomic_write(Path(path), render_metrics(record).encode(), 0o644, what=f"metrics file {path}")

@@ -24,13 +24,13 @@ from .errors import AttentionNeeded, RefusedCertificate, SesamTLSError, UsageErr
 from .failpoints import failpoint
 from .node import Node
 from .renewal import Decision, choose_in_window, decide, parse_time
-from .state import load_metadata, node_lock, save_metadata
+from .state import AriWindow, Hooks, NodeRecord, load_record, node_lock, save_record
 
-__all__ = ["RenewResult", "renew", "provider_from_metadata", "with_live_key"]
+__all__ = ["RenewResult", "renew", "provider_from_metadata", "provider_from_record", "with_live_key"]
 
 log = logging.getLogger("sesam_tls")
 
-ProviderFactory = Callable[[dict[str, Any], Node, bool], Any]
+ProviderFactory = Callable[[NodeRecord, Node, bool], Any]
 
 
 @dataclass(frozen=True)
@@ -41,59 +41,34 @@ class RenewResult:
     message: str
     exit_code: int
     decision: Optional[Decision] = None
-    metadata: Optional[dict[str, Any]] = None
+    record: Optional[NodeRecord] = None
+
+    @property
+    def metadata(self) -> Optional[dict[str, Any]]:
+        """The record as JSON values (what ``certificate.json`` holds)."""
+        return None if self.record is None else self.record.to_json()
 
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-def provider_from_metadata(meta: dict[str, Any], node: Node, dry_run: bool = False) -> Any:
-    """The provider that made the managed certificate, set up the same way again."""
-    name = meta.get("provider")
-    settings = meta.get("provider_settings") or {}
-    if name == "selfsigned":
-        from .providers.selfsigned import SelfSigned
-
-        return SelfSigned()
-    if name == "acme":
-        from .http01 import Http01Options
-        from .nginx import NginxContainer
-        from .providers.acme import Acme
-        from .providers.acme_net import LETSENCRYPT, LETSENCRYPT_STAGING
-
-        directory = settings.get("directory") or LETSENCRYPT
-        if dry_run and directory == LETSENCRYPT:
-            directory = LETSENCRYPT_STAGING
-        http01 = Http01Options(
-            strategy=settings.get("http01") or "auto",
-            port=int(settings.get("http_port") or 80),
-            webroot=Path(settings["webroot"]) if settings.get("webroot") else None,
-            listen=tuple(settings.get("http_address") or Http01Options.listen),
-        )
-        cert = meta.get("certificate") or {}
-        return Acme(
-            state_dir=node.state_dir,
-            directory=directory,
-            ca_bundle=settings.get("ca_bundle"),
-            agree_tos=True,  # the account exists, so its terms were agreed to
-            profile=settings.get("profile"),
-            http01=http01,
-            nginx=NginxContainer(node.container, node.docker_host),
-            replaces=None if dry_run else cert.get("ari_cert_id"),
-        )
-    raise UsageError(f"the managed certificate's provider {name!r} cannot be renewed by this sesam-tls")
+def provider_from_record(record: NodeRecord, node: Node, dry_run: bool = False) -> Any:
+    """The provider that made the managed certificate, set up the same way again (the registry builds it)."""
+    return record.provider_settings.build(node, record, dry_run=dry_run)
 
 
-def _request(meta: dict[str, Any]) -> Any:
+provider_from_metadata = provider_from_record  # the name of earlier versions
+
+
+def _request(record: NodeRecord) -> Any:
     from .providers.base import CertRequest
 
-    req = meta.get("request") or {}
-    return CertRequest.build(req.get("names") or [], req.get("ips") or [], key_type=req.get("key_type") or "ecdsa-p256",
-                             days=req.get("days"))
+    req = record.request
+    return CertRequest.build(req.names, req.ips, key_type=req.key_type or "ecdsa-p256", days=req.days)
 
 
-def _key_for_run(request: Any, meta: dict[str, Any], node: Node, *, key_policy: Optional[str],
+def _key_for_run(request: Any, record: NodeRecord, node: Node, *, key_policy: Optional[str],
                  new_key: bool) -> Any:
     """The request with this run's key: the live one when the policy is ``reuse``.
 
@@ -104,17 +79,11 @@ def _key_for_run(request: Any, meta: dict[str, Any], node: Node, *, key_policy: 
     """
     from .keys import check_key_policy, default_key_policy
 
-    policy = check_key_policy(key_policy) or _recorded_key_policy(meta) or default_key_policy(str(meta.get("provider")))
+    policy = check_key_policy(key_policy) or record.request.key_policy or default_key_policy(record.provider)
     request = dataclasses.replace(request, key_policy=policy)
     if new_key or policy != "reuse":
         return request
     return with_live_key(request, node)
-
-
-def _recorded_key_policy(meta: dict[str, Any]) -> Optional[str]:
-    """The record's key policy (``request.key_policy``), None in records older than it."""
-    value = (meta.get("request") or {}).get("key_policy")
-    return value if isinstance(value, str) else None
 
 
 def with_live_key(request: Any, node: Node) -> Any:
@@ -145,17 +114,15 @@ def with_live_key(request: Any, node: Node) -> Any:
     return dataclasses.replace(request, key=bundle.key, key_type=kind)
 
 
-def _update_ari(meta: dict[str, Any], node: Node, now: dt.datetime, rng: random.Random) -> bool:
-    """Ask the CA for its renewal window when the last answer's Retry-After has passed."""
-    renewal = meta.setdefault("renewal", {})
-    ari = dict(renewal.get("ari") or {})
-    next_poll = parse_time(ari.get("next_poll"))
+def _update_ari(record: NodeRecord, node: Node, now: dt.datetime, rng: random.Random) -> Optional[NodeRecord]:
+    """Ask the CA for its renewal window when the last answer's Retry-After has passed; the changed record, or None."""
+    ari = record.renewal.ari or AriWindow()
+    next_poll = parse_time(ari.next_poll)
     if next_poll is not None and now < next_poll:
-        return False
-    settings = meta.get("provider_settings") or {}
-    directory = settings.get("directory")
-    if not directory or not (meta.get("certificate") or {}).get("ari_cert_id"):
-        return False
+        return None
+    directory = getattr(record.provider_settings, "directory", None)
+    if not directory or not record.certificate.ari_cert_id:
+        return None
     from cryptography import x509
 
     from .ari import DEFAULT_RETRY, fetch_window
@@ -163,29 +130,29 @@ def _update_ari(meta: dict[str, Any], node: Node, now: dt.datetime, rng: random.
 
     pair = SslFolder(node.ssl_dir).read_pair()
     if pair is None:
-        return False
+        return None
+
+    def with_ari(window: AriWindow) -> NodeRecord:
+        return record.replace(renewal=dataclasses.replace(record.renewal, ari=window))
+
     try:
         cert = x509.load_pem_x509_certificate(pair[0])
-        window = fetch_window(directory, cert, ca_bundle=settings.get("ca_bundle"), now=now)
+        window = fetch_window(directory, cert, ca_bundle=getattr(record.provider_settings, "ca_bundle", None), now=now)
     except Exception as exc:  # any network or format trouble: fall back to the lifetime rule
         log.warning("could not get the renewal window from the CA (%s); using the certificate's lifetime", exc)
-        ari["next_poll"] = (now + DEFAULT_RETRY).isoformat()
-        renewal["ari"] = ari
-        return True
+        return with_ari(dataclasses.replace(ari, next_poll=(now + DEFAULT_RETRY).isoformat()))
     if window is None:
-        renewal["ari"] = {"supported": False, "next_poll": (now + dt.timedelta(days=1)).isoformat()}
-        return True
-    same = parse_time(ari.get("start")) == window.start and parse_time(ari.get("end")) == window.end
-    chosen = ari.get("chosen") if same and ari.get("chosen") else choose_in_window(window.start, window.end, rng).isoformat()
-    renewal["ari"] = {
-        "supported": True,
-        "start": window.start.isoformat(),
-        "end": window.end.isoformat(),
-        "chosen": chosen,
-        "explanation": window.explanation,
-        "next_poll": (now + window.retry_after).isoformat(),
-    }
-    return True
+        return with_ari(AriWindow(supported=False, next_poll=(now + dt.timedelta(days=1)).isoformat()))
+    same = parse_time(ari.start) == window.start and parse_time(ari.end) == window.end
+    chosen = ari.chosen if same and ari.chosen else choose_in_window(window.start, window.end, rng).isoformat()
+    return with_ari(AriWindow(
+        supported=True,
+        start=window.start.isoformat(),
+        end=window.end.isoformat(),
+        chosen=chosen,
+        explanation=window.explanation,
+        next_poll=(now + window.retry_after).isoformat(),
+    ))
 
 
 def renew(
@@ -198,7 +165,7 @@ def renew(
     now: Optional[dt.datetime] = None,
     rng: Optional[random.Random] = None,
     metrics_file: Optional[Path] = None,
-    provider_factory: ProviderFactory = provider_from_metadata,
+    provider_factory: ProviderFactory = provider_from_record,
     lock_wait: float = 10.0,
     key_policy: Optional[str] = None,
     new_key: bool = False,
@@ -211,91 +178,94 @@ def renew(
     node = node or Node.from_settings()
     now = now or _now()
     rng = rng or random.Random()
-    if load_metadata(node.metadata_path) is None:
+    if load_record(node.metadata_path) is None:
         raise UsageError(
             f"no managed certificate in {node.state_dir}: run 'sesam-tls issue' or 'sesam-tls import' first"
         )
     with node_lock(node.state_dir, wait=lock_wait):
-        meta = load_metadata(node.metadata_path) or {}
-        if meta.get("provider") == "acme" and not force and days is None and _update_ari(meta, node, now, rng):
-            save_metadata(node.metadata_path, _strip_schema(meta))
-        decision = decide(meta, now, force=force, days=days)
-        result = _result_without_renewal(decision, meta)
+        record = load_record(node.metadata_path)
+        if record is None:  # moved aside while this run waited for the lock
+            raise UsageError(f"no managed certificate in {node.state_dir}: run 'sesam-tls issue' or 'sesam-tls import' first")
+        if record.provider == "acme" and not force and days is None:
+            updated = _update_ari(record, node, now, rng)
+            if updated is not None:
+                record = updated
+                save_record(node.metadata_path, record)
+        decision = decide(record, now, force=force, days=days)
+        result = _result_without_renewal(decision, record)
         if result is not None:
-            _metrics(metrics_file, meta)
+            _metrics(metrics_file, record)
             return result
 
         log.info("renewing: %s", decision.reason)
         from .api import gate_bundle, hook_env, obtain_and_deploy, preflight
         from .hooks import run_hook
 
-        provider = provider_factory(meta, node, dry_run)
-        request = _request(meta)
-        hooks = dict(meta.get("hooks") or {})
-        for kind, command in (("deploy", options.deploy_hook), ("failure", options.failure_hook)):
-            if command is not None:
-                hooks[kind] = command
+        provider = provider_factory(record, node, dry_run)
+        request = _request(record)
+        hooks = Hooks(deploy=options.deploy_hook if options.deploy_hook is not None else record.hooks.deploy,
+                      failure=options.failure_hook if options.failure_hook is not None else record.hooks.failure)
         try:
-            request = _key_for_run(request, meta, node, key_policy=key_policy, new_key=new_key)
+            request = _key_for_run(request, record, node, key_policy=key_policy, new_key=new_key)
             if dry_run:
                 bundle = gate_bundle(provider, request, provider.issue(request), now=now)
                 log.info("dry run: got a certificate (sha256 %s…); deployed nothing", bundle.fingerprint[:16])
-                return RenewResult("dry-run", f"dry run succeeded for {', '.join(request.identifiers)}", 0, decision, meta)
+                return RenewResult("dry-run", f"dry run succeeded for {', '.join(request.identifiers)}", 0, decision, record)
             preflight(node, options)
             outcome = obtain_and_deploy(request, provider, node, options, now=now)
         except SesamTLSError as exc:
             if dry_run:
                 raise
             log.debug("traceback of the failed attempt:", exc_info=True)  # shown with --debug only
-            meta = _record_failure(node, {**meta, "hooks": hooks}, now, exc, provider)
+            record = _record_failure(node, record.replace(hooks=hooks), now, exc, provider)
             failpoint("renew.after-failure-recorded")
-            run_hook("failure", hooks.get("failure"), hook_env(node, meta, "failed", str(exc)))
-            _metrics(metrics_file, meta)
-            return RenewResult("failed", f"renewal failed: {exc}", exc.exit_code, decision, meta)
-    _metrics(metrics_file, outcome.metadata)
-    cert = outcome.metadata["certificate"]
+            run_hook("failure", hooks.failure, hook_env(node, record, "failed", str(exc)))
+            _metrics(metrics_file, record)
+            return RenewResult("failed", f"renewal failed: {exc}", exc.exit_code, decision, record)
+    _metrics(metrics_file, outcome.record)
+    cert = outcome.record.certificate
     return RenewResult(
         "renewed",
-        f"renewed {', '.join(cert['names'] + cert['ips'])}: serial {cert['serial']}, expires {cert['not_after']}",
+        f"renewed {', '.join(cert.identifiers)}: serial {cert.serial}, expires {cert.not_after}",
         0,
         decision,
-        outcome.metadata,
+        outcome.record,
     )
 
 
-def _result_without_renewal(decision: Decision, meta: dict[str, Any]) -> Optional[RenewResult]:
+def _result_without_renewal(decision: Decision, record: NodeRecord) -> Optional[RenewResult]:
     if decision.due:  # due and attention: a certificate clients refuse, which a renewal fixes
         return None
     if decision.attention:
-        return RenewResult("attention", decision.reason, AttentionNeeded.exit_code, decision, meta)
+        return RenewResult("attention", decision.reason, AttentionNeeded.exit_code, decision, record)
     if decision.backing_off:
-        return RenewResult("attention", decision.reason, AttentionNeeded.exit_code, decision, meta)
-    return RenewResult("not-due", f"not due: {decision.reason}", 0, decision, meta)
+        return RenewResult("attention", decision.reason, AttentionNeeded.exit_code, decision, record)
+    return RenewResult("not-due", f"not due: {decision.reason}", 0, decision, record)
 
 
-def _record_failure(node: Node, meta: dict[str, Any], now: dt.datetime, exc: SesamTLSError,
-                    provider: Any = None) -> dict[str, Any]:
+def _record_failure(node: Node, record: NodeRecord, now: dt.datetime, exc: SesamTLSError,
+                    provider: Any = None) -> NodeRecord:
     from .api import replaces_note
 
-    renewal = {**dict(meta.get("renewal") or {}), **replaces_note(provider, now)}
-    renewal["failures"] = int(renewal.get("failures") or 0) + 1
-    # A refused certificate was issued all the same: count them, so the next order waits (renewal.REFUSED_BACKOFF).
-    renewal["refusals"] = int(renewal.get("refusals") or 0) + 1 if isinstance(exc, RefusedCertificate) else 0
-    renewal["last_attempt"] = now.isoformat()
-    renewal["last_failure"] = now.isoformat()
-    renewal["last_result"] = f"failed: {exc}"
-    meta = {**meta, "renewal": renewal}
-    save_metadata(node.metadata_path, _strip_schema(meta))
-    return meta
+    old = record.renewal
+    renewal = dataclasses.replace(
+        old,
+        failures=old.failures + 1,
+        # A refused certificate was issued all the same: count them, so the next order waits (renewal.REFUSED_BACKOFF).
+        refusals=old.refusals + 1 if isinstance(exc, RefusedCertificate) else 0,
+        last_attempt=now.isoformat(),
+        last_failure=now.isoformat(),
+        last_result=f"failed: {exc}",
+        replaces_dropped=replaces_note(provider, now) or old.replaces_dropped,
+    )
+    record = record.replace(renewal=renewal)
+    save_record(node.metadata_path, record)
+    return record
 
 
-def _strip_schema(meta: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in meta.items() if k != "schema"}
-
-
-def _metrics(path: Optional[Path], meta: Optional[dict[str, Any]]) -> None:
+def _metrics(path: Optional[Path], record: Optional[NodeRecord]) -> None:
     if path is None:
         return
     from .metrics import write_metrics
 
-    write_metrics(path, meta)
+    write_metrics(path, record)

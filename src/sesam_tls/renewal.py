@@ -29,7 +29,10 @@ from __future__ import annotations
 import datetime as dt
 import random
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .state import NodeRecord
 
 __all__ = [
     "CLOCK_SKEW",
@@ -116,19 +119,20 @@ def human_time(moment: Optional[dt.datetime]) -> str:
 
 
 def decide(
-    meta: dict[str, Any],
+    record: "NodeRecord",
     now: dt.datetime,
     *,
     force: bool = False,
     days: Optional[int] = None,
 ) -> Decision:
-    cert = meta.get("certificate") or {}
-    not_before, not_after = parse_time(cert.get("not_before")), parse_time(cert.get("not_after"))
+    """The decision for the managed certificate ``record`` at ``now`` (pure: no disk, no clock)."""
+    cert = record.certificate
+    not_before, not_after = parse_time(cert.not_before), parse_time(cert.not_after)
     if not_before is None or not_after is None:
         return Decision(True, "the metadata has no validity period; renewing")
     left = not_after - now
     early = not_before - now > CLOCK_SKEW
-    if meta.get("provider") == "import":
+    if record.provider == "import":
         if early:
             return Decision(
                 False,
@@ -149,10 +153,9 @@ def decide(
     if force:
         return Decision(True, "renewal forced")
 
-    renewal = meta.get("renewal") or {}
-    failures = int(renewal.get("failures") or 0)
-    refusals = int(renewal.get("refusals") or 0)
-    last_failure = parse_time(renewal.get("last_failure"))
+    renewal = record.renewal
+    failures, refusals = renewal.failures, renewal.refusals
+    last_failure = parse_time(renewal.last_failure)
     if failures and last_failure:
         retry_at = last_failure + backoff_delay(failures, refusals)
         if now < retry_at:
@@ -182,8 +185,7 @@ def decide(
             return Decision(True, f"{_days(left)} left, fewer than --days {days}")
         return Decision(False, f"{_days(left)} left; due at {human_time(at)} (--days {days})", at=at)
 
-    ari = renewal.get("ari") or {}
-    chosen = parse_time(ari.get("chosen"))
+    chosen = parse_time(renewal.ari.chosen) if renewal.ari else None
     if chosen is not None:
         if now >= chosen:
             return Decision(True, "inside the CA's suggested renewal window (ARI)")

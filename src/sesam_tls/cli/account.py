@@ -33,8 +33,8 @@ def run(args: argparse.Namespace) -> int:
 
     node = node_from_args(args)
     settings = remembered_settings(node)
-    url = directory_from_args(args, settings.get("directory"))
-    conn = Connection(url, ca_bundle=ca_bundle_from_args(args, settings.get("ca_bundle")))
+    url = directory_from_args(args, settings.directory if settings else None)
+    conn = Connection(url, ca_bundle=ca_bundle_from_args(args, settings.ca_bundle if settings else None))
     store = AccountStore(node.state_dir, url)
     if args.action == "show":
         info = account_info(conn, store)

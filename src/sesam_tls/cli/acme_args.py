@@ -113,20 +113,21 @@ def eab_from_args(args: argparse.Namespace) -> Any:
     return Eab(kid=args.eab_kid, hmac_key=value)
 
 
-def http01_from_args(args: argparse.Namespace, remembered: Optional[dict[str, Any]] = None) -> Any:
+def http01_from_args(args: argparse.Namespace, remembered: Any = None) -> Any:
     """The HTTP-01 options: given on the command line, else recorded with the
-    managed certificate (``remembered``: its provider settings), else defaults."""
+    managed certificate (``remembered``: its ``AcmeSettings``), else defaults."""
     from ..http01 import Http01Options
+    from ..providers.registry import AcmeSettings
 
-    rec = remembered or {}
+    rec = remembered or AcmeSettings()
     kwargs: dict[str, Any] = {}
-    listen = args.http_address or rec.get("http_address")
+    listen = args.http_address or rec.http_address
     if listen:
         kwargs["listen"] = tuple(listen)
-    webroot = args.webroot or rec.get("webroot")
+    webroot = args.webroot or rec.webroot
     return Http01Options(
-        strategy=args.http01 or rec.get("http01") or "auto",
-        port=int(args.http_port if args.http_port is not None else rec.get("http_port") or 80),
+        strategy=args.http01 or rec.http01 or "auto",
+        port=int(args.http_port if args.http_port is not None else rec.http_port or 80),
         webroot=Path(webroot).absolute() if webroot else None,
         **kwargs,
     )
@@ -148,11 +149,11 @@ def acme_provider(args: argparse.Namespace, node: Any, *, nginx: Any) -> Any:
     )
 
 
-def remembered_settings(node: Any) -> dict[str, Any]:
-    """The managed certificate's ACME settings, when it came from an ACME CA."""
-    from ..state import load_metadata
+def remembered_settings(node: Any) -> Any:
+    """The managed certificate's ACME settings (``AcmeSettings``), when it came from an ACME CA, else None."""
+    from ..state import load_record
 
-    meta = load_metadata(node.metadata_path) or {}
-    if meta.get("provider") != "acme":
-        return {}
-    return dict(meta.get("provider_settings") or {})
+    record = load_record(node.metadata_path)
+    if record is None or record.provider != "acme":
+        return None
+    return record.provider_settings

@@ -76,15 +76,16 @@ def _recorded(node: Any) -> dict[str, Any]:
     """The managed certificate's names and ACME settings (empty when there is none,
     or it cannot be read: the agent config/state checks report that)."""
     from ..errors import SesamTLSError
-    from ..state import load_metadata
+    from ..state import load_record
 
     try:
-        meta = load_metadata(node.metadata_path) or {}
+        record = load_record(node.metadata_path)
     except SesamTLSError:
         return {}
-    request = meta.get("request") or {}
-    settings = dict(meta.get("provider_settings") or {}) if meta.get("provider") == "acme" else {}
-    return {"names": list(request.get("names") or []), "ips": list(request.get("ips") or []), "acme": settings}
+    if record is None:
+        return {}
+    settings = record.provider_settings if record.provider == "acme" else None
+    return {"names": list(record.request.names), "ips": list(record.request.ips), "acme": settings}
 
 
 def _names(args: argparse.Namespace, recorded: dict[str, Any]) -> str:
@@ -127,9 +128,9 @@ def _directory(args: argparse.Namespace, node: Any, recorded: dict[str, Any]) ->
     from ..providers.acme_account import AccountStore
     from ..providers.acme_net import Connection
 
-    acme = recorded.get("acme") or {}
-    url = directory_from_args(args, acme.get("directory"))
-    ca_bundle = ca_bundle_from_args(args, acme.get("ca_bundle"))
+    acme = recorded.get("acme")
+    url = directory_from_args(args, acme.directory if acme else None)
+    ca_bundle = ca_bundle_from_args(args, acme.ca_bundle if acme else None)
     directory = Connection(url, ca_bundle=ca_bundle, timeout=10.0).directory()
     meta = directory.meta
     profiles = sorted(dict(getattr(meta, "profiles", None) or {}))

@@ -84,12 +84,13 @@ def emit_json(data: Any) -> None:
 
 def outcome_summary(outcome: Any) -> dict[str, Any]:
     """The JSON result of a verb that deployed a certificate."""
-    cert = outcome.metadata["certificate"]
+    from ..state import encode
+
     return {
         "result": "deployed",
-        "provider": outcome.metadata["provider"],
-        **cert,
-        "deployment": outcome.metadata["deployment"],
+        "provider": outcome.record.provider,
+        **encode(outcome.record.certificate),
+        "deployment": encode(outcome.record.deployment),
         "config_changed": outcome.deployment.config_changed,
     }
 
@@ -98,14 +99,14 @@ def print_outcome(args: argparse.Namespace, outcome: Any) -> None:
     if args.json:
         emit_json(outcome_summary(outcome))
         return
-    cert = outcome.metadata["certificate"]
-    names = ", ".join(cert["names"] + cert["ips"])
+    cert = outcome.record.certificate
+    names = ", ".join(cert.identifiers)
     how = {"none": "files only (--no-restart)", "reload": "nginx reloaded", "restart": "nginx restarted"}
     checked = ", verified by TLS handshake" if outcome.deployment.verified else ""
     print(
         printable(
-            f"deployed {outcome.metadata['provider']} certificate for {names}: serial {cert['serial']}, "
-            f"expires {cert['not_after']}, sha256 {cert['fingerprint_sha256']}; "
+            f"deployed {outcome.record.provider} certificate for {names}: serial {cert.serial}, "
+            f"expires {cert.not_after}, sha256 {cert.fingerprint_sha256}; "
             f"{how[outcome.deployment.action]}{checked}"
         )
     )

@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from ..bundle import Bundle
     from ..errors import UsageError
     from ..providers.acme import revoke
-    from ..state import load_metadata, node_lock, save_metadata
+    from ..state import Revoked, load_record, node_lock, save_record
     from ..store import SslFolder
 
     node = node_from_args(args)
@@ -42,12 +42,12 @@ def run(args: argparse.Namespace) -> int:
     if not settings:
         raise UsageError(f"the node's certificate ({node.metadata_path}) was not issued by an ACME CA: nothing to revoke")
     with node_lock(node.state_dir):
-        meta = load_metadata(node.metadata_path) or {}
+        record = load_record(node.metadata_path)
         pair = SslFolder(node.ssl_dir).read_pair()
         if pair is None:
             raise UsageError(f"no certificate in {node.ssl_dir}: nothing to revoke")
         bundle = Bundle.from_pem(pair[0], pair[1], source=str(node.ssl_dir))
-        if bundle.fingerprint != (meta.get("certificate") or {}).get("fingerprint_sha256"):
+        if record is None or bundle.fingerprint != record.certificate.fingerprint_sha256:
             raise UsageError(
                 f"the certificate in {node.ssl_dir} is not the managed ACME certificate recorded in "
                 f"{node.metadata_path}; nothing was revoked"
@@ -55,14 +55,13 @@ def run(args: argparse.Namespace) -> int:
         revoke(
             bundle.leaf,
             state_dir=node.state_dir,
-            directory=directory_from_args(args, settings.get("directory")),
-            ca_bundle=ca_bundle_from_args(args, settings.get("ca_bundle")),
+            directory=directory_from_args(args, settings.directory),
+            ca_bundle=ca_bundle_from_args(args, settings.ca_bundle),
             reason=args.reason,
             cert_key=bundle.key if args.reason == "keyCompromise" else None,
         )
         at = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
-        meta["revoked"] = {"serial": bundle.serial, "reason": args.reason, "at": at}
-        save_metadata(node.metadata_path, {k: v for k, v in meta.items() if k != "schema"})
+        save_record(node.metadata_path, record.replace(revoked=Revoked(serial=bundle.serial, reason=args.reason, at=at)))
     names = [*bundle.dns_names, *bundle.ip_addresses]
     again = "sesam-tls issue " + " ".join(f"--ip {n}" if ":" in n or n.replace(".", "").isdigit() else f"-d {n}" for n in names)
     if args.json:

@@ -26,9 +26,9 @@ def run(args: argparse.Namespace) -> int:
         from pathlib import Path
 
         from ..metrics import write_metrics
-        from ..state import load_metadata
+        from ..state import load_record
 
-        write_metrics(Path(args.metrics_file), load_metadata(node.metadata_path))
+        write_metrics(Path(args.metrics_file), load_record(node.metadata_path))
     code = _exit_code(args, info)
     if args.json:
         emit_json(info)
