@@ -28,7 +28,7 @@ from .names import normalize_domain
 from .nginx import NginxContainer
 from .node import Node
 from .providers.base import CertRequest, Provider
-from .state import CertificateInfo, DeploySettings, Deployment, HistoryEntry, Hooks, NodeRecord, RenewalState, ReplacesDropped, Request, load_record, node_lock, save_record
+from .state import CertificateInfo, DeploySettings, Deployment, HistoryEntry, Hooks, NodeRecord, Notify, RenewalState, ReplacesDropped, Request, load_record, node_lock, save_record
 from .store import SslFolder
 from .verify import parse_address, served_certificate
 
@@ -395,6 +395,7 @@ def record(
             replaces_dropped=replaces_note(provider, now),
         ),
         history=history,
+        notify=old.notify if old else Notify(),  # the webhook's source, undelivered events, alert times
     )
     failpoint("api.before-metadata-save")
     save_record(node.metadata_path, rec)

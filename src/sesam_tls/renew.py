@@ -169,11 +169,14 @@ def renew(
     lock_wait: float = 10.0,
     key_policy: Optional[str] = None,
     new_key: bool = False,
+    notify_url_file: Optional[str] = None,
 ) -> RenewResult:
     """Renew the node's managed certificate when it is due; see the module docstring.
 
     ``key_policy`` (``reuse``/``new``) overrides the recorded one and is recorded;
-    ``new_key`` makes a new key for this renewal only.
+    ``new_key`` makes a new key for this renewal only. ``notify_url_file``: the
+    file holding the webhook URL, recorded for later runs (see :mod:`sesam_tls.notify`);
+    every run but a dry run ends by telling (attention hooks, webhook events).
     """
     node = node or Node.from_settings()
     now = now or _now()
@@ -182,6 +185,10 @@ def renew(
         raise UsageError(
             f"no managed certificate in {node.state_dir}: run 'sesam-tls issue' or 'sesam-tls import' first"
         )
+    from . import notify
+
+    if notify_url_file is not None:  # checked before anything changes; recorded for every later run
+        notify.remember_url_file(node, notify.check_url_file(notify_url_file), lock_wait=lock_wait)
     with node_lock(node.state_dir, wait=lock_wait):
         record = load_record(node.metadata_path)
         if record is None:  # moved aside while this run waited for the lock
@@ -191,37 +198,61 @@ def renew(
             if updated is not None:
                 record = updated
                 save_record(node.metadata_path, record)
-        decision = decide(record, now, force=force, days=days)
-        result = _result_without_renewal(decision, record)
-        if result is not None:
-            _metrics(metrics_file, record)
-            return result
+        result = _renew_locked(node, record, force=force, dry_run=dry_run, days=days, options=options, now=now,
+                               metrics_file=metrics_file, provider_factory=provider_factory,
+                               key_policy=key_policy, new_key=new_key)
+        if not dry_run:
+            reason = result.message if result.status == "failed" else (result.decision.reason if result.decision else "")
+            notify.after_renewal(node, record, result.status, result.decision, options=options, now=now, reason=reason)
+        return result
 
-        log.info("renewing: %s", decision.reason)
-        from .api import gate_bundle, hook_env, obtain_and_deploy, preflight
-        from .hooks import run_hook
 
-        provider = provider_factory(record, node, dry_run)
-        request = _request(record)
-        hooks = Hooks(deploy=options.deploy_hook if options.deploy_hook is not None else record.hooks.deploy,
-                      failure=options.failure_hook if options.failure_hook is not None else record.hooks.failure)
-        try:
-            request = _key_for_run(request, record, node, key_policy=key_policy, new_key=new_key)
-            if dry_run:
-                bundle = gate_bundle(provider, request, provider.issue(request), now=now)
-                log.info("dry run: got a certificate (sha256 %s…); deployed nothing", bundle.fingerprint[:16])
-                return RenewResult("dry-run", f"dry run succeeded for {', '.join(request.identifiers)}", 0, decision, record)
-            preflight(node, options)
-            outcome = obtain_and_deploy(request, provider, node, options, now=now)
-        except SesamTLSError as exc:
-            if dry_run:
-                raise
-            log.debug("traceback of the failed attempt:", exc_info=True)  # shown with --debug only
-            record = _record_failure(node, record.replace(hooks=hooks), now, exc, provider)
-            failpoint("renew.after-failure-recorded")
-            run_hook("failure", hooks.failure, hook_env(node, record, "failed", str(exc)))
-            _metrics(metrics_file, record)
-            return RenewResult("failed", f"renewal failed: {exc}", exc.exit_code, decision, record)
+def _renew_locked(
+    node: Node,
+    record: NodeRecord,
+    *,
+    force: bool,
+    dry_run: bool,
+    days: Optional[int],
+    options: DeployOptions,
+    now: dt.datetime,
+    metrics_file: Optional[Path],
+    provider_factory: ProviderFactory,
+    key_policy: Optional[str],
+    new_key: bool,
+) -> RenewResult:
+    """The body of :func:`renew`, under the node lock."""
+    decision = decide(record, now, force=force, days=days)
+    result = _result_without_renewal(decision, record)
+    if result is not None:
+        _metrics(metrics_file, record)
+        return result
+
+    log.info("renewing: %s", decision.reason)
+    from .api import gate_bundle, hook_env, obtain_and_deploy, preflight
+    from .hooks import run_hook
+
+    provider = provider_factory(record, node, dry_run)
+    request = _request(record)
+    hooks = Hooks(deploy=options.deploy_hook if options.deploy_hook is not None else record.hooks.deploy,
+                  failure=options.failure_hook if options.failure_hook is not None else record.hooks.failure)
+    try:
+        request = _key_for_run(request, record, node, key_policy=key_policy, new_key=new_key)
+        if dry_run:
+            bundle = gate_bundle(provider, request, provider.issue(request), now=now)
+            log.info("dry run: got a certificate (sha256 %s…); deployed nothing", bundle.fingerprint[:16])
+            return RenewResult("dry-run", f"dry run succeeded for {', '.join(request.identifiers)}", 0, decision, record)
+        preflight(node, options)
+        outcome = obtain_and_deploy(request, provider, node, options, now=now)
+    except SesamTLSError as exc:
+        if dry_run:
+            raise
+        log.debug("traceback of the failed attempt:", exc_info=True)  # shown with --debug only
+        record = _record_failure(node, record.replace(hooks=hooks), now, exc, provider)
+        failpoint("renew.after-failure-recorded")
+        run_hook("failure", hooks.failure, hook_env(node, record, "failed", str(exc)))
+        _metrics(metrics_file, record)
+        return RenewResult("failed", f"renewal failed: {exc}", exc.exit_code, decision, record)
     _metrics(metrics_file, outcome.record)
     cert = outcome.record.certificate
     return RenewResult(

@@ -72,6 +72,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     c.add_argument(
         "--check-only", action="store_true", help="run every check and report; write nothing"
     )
+    c.add_argument("--notify-url-file", metavar="FILE",
+                   help="renewals POST a JSON event to the URL in FILE (recorded as the path, never the URL)")
     c.add_argument(
         "--replace",
         action="store_true",
@@ -90,12 +92,16 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(
             f"invalid --expiry-warning-days {args.expiry_warning_days}: must be 0 or more"
         )
+    from ..notify import check_url_file, remember_url_file
+
+    url_from = check_url_file(args.notify_url_file) if args.notify_url_file else None
+    node = node_from_args(args)
     result = import_certificate(
         args.cert,
         key_file=args.key,
         chain_file=args.chain,
         password=_password_source(args),
-        node=node_from_args(args),
+        node=node,
         options=deploy_options_from_args(args),
         domains=args.domain,
         check_only=args.check_only,
@@ -104,6 +110,8 @@ def run(args: argparse.Namespace) -> int:
     )
     if isinstance(result, Report):
         return _print_report(args, result)
+    if url_from is not None:
+        remember_url_file(node, url_from)
     print_outcome(args, result)
     return 0
 

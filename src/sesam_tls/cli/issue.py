@@ -37,6 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="keep the live key now and in renewals (recorded; renewals of self-signed do by default)")
     k.add_argument("--no-reuse-key", dest="key_policy", action="store_const", const="new",
                    help="make a new key in every renewal (recorded; renewals of ACME certificates do by default)")
+    g.add_argument("--notify-url-file", metavar="FILE",
+                   help="renewals POST a JSON event to the URL in FILE (recorded as the path, never the URL)")
     g.add_argument("--replace", action="store_true",
                    help="deploy even over a managed certificate from another provider (e.g. self-signed over imported)")
     add_ca_arguments(parser)
@@ -51,8 +53,11 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import UsageError
     from ..providers.base import CertRequest
 
+    from ..notify import check_url_file, remember_url_file
+
     node = node_from_args(args)
     options = deploy_options_from_args(args)
+    url_from = check_url_file(args.notify_url_file) if args.notify_url_file else None
     if args.self_signed:
         given = [k for k, default in ACME_ONLY.items() if getattr(args, k) != default]
         if given:
@@ -82,5 +87,7 @@ def run(args: argparse.Namespace) -> int:
         if SslFolder(node.ssl_dir).read_pair() is not None:  # else there is no key to keep yet
             request = with_live_key(request, node)
     outcome = issue(request, provider, node=node, options=options, replace=args.replace)
+    if url_from is not None:
+        remember_url_file(node, url_from)
     print_outcome(args, outcome)
     return 0

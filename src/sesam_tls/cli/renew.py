@@ -26,6 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="make a new key in this and later renewals (recorded; the default for ACME)")
     g.add_argument("--new-key", action="store_true",
                    help="make a new key in this renewal only (after a leak); later ones follow the recorded choice")
+    g.add_argument("--notify-url-file", metavar="FILE",
+                   help="POST a JSON event (renewed, failed, attention) to the URL in FILE; recorded as the path")
     g.add_argument("--loop", action="store_true", help="stay in the foreground, checking again when the next check is due")
     add_deploy_arguments(parser)
     add_node_arguments(parser)
@@ -45,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
 
     def once(force: bool) -> tuple[int, object]:
         result = renew(node, force=force, dry_run=args.dry_run, days=args.days, options=options, metrics_file=metrics,
-                       key_policy=args.key_policy, new_key=new_key[0])
+                       key_policy=args.key_policy, new_key=new_key[0], notify_url_file=args.notify_url_file)
         if result.status == "renewed":
             new_key[0] = False
         if args.json:
