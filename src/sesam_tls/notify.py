@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
-from .errors import UsageError, one_line
+from .errors import SesamTLSError, UsageError, one_line
 from .state import AttentionSent, Notify, PendingEvent, SecretSource, Timestamp
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -181,7 +181,7 @@ def post(url: str, body: dict[str, Any], *, timeout: float = TIMEOUT) -> Optiona
         return f"the receiver did not answer within {timeout:.0f} s"
     except requests.exceptions.ConnectionError:
         return "cannot connect to the receiver"
-    except requests.exceptions.RequestException as exc:
+    except Exception as exc:  # noqa: BLE001 - its text may hold the URL: name the kind only
         return f"the request failed ({type(exc).__name__})"
 
 
@@ -272,8 +272,7 @@ def after_renewal(node: "Node", before: "NodeRecord", status: str, decision: Opt
     try:
         _after_renewal(node, before, status, decision, options=options, now=now, reason=reason)
     except Exception as exc:  # noqa: BLE001 - by design: telling must not change the renewal's result
-        log.debug("traceback of the failed notification:", exc_info=True)
-        log.warning("could not notify (%s); the renewal's result stands", one_line(exc, 160))
+        log.warning("could not notify (%s); the renewal's result stands", _why(exc))
 
 
 def _after_renewal(node: "Node", before: "NodeRecord", status: str, decision: Optional["Decision"], *,
@@ -314,4 +313,9 @@ def tell(node: "Node", kind: str, *, reason: str = "", now: Optional[dt.datetime
         if notify != rec.notify:
             save_record(node.metadata_path, rec.replace(notify=notify))
     except Exception as exc:  # noqa: BLE001 - telling must not change the result
-        log.warning("could not notify (%s)", one_line(exc, 160))
+        log.warning("could not notify (%s)", _why(exc))
+
+
+def _why(exc: BaseException) -> str:
+    """Our own errors say what went wrong; another's text might quote the webhook URL."""
+    return one_line(exc, 160) if isinstance(exc, SesamTLSError) else type(exc).__name__
