@@ -29,6 +29,7 @@ demo: testbed
 clean-testbed:
 	testbed/demo.sh clean
 	testbed/pebble.sh stop-all
+	testbed/knot.sh stop-all
 	testbed/dockerd.sh stop
 
 # ---- self-contained executable and container image (packaging/) ------------

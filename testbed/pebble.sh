@@ -12,6 +12,8 @@
 #      instance runs on are in $SESAM_TESTBED_DIR/pebble/NAME/ports.env.
 #      PEBBLE_INSTANCE=NAME PEBBLE_EAB=0|1: start|stop|restart|status act on
 #      instance NAME (state in $SESAM_TESTBED_DIR/pebble/NAME/).
+#      PEBBLE_DNS_SERVER=HOST:PORT: the instance starts no challtestsrv and its
+#      VA resolves through that server instead (testbed/knot.sh, for DNS-01).
 # A port that another process holds stops the start with a line that says so.
 # Pebble's own knobs pass through: every other PEBBLE_* variable in the
 # environment (e.g. PEBBLE_WFE_NONCEREJECT=50) reaches pebble; defaults are
@@ -27,7 +29,7 @@ D="$SESAM_TESTBED_DIR/pebble"
 READY_TIMEOUT="${SESAM_PEBBLE_TIMEOUT:-30}"
 EAB_EXAMPLE=/usr/share/doc/pebble/examples/pebble-config-external-account-bindings.json
 # Variables of ours, not pebble's: never passed to pebble.
-OURS='^PEBBLE_(INSTANCE|EAB|PORT|MGMT_PORT|HTTP_PORT|TLS_PORT|EAB_PORT|EAB_MGMT_PORT|DNS_PORT|CHALL_MGMT_PORT|CA_BUNDLE|DIRECTORY)='
+OURS='^PEBBLE_(INSTANCE|EAB|PORT|MGMT_PORT|HTTP_PORT|TLS_PORT|EAB_PORT|EAB_MGMT_PORT|DNS_PORT|CHALL_MGMT_PORT|CA_BUNDLE|DIRECTORY|DNS_SERVER)='
 
 need_bins() {
     command -v pebble >/dev/null && command -v pebble-challtestsrv >/dev/null \
@@ -158,7 +160,10 @@ start_pebble() {
     mkdir -p "$dir"
     local knobs wanted
     knobs="$(pebble_knobs)"
-    wanted="$(printf '%s\n' "$knobs" "ports $2 $3 $4 $5 $6 $7 eab=$eab")"
+    local dns_server="${PEBBLE_DNS_SERVER:-}"
+    [ -z "$dns_server" ] || [[ "$dns_server" =~ ^127\.0\.0\.1:[0-9]+$ ]] \
+        || die "bad PEBBLE_DNS_SERVER '$dns_server' (127.0.0.1:PORT: the testbed stays on loopback)"
+    wanted="$(printf '%s\n' "$knobs" "ports $2 $3 $4 $5 $6 $7 eab=$eab dns=$dns_server")"
     if pid_alive "$dir/pebble.pid" pebble; then
         # shellcheck source=/dev/null
         if [ "$wanted" = "$(cat "$dir/wanted" 2>/dev/null)" ] && . "$dir/ports.env" && dir_answers "$PORT"; then
@@ -175,24 +180,31 @@ start_pebble() {
     http="$(port_or_auto "$4")"; tls="$(port_or_auto "$5")"
     dns="$(port_or_auto "$6")"; chall="$(port_or_auto "$7")"
     port_free "$port" "$name ACME API"; port_free "$mgmt" "$name management API"
-    port_free "$dns" "$name DNS (challtestsrv)"; port_free "$chall" "$name challtestsrv management"
-    printf 'PORT=%s\nMGMT_PORT=%s\nHTTP_PORT=%s\nTLS_PORT=%s\nDNS_PORT=%s\nCHALL_MGMT_PORT=%s\n' \
-        "$port" "$mgmt" "$http" "$tls" "$dns" "$chall" >"$dir/ports.env"
+    if [ -z "$dns_server" ]; then
+        port_free "$dns" "$name DNS (challtestsrv)"; port_free "$chall" "$name challtestsrv management"
+    fi
+    printf 'PORT=%s\nMGMT_PORT=%s\nHTTP_PORT=%s\nTLS_PORT=%s\nDNS_PORT=%s\nCHALL_MGMT_PORT=%s\nDNS_SERVER=%s\n' \
+        "$port" "$mgmt" "$http" "$tls" "$dns" "$chall" "${dns_server:-127.0.0.1:$dns}" >"$dir/ports.env"
 
-    log "starting $name's pebble-challtestsrv (dns 127.0.0.1:$dns)"
-    setsid pebble-challtestsrv -dns01 "127.0.0.1:$dns" \
-        -http01 "" -https01 "" -tlsalpn01 "" \
-        -management "127.0.0.1:$chall" -defaultIPv6 "" \
-        >"$dir/dns.log" 2>&1 </dev/null &
-    local dpid=$!
-    echo "$dpid" >"$dir/dns.pid"
-    wait_ready "$name pebble-challtestsrv" "$dpid" "$dir/dns.log" tcp_open "$chall"
+    if [ -z "$dns_server" ]; then
+        log "starting $name's pebble-challtestsrv (dns 127.0.0.1:$dns)"
+        setsid pebble-challtestsrv -dns01 "127.0.0.1:$dns" \
+            -http01 "" -https01 "" -tlsalpn01 "" \
+            -management "127.0.0.1:$chall" -defaultIPv6 "" \
+            >"$dir/dns.log" 2>&1 </dev/null &
+        local dpid=$!
+        echo "$dpid" >"$dir/dns.pid"
+        wait_ready "$name pebble-challtestsrv" "$dpid" "$dir/dns.log" tcp_open "$chall"
+        dns_server="127.0.0.1:$dns"
+    else
+        log "$name resolves through $dns_server (no challtestsrv)"
+    fi
 
     write_config "$dir" "$port" "$mgmt" "$http" "$tls" "$eab"
     log "starting $name on 127.0.0.1:$port (mgmt $mgmt, HTTP-01 $http) with: $(echo "$knobs" | tr '\n' ' ')"
     # shellcheck disable=SC2046
-    env -u PEBBLE_CA_BUNDLE -u PEBBLE_DIRECTORY $(echo "$knobs") \
-        setsid pebble -config "$dir/config.json" -dnsserver "127.0.0.1:$dns" \
+    env -u PEBBLE_CA_BUNDLE -u PEBBLE_DIRECTORY -u PEBBLE_DNS_SERVER $(echo "$knobs") \
+        setsid pebble -config "$dir/config.json" -dnsserver "$dns_server" \
         >"$dir/pebble.log" 2>&1 </dev/null &
     local pid=$!
     echo "$pid" >"$dir/pebble.pid"
@@ -208,7 +220,7 @@ stop_pebble() {  # stop_pebble NAME [quiet]: pebble and its challtestsrv, by pid
         if [ -e "$dir/dns.pid" ]; then stop_pidfile "$dir/dns.pid" pebble-challtestsrv 10; fi
     else
         stop_pidfile "$dir/pebble.pid" pebble 10
-        stop_pidfile "$dir/dns.pid" pebble-challtestsrv 10
+        if [ -e "$dir/dns.pid" ]; then stop_pidfile "$dir/dns.pid" pebble-challtestsrv 10; fi
     fi
     rm -f "$dir/wanted"
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what the integration testbed needs (idempotent, run as root):
-#   - Debian packages pebble, nginx, docker.io, systemd (only those missing;
-#     systemd for systemd-analyze verify: nothing starts without it as PID 1)
+#   - Debian packages pebble, nginx, docker.io, systemd, knot, knot-dnsutils
+#     (only those missing; systemd for systemd-analyze verify: nothing starts
+#     without it as PID 1; knot is the DNS server of the DNS-01 tests)
 #   - the repo's .venv with `pip install -e '.[test]'`
 # No service is left running: Debian's nginx/docker services are kept from
 # starting (policy-rc.d), and any host nginx the package started is stopped.
@@ -22,9 +23,11 @@ declare -A PKG_BIN=(
     [nginx]=/usr/sbin/nginx
     [docker.io]=/usr/sbin/dockerd
     [systemd]=/usr/bin/systemd-analyze
+    [knot]=/usr/sbin/knotd
+    [knot-dnsutils]=/usr/bin/knsupdate
 )
 missing=()
-for pkg in pebble nginx docker.io systemd; do
+for pkg in pebble nginx docker.io systemd knot knot-dnsutils; do
     if [ -x "${PKG_BIN[$pkg]}" ] && dpkg -s "$pkg" >/dev/null 2>&1; then
         continue
     fi
@@ -37,7 +40,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
     created_policy=0
     if [ ! -e "$policy" ]; then
         # Keep package postinst scripts from starting services (nginx on :80,
-        # the system dockerd with its bridge network).
+        # the system dockerd with its bridge network, knot on :53).
         printf '#!/bin/sh\nexit 101\n' >"$policy"
         chmod 755 "$policy"
         created_policy=1
@@ -55,7 +58,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
     cleanup_policy
     trap - EXIT
 else
-    log "debian packages present: pebble nginx docker.io systemd"
+    log "debian packages present: pebble nginx docker.io systemd knot knot-dnsutils"
 fi
 
 # A host nginx must not be running (it would hold port 80). Stop only the one
@@ -69,7 +72,8 @@ if [ -s /run/nginx.pid ]; then
     fi
 fi
 
-for bin in /usr/bin/pebble /usr/bin/pebble-challtestsrv /usr/sbin/nginx /usr/sbin/dockerd /usr/bin/systemd-analyze; do
+for bin in /usr/bin/pebble /usr/bin/pebble-challtestsrv /usr/sbin/nginx /usr/sbin/dockerd /usr/bin/systemd-analyze \
+        /usr/sbin/knotd /usr/bin/kdig /usr/bin/knsupdate; do
     if [ ! -x "$bin" ]; then
         log "expected $bin after install, not found"
         exit 1

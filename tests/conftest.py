@@ -99,6 +99,33 @@ def _session_pebble(instance: str, **kw):
     testbed.stop_pebble(instance)
 
 
+@pytest.fixture(scope="session")
+def knot():
+    """A knotd of this session's own on a free port (testbed/knot.sh), updates allowed with its TSIG key."""
+    yield from _session_knot(f"session-{os.getpid()}")
+
+
+@pytest.fixture(scope="session")
+def knot_lagging():
+    """A second knotd serving the same zones that never takes an update: a secondary that lags for ever."""
+    yield from _session_knot(f"session-{os.getpid()}-lagging", updates=False)
+
+
+def _session_knot(instance: str, **kw):
+    try:
+        knot = testbed.start_knot(instance, **kw)
+    except testbed.TestbedError as e:
+        _fail(e)
+    yield knot
+    testbed.stop_knot(instance)
+
+
+@pytest.fixture(scope="session")
+def pebble_dns(knot):
+    """A Pebble of this session's own whose VA resolves through the session's knot (DNS-01)."""
+    yield from _session_pebble(f"session-{os.getpid()}-dns", dns_server=knot.address)
+
+
 @pytest.fixture
 def nginx_container(nginx_image, docker_client, tmp_path_factory):
     """Factory: nginx_container(ssl_dir, https_port, http_port=None, name=None,

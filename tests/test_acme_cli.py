@@ -133,7 +133,7 @@ def test_check_passes_on_a_ready_node(pebble, node_factory, capsys):
     assert code == 0, out
     lines = out.splitlines()
     assert [line.split(":")[0] for line in lines] == [
-        "ok    names", "ok    ACME server", "ok    docker", "ok    challenge", "ok    agent config",
+        "ok    names", "ok    ACME server", "ok    docker", "ok    challenge", "ok    CAA", "ok    agent config",
         "ok    ssl folder", "ok    state folder",
     ]
     assert "localhost -> 127.0.0.1 (this host)" in lines[0]

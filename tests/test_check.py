@@ -22,7 +22,7 @@ from .testbed import free_port
 
 pytestmark = pytest.mark.integration
 
-CHECKS = ["names", "ACME server", "docker", "challenge", "agent config", "ssl folder", "state folder"]
+CHECKS = ["names", "ACME server", "docker", "challenge", "CAA", "agent config", "ssl folder", "state folder"]
 
 
 @pytest.fixture

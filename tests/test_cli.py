@@ -46,7 +46,7 @@ def test_self_signed_issue_into_scratch_root(tmp_path, capsys):
     assert example["docker_password"] not in out + err
 
     meta = json.loads((root / "var/lib/sesam-tls/certificate.json").read_text())
-    assert meta["schema"] == 1 and meta["provider"] == "selfsigned"
+    assert meta["schema"] == 2 and meta["provider"] == "selfsigned"
     assert meta["certificate"]["fingerprint_sha256"] == bundle.fingerprint
 
 

@@ -315,4 +315,4 @@ def test_timer_install_from_the_executable_on_path(frozen_exe, tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     entry = (root / "etc/cron.d/sesam-tls").read_text()
-    assert f"{{ {frozen_exe} renew --root {root}" in entry
+    assert f"{{ timeout --kill-after=90 3600 {frozen_exe} renew --root {root}" in entry

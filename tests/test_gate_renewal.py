@@ -145,8 +145,8 @@ def test_other_failures_keep_the_short_backoff(node):
 
     t0 = now()
     assert renew(node, force=True, now=t0, provider_factory=lambda *a: Down(), options=FILES_ONLY).exit_code == 8
-    meta = load_metadata(node.metadata_path)
-    assert not decide(meta, t0 + 2 * dt.timedelta(minutes=1)).backing_off
+    record = load_record(node.metadata_path)
+    assert not decide(record, t0 + 2 * dt.timedelta(minutes=1)).backing_off
 
 
 def test_an_imported_certificate_not_valid_yet_needs_attention_and_is_not_renewed():

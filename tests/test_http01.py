@@ -147,3 +147,25 @@ def test_webroot_that_is_not_a_folder(tmp_path):
         Http01Options(strategy="webroot", webroot=tmp_path / "missing")
     ):
         pass
+
+
+def test_a_port_that_stays_busy_after_stopping_nginx_is_named_within_the_wait():
+    """_bind_when_free retries (the one waiting helper) and then says who holds the port."""
+    import time
+
+    from sesam_tls.http01 import _bind_when_free
+
+    port = free_port()
+    holder = socket.socket()
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    holder.bind(("127.0.0.1", port))
+    holder.listen()
+    started = time.monotonic()
+    try:
+        with pytest.raises(IssuanceError, match=f"port {port} stays busy: 127.0.0.1 port {port}"):
+            _bind_when_free(port, ["127.0.0.1"], timeout=0.5)
+    finally:
+        holder.close()
+    assert time.monotonic() - started < 30
+    server = _bind_when_free(port, ["127.0.0.1"], timeout=0.5)  # free now: bound at once
+    server.stop()

@@ -135,7 +135,21 @@ def test_cron_line_reads_back_as_the_command():
     shell = job[0].removeprefix("7 3,15 * * * root ")
     assert "%" not in shell.replace("\\%", "")  # cron would cut the line at a bare %
     words = shlex.split(shell.replace("\\%", "%"))
-    assert words[1 : 1 + len(argv)] == argv and words[-3:] == ["logger", "-t", "sesam-tls"]
+    assert words[4 : 4 + len(argv)] == argv and words[-3:] == ["logger", "-t", "sesam-tls"]
+
+
+def test_the_cron_entry_has_the_time_limit_of_the_systemd_unit():
+    """A hung CA or Docker must not block every later run, under cron as under systemd."""
+    service = timer.render_service([EXE, "renew"])
+    limit = [line.partition("=")[2] for line in service.splitlines() if line.startswith("TimeoutStartSec=")]
+    assert limit == ["1h"]
+    job = [line for line in timer.render_cron([EXE, "renew"], minute=7, hour=3).splitlines() if " root " in line][0]
+    words = shlex.split(job.split(" root ", 1)[1])
+    assert words[1:5] == ["timeout", "--kill-after=90", "3600", EXE]
+    shipped = (Path(__file__).resolve().parents[1] / "packaging/sesam-tls-docker.cron").read_text()
+    assert "{ timeout --kill-after=90 3600 /usr/local/sbin/sesam-tls-docker renew ||" in shipped
+    unit = (Path(__file__).resolve().parents[1] / "packaging/systemd/sesam-tls-docker-renew.service").read_text()
+    assert "TimeoutStartSec=1h\n" in unit
 
 
 # ---- install / remove through the CLI, on a scratch root --------------------------

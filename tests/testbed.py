@@ -155,6 +155,7 @@ def start_pebble(
     http_port: int | str = "auto",
     eab: bool = False,
     knobs: dict[str, str] | None = None,
+    dns_server: str | None = None,
 ) -> Pebble:
     """Start (or reuse) a Pebble instance, with a pebble-challtestsrv of its
     own, via testbed/pebble.sh.
@@ -180,6 +181,8 @@ def start_pebble(
         PEBBLE_CHALL_MGMT_PORT="auto",
         PEBBLE_EAB="1" if eab else "0",
     )
+    if dns_server:
+        env["PEBBLE_DNS_SERVER"] = dns_server
     ca_bundle = run_script("pebble.sh", "start", env=env, replace_env=True).splitlines()[-1]
     folder = testbed_dir() / "pebble" / instance
     ports = dict(line.split("=", 1) for line in (folder / "ports.env").read_text().split())
@@ -211,6 +214,67 @@ def own_pebble(instance: str, **knobs: str) -> Iterator[Pebble]:
         yield pebble
     finally:
         stop_pebble(pebble.name)
+
+
+# --------------------------------------------------------------------------
+# Knot (authoritative DNS with RFC 2136 updates, for DNS-01)
+
+
+@dataclass
+class Knot:
+    """A running knotd instance (testbed/knot.sh) on 127.0.0.1:port.
+
+    It serves example.test (every name A 127.0.0.1; _acme-challenge.alias is a
+    CNAME to alias.validation.example.test). secret_file holds the base64
+    secret of the TSIG key key_name (hmac-sha256), which may update the zone
+    unless updates is False.
+    """
+
+    name: str
+    port: int
+    key_name: str
+    key_algorithm: str
+    secret_file: str
+    updates: bool
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def secret(self) -> str:
+        return Path(self.secret_file).read_text().strip()
+
+    def txt(self, name: str) -> list[str]:
+        """The TXT values at name, asked from this server only (kdig, no recursion)."""
+        out = subprocess.run(
+            ["kdig", "@127.0.0.1", "-p", str(self.port), "+norecurse", "+short", "+time=2", "+retry=1", "TXT", name],
+            capture_output=True, text=True, timeout=20, check=True,
+        ).stdout
+        return sorted(line.strip().strip('"') for line in out.splitlines() if line.startswith('"'))
+
+    def update(self, *lines: str, zone: str = "example.test.") -> None:
+        """knsupdate with the TSIG key: lines such as 'add x.example.test. 5 TXT "v"'."""
+        script = f"server 127.0.0.1 {self.port}\nzone {zone}\n" + "".join(f"update {line}\n" for line in lines) + "send\n"
+        subprocess.run(
+            ["knsupdate", "-y", f"{self.key_algorithm}:{self.key_name}:{self.secret}"],
+            input=script, capture_output=True, text=True, timeout=20, check=True,
+        )
+
+
+def start_knot(instance: str = "knot", *, updates: bool = True) -> Knot:
+    """Start (or reuse) a knotd instance on a free port via testbed/knot.sh."""
+    if shutil.which("knotd") is None or shutil.which("knsupdate") is None:
+        raise TestbedError(f"no knotd/knsupdate on this machine: {SETUP_HINT}")
+    env = {"KNOT_INSTANCE": instance, "KNOT_PORT": "auto", "KNOT_UPDATES": "1" if updates else "0"}
+    ports_env = run_script("knot.sh", "start", env=env).splitlines()[-1]
+    values = dict(line.split("=", 1) for line in Path(ports_env).read_text().split())
+    return Knot(instance, int(values["PORT"]), values["KEY_NAME"], values["KEY_ALGORITHM"],
+                values["SECRET_FILE"], values["UPDATES"] == "1")
+
+
+def stop_knot(instance: str) -> None:
+    run_script("knot.sh", "stop", env={"KNOT_INSTANCE": instance})
 
 
 # --------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from cryptography import x509
 
 from .agent_config import AgentConfig
 from .ari import cert_id
-from .hooks import run_hook
+from .hooks import recordable_names, run_hook
 from .bundle import Bundle, fingerprint
 from .deploy import DeployOptions, DeployResult, deploy
 from .errors import InputError, RefusedCertificate, SesamTLSError, UsageError, one_line
@@ -177,7 +177,8 @@ def obtain_and_deploy(
 
     result = deploy(node, bundle, options, now=now, on_deployed=commit)
     rec = recorded[-1]
-    run_hook("deploy", rec.hooks.deploy, hook_env(node, rec, "deployed"))
+    run_hook("deploy", rec.hooks.deploy, hook_env(node, rec, "deployed"), allow=rec.hooks.env,
+             secret=options.secret_env)
     return Outcome(bundle, result, rec)
 
 
@@ -362,8 +363,12 @@ def record(
 
     old = load_record(node.metadata_path)
     hooks = old.hooks if old else Hooks()
-    hooks = Hooks(deploy=options.deploy_hook if options.deploy_hook is not None else hooks.deploy,
-                  failure=options.failure_hook if options.failure_hook is not None else hooks.failure)
+    hooks = Hooks(
+        deploy=options.deploy_hook if options.deploy_hook is not None else hooks.deploy,
+        failure=options.failure_hook if options.failure_hook is not None else hooks.failure,
+        env=tuple(recordable_names(options.hook_env, options.secret_env))
+        if options.hook_env is not None else hooks.env,
+    )
     history: tuple[HistoryEntry, ...] = old.history if old else ()
     if old and old.certificate != CertificateInfo():
         entry = HistoryEntry(serial=old.certificate.serial, fingerprint_sha256=old.certificate.fingerprint_sha256,

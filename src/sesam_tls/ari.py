@@ -71,21 +71,28 @@ def fetch_window(
 ) -> Optional[AriWindow]:
     """The CA's suggested window, or None when the CA offers no ARI.
 
-    Raises ``requests`` exceptions or ValueError on a broken answer; the
-    caller falls back to the lifetime rule.
+    Raises ``requests`` exceptions, ValueError on a broken answer, or
+    IssuanceError when the CA is too slow (the ACME deadline, checked while
+    reading: ``renew`` asks while it holds the node lock) or sends too much;
+    the caller falls back to the lifetime rule.
     """
-    import requests
+    from urllib.parse import urlsplit
+
+    from .providers.acme_net import acme_deadline, bounded_request, bounded_session
 
     now = now or dt.datetime.now(dt.timezone.utc)
     ident = cert_id(cert)
     verify: Any = ca_bundle or True
-    directory = requests.get(directory_url, timeout=timeout, verify=verify)
-    directory.raise_for_status()
-    base = directory.json().get("renewalInfo")
-    if not base or not ident:
-        return None
-    resp = requests.get(f"{base.rstrip('/')}/{ident}", timeout=timeout, verify=verify)
-    resp.raise_for_status()
+    deadline = acme_deadline(f"the renewal-info request to {urlsplit(directory_url).netloc or directory_url}")
+    with bounded_session() as session:
+        directory = bounded_request(session, "GET", directory_url, deadline=deadline, timeout=timeout, verify=verify)
+        directory.raise_for_status()
+        base = directory.json().get("renewalInfo")
+        if not base or not ident:
+            return None
+        resp = bounded_request(session, "GET", f"{base.rstrip('/')}/{ident}", deadline=deadline, timeout=timeout,
+                               verify=verify)
+        resp.raise_for_status()
     body = resp.json()
     window = body["suggestedWindow"]
     start, end = parse_time(window["start"]), parse_time(window["end"])
@@ -93,4 +100,6 @@ def fetch_window(
         raise ValueError("ARI window without a start or an end")
     if end < start:
         raise ValueError("ARI window ends before it starts")
+    if not (100 <= start.year and end.year <= 9000):  # the record keeps times the calendar can add a day to
+        raise ValueError("ARI window outside the years 100 to 9000")
     return AriWindow(start, end, _retry_after(resp.headers.get("Retry-After"), now), body.get("explanationURL"))

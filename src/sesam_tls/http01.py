@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Protocol
 
+from .deadline import Deadline, poll
 from .errors import DockerError, IssuanceError, StorageError, UsageError, one_line
 from .fsutil import describe_oserror, write_new
 from .ports import container_holds_port, describe_holders, port_holders
@@ -281,20 +282,29 @@ def stop_nginx(nginx: Any, port: int, listen: Iterable[str]) -> Iterator[TokenSe
 
 def _bind_when_free(port: int, listen: Iterable[str], *, timeout: float) -> TokenServer:
     """A stopped container's sockets close a moment after ``docker stop`` returns."""
-    deadline = time.monotonic() + timeout
-    delay = 0.005
-    while True:
+    busy: list[PortBusy] = []
+
+    def bind() -> tuple[bool, Optional[TokenServer], None]:
         server = TokenServer(port, listen)
         try:
             server.start()
-            return server
         except PortBusy as exc:
-            if time.monotonic() > deadline:
-                raise IssuanceError(
-                    f"stopped the nginx container but port {port} stays busy: {exc} ({_busy_reason(exc)})"
-                ) from None
-        time.sleep(delay)
-        delay = min(delay * 2, 0.1)
+            busy[:] = [exc]
+            return False, None, None
+        return True, server, None
+
+    try:
+        server = poll(bind, Deadline(timeout, f"freeing port {port}", error=IssuanceError), "binding",
+                      first=0, growth=2, cap=0.1)
+    except IssuanceError:
+        if not busy:
+            raise
+        exc = busy[0]
+        raise IssuanceError(
+            f"stopped the nginx container but port {port} stays busy: {exc} ({_busy_reason(exc)})"
+        ) from None
+    assert server is not None
+    return server
 
 
 # --- webroot -----------------------------------------------------------------------------

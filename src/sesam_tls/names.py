@@ -39,7 +39,8 @@ def normalize_domain(value: str, *, allow_wildcard: bool = True) -> str:
     if labels[0] == "*":
         if not allow_wildcard:
             raise UsageError(
-                f"invalid domain name {value!r}: wildcards cannot be validated over HTTP-01"
+                f"invalid domain name {value!r}: wildcards cannot be validated over HTTP-01 (it proves one "
+                "web server, not every name under the zone): use --challenge dns-01"
             )
         if len(labels) < 3:
             raise UsageError(f"invalid domain name {value!r}: a wildcard needs at least two labels after '*'")

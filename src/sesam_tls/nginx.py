@@ -10,6 +10,7 @@ import logging
 import time
 from typing import Any, Optional
 
+from .deadline import Deadline, poll
 from .errors import DockerError, one_line
 
 __all__ = ["NginxContainer"]
@@ -126,15 +127,15 @@ class NginxContainer:
             raise DockerError(f"nginx -s reload failed in container {self.name!r}: {_last_line(output)}")
         if before is None:
             return
-        deadline = time.monotonic() + min(self.timeout, 10.0)
-        delay = 0.01
-        while time.monotonic() < deadline:
+        seconds = min(self.timeout, 10.0)
+        deadline = Deadline(seconds, "the reload", error=DockerError,
+                            message=f"nginx in container {self.name!r} did not start new workers after reload")
+
+        def new_workers() -> tuple[bool, None, None]:
             now = self._workers(container)
-            if now and not now & before:
-                return  # only new workers accept; old ones drain their connections
-            time.sleep(delay)
-            delay = min(delay * 2, 0.2)
-        raise DockerError(f"nginx in container {self.name!r} did not start new workers after reload")
+            return bool(now and not now & before), None, None  # only new workers accept; old ones drain
+
+        poll(new_workers, deadline, "reloading", first=0, growth=2, cap=0.2)
 
     def restart(self) -> None:
         container = self._container()
@@ -162,10 +163,11 @@ class NginxContainer:
     def wait_ready(self, container: Any = None) -> None:
         """Wait until nginx runs workers (it loaded config and certificates) or the container died."""
         container = container or self._container()
-        deadline = time.monotonic() + self.timeout
-        delay = 0.01
-        unlisted_since: Optional[float] = None
-        while True:
+        deadline = Deadline(self.timeout, "the start", error=DockerError,
+                            message=f"nginx in container {self.name!r} did not come up within {self.timeout:.0f} s")
+        unlisted_since: list[float] = []
+
+        def ready() -> tuple[bool, None, None]:
             try:
                 container.reload()
             except Exception as exc:
@@ -178,22 +180,20 @@ class NginxContainer:
                     f"nginx in container {self.name!r} exited (code {state.get('ExitCode')}): "
                     f"{self._log_tail(container)}"
                 )
-            if state.get("Status") == "running":
-                workers = self._workers(container)
-                if workers:
-                    return
-                # The processes cannot be listed (a dying container, or no `ps`
-                # for the engine): only a container that stays up a while counts.
-                if workers is None:
-                    unlisted_since = unlisted_since or time.monotonic()
-                    if time.monotonic() - unlisted_since >= UNLISTED_GRACE:
-                        return
-                else:
-                    unlisted_since = None
-            if time.monotonic() > deadline:
-                raise DockerError(f"nginx in container {self.name!r} did not come up within {self.timeout:.0f} s")
-            time.sleep(delay)
-            delay = min(delay * 2, 0.2)
+            if state.get("Status") != "running":
+                return False, None, None
+            workers = self._workers(container)
+            if workers:
+                return True, None, None
+            # The processes cannot be listed (a dying container, or no `ps`
+            # for the engine): only a container that stays up a while counts.
+            if workers is None:
+                unlisted_since[:] = unlisted_since or [time.monotonic()]
+                return time.monotonic() - unlisted_since[0] >= UNLISTED_GRACE, None, None
+            unlisted_since.clear()
+            return False, None, None
+
+        poll(ready, deadline, "waiting for nginx", first=0, growth=2, cap=0.2)
 
     def _log_tail(self, container: Any) -> str:
         try:

@@ -293,7 +293,8 @@ def _after_renewal(node: "Node", before: "NodeRecord", status: str, decision: Op
     for code, line in due:
         log.warning("attention (%s): %s", code, line)
         run_hook("failure", command, {**hook_env(node, rec, "attention", line), "SESAM_TLS_REASON": code,
-                                      "SESAM_TLS_MESSAGE": line})
+                                      "SESAM_TLS_MESSAGE": line},
+                 allow=rec.hooks.env, secret=options.secret_env)
         events.append(make_event("attention", rec, reason=code, now=now, detail=line))
     notify = _deliver(_mark(notify, [code for code, _ in due], now), events)
     if notify != rec.notify:

@@ -32,9 +32,20 @@ class DeployOptions:
     #: stored with the managed certificate so the renewal timer runs them too.
     deploy_hook: Optional[str] = None
     failure_hook: Optional[str] = None
+    #: Environment variables the hooks may see, by name (None: keep what is recorded);
+    #: stored with the certificate, never their values.
+    hook_env: Optional[tuple[str, ...]] = None
+    #: Variables this run read a secret from (--password-env, --eab-hmac-env): never given to a hook.
+    secret_env: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.reload_mode not in RELOAD_MODES:
             raise UsageError(f"unknown reload mode {self.reload_mode!r}: choose one of {', '.join(RELOAD_MODES)}")
         if self.verify:
             parse_address(self.verify)
+        from .hooks import check_env_name
+
+        for name in self.hook_env or ():
+            problem = check_env_name(name)
+            if problem:
+                raise UsageError(f"--hook-env {name}: {problem}")

@@ -6,7 +6,9 @@ it is time to ask, decide (pure, :mod:`sesam_tls.renewal`), and either say
 deploy pipeline as ``issue``, with rollback. Every attempt is recorded; a
 failure runs the failure hook and starts the backoff. What was issued is
 renewed with the same names, key type, profile and HTTP-01 strategy: the
-metadata says what the certificate *is*, no command line is replayed.
+metadata says what the certificate *is*, no command line is replayed. A
+DNS-01 certificate is renewed over DNS-01 with the recorded server, key name
+and secret *file* (a secret given through the environment was for that run).
 """
 
 from __future__ import annotations
@@ -230,12 +232,16 @@ def _renew_locked(
 
     log.info("renewing: %s", decision.reason)
     from .api import gate_bundle, hook_env, obtain_and_deploy, preflight
-    from .hooks import run_hook
+    from .hooks import recordable_names, run_hook
 
     provider = provider_factory(record, node, dry_run)
     request = _request(record)
-    hooks = Hooks(deploy=options.deploy_hook if options.deploy_hook is not None else record.hooks.deploy,
-                  failure=options.failure_hook if options.failure_hook is not None else record.hooks.failure)
+    hooks = Hooks(
+        deploy=options.deploy_hook if options.deploy_hook is not None else record.hooks.deploy,
+        failure=options.failure_hook if options.failure_hook is not None else record.hooks.failure,
+        env=tuple(recordable_names(options.hook_env, options.secret_env))
+        if options.hook_env is not None else record.hooks.env,
+    )
     try:
         request = _key_for_run(request, record, node, key_policy=key_policy, new_key=new_key)
         if dry_run:
@@ -250,7 +256,8 @@ def _renew_locked(
         log.debug("traceback of the failed attempt:", exc_info=True)  # shown with --debug only
         record = _record_failure(node, record.replace(hooks=hooks), now, exc, provider)
         failpoint("renew.after-failure-recorded")
-        run_hook("failure", hooks.failure, hook_env(node, record, "failed", str(exc)))
+        run_hook("failure", hooks.failure, hook_env(node, record, "failed", str(exc)),
+                 allow=hooks.env, secret=options.secret_env)
         _metrics(metrics_file, record)
         return RenewResult("failed", f"renewal failed: {exc}", exc.exit_code, decision, record)
     _metrics(metrics_file, outcome.record)

@@ -172,6 +172,8 @@ class Hooks:
 
     deploy: Optional[str] = None
     failure: Optional[str] = None
+    #: the environment variables the hooks may see (``--hook-env``), by name, never by value
+    env: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

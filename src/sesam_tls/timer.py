@@ -54,6 +54,11 @@ DEFAULT_CRON_DIR = "/etc/cron.d"
 ON_CALENDAR = "*-*-* 00,12:00:00"
 RANDOMIZED_DELAY_SEC = 43200
 CRON_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+#: A renewal run's time limit, the same under systemd (TimeoutStartSec) and cron
+#: (timeout(1)): a hung CA or Docker must not hold the node lock past it.
+RUN_TIME_LIMIT = 3600
+#: After the limit's SIGTERM, this long until SIGKILL (systemd's default TimeoutStopSec).
+KILL_AFTER = 90
 #: First line of every file we write: status recognises ours, remove deletes only ours.
 MARK = "# Written by `sesam-tls timer install`; `sesam-tls timer remove` deletes it."
 
@@ -148,7 +153,7 @@ def render_service(argv: Sequence[str]) -> str:
             "Type=oneshot",
             "ExecStart=" + " ".join(systemd_quote(w) for w in argv),
             "# a hung CA or Docker must not block every later run",
-            "TimeoutStartSec=1h",
+            f"TimeoutStartSec={RUN_TIME_LIMIT // 3600}h",
             "PrivateTmp=yes",
             "NoNewPrivileges=yes",
             "ProtectKernelTunables=yes",
@@ -189,11 +194,13 @@ def render_cron(argv: Sequence[str], *, minute: int, hour: int) -> str:
 
     cron hands the line to /bin/sh after turning ``%`` into newlines, hence
     ``\\%``. A failure is logged with its exit status (the pipe would hide it).
+    ``timeout`` (coreutils) gives a run the systemd unit's time limit; it exits 124 then.
     """
     if not (0 <= minute < 60 and 0 <= hour < 12):
         raise ValueError(f"cron time out of range: {hour}:{minute}")
     cmd = " ".join(shlex.quote(w) for w in argv).replace("%", "\\%")
-    job = f'{{ {cmd} || echo "sesam-tls renew failed with exit status $?"; }} 2>&1 | logger -t sesam-tls'
+    limited = f"timeout --kill-after={KILL_AFTER} {RUN_TIME_LIMIT} {cmd}"
+    job = f'{{ {limited} || echo "sesam-tls renew failed with exit status $?"; }} 2>&1 | logger -t sesam-tls'
     return "\n".join(
         [MARK, "SHELL=/bin/sh", f"PATH={CRON_PATH}", f"{minute} {hour},{hour + 12} * * * root {job}", ""]
     )

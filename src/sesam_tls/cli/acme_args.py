@@ -58,6 +58,94 @@ def add_http01_arguments(parser: argparse.ArgumentParser, *, remembered: bool = 
     )
 
 
+def add_challenge_arguments(parser: argparse.ArgumentParser, *, remembered: bool = False) -> None:
+    """--challenge and the DNS-01 options. With remembered=True nothing has a default,
+    so that the managed certificate's recorded settings can take their place."""
+    recorded = "the managed certificate's, else " if remembered else ""
+    parser.add_argument("--challenge", choices=("http-01", "dns-01"), default=None if remembered else "http-01",
+                        help=f"how the CA checks control of the names (default: {recorded}http-01); "
+                        "dns-01 needs no inbound port and allows wildcards")
+    g = parser.add_argument_group("DNS-01 challenge (with --challenge dns-01)")
+    g.add_argument("--dns-server", metavar="HOST[:PORT]", help="the zone's primary, for RFC 2136 updates")
+    g.add_argument("--dns-tsig-name", metavar="NAME", help="TSIG key name for the updates")
+    g.add_argument("--dns-tsig-algorithm", choices=("hmac-sha256", "hmac-sha512"), default=None,
+                   help="TSIG algorithm (default hmac-sha256)")
+    secret = g.add_mutually_exclusive_group()
+    secret.add_argument("--dns-tsig-file", metavar="FILE",
+                        help="file holding the TSIG secret (base64, or a BIND/Knot key file); its path is recorded")
+    secret.add_argument("--dns-tsig-env", metavar="VAR", help="environment variable holding the TSIG secret (this run only)")
+    g.add_argument("--dns-zone", metavar="ZONE", help="the zone to update (default: found by SOA lookup)")
+    g.add_argument("--dns-resolvers", nargs="+", metavar="HOST[:PORT]",
+                   help="the servers the propagation check asks (default: the zone's authoritative servers)")
+    g.add_argument("--dns-propagation-wait", type=float, metavar="S",
+                   help="wait S seconds instead of checking (where no server can be asked)")
+    g.add_argument("--dns-propagation-timeout", type=float, metavar="S",
+                   help="give up when the servers do not serve the values after S seconds (default 120)")
+    g.add_argument("--dns-auth-hook", metavar="CMD", help="certbot's manual auth hook (CERTBOT_DOMAIN, ...)")
+    g.add_argument("--dns-cleanup-hook", metavar="CMD", help="certbot's manual cleanup hook")
+    g.add_argument("--dns-exec-hook", metavar="CMD", help="lego's exec contract: CMD present|cleanup FQDN. VALUE")
+    g.add_argument("--dns-hook-env", action="append", default=[], metavar="NAME",
+                   help="pass this environment variable to the DNS hooks (repeat; recorded by name only)")
+    g.add_argument("--dns-hook-timeout", type=float, metavar="S", help="stop a DNS hook after S seconds (default 60)")
+
+
+#: The DNS-01 options with their "not given" values, for refusing them with http-01.
+DNS01_ONLY: dict[str, object] = {
+    "dns_server": None, "dns_tsig_name": None, "dns_tsig_algorithm": None, "dns_tsig_file": None,
+    "dns_tsig_env": None, "dns_zone": None, "dns_resolvers": None, "dns_propagation_wait": None,
+    "dns_propagation_timeout": None, "dns_auth_hook": None, "dns_cleanup_hook": None, "dns_exec_hook": None,
+    "dns_hook_env": [], "dns_hook_timeout": None,
+}
+
+
+def challenge_from_args(args: argparse.Namespace, remembered: Any = None) -> str:
+    """--challenge, else the managed certificate's (``remembered``: its ``AcmeSettings``), else http-01."""
+    return str(getattr(args, "challenge", None) or getattr(remembered, "challenge", None) or "http-01")
+
+
+def dns01_from_args(args: argparse.Namespace, remembered: Any = None) -> Any:
+    """The DNS-01 options for --challenge dns-01 (None for http-01, which refuses DNS options).
+    Given on the command line, else recorded with the managed certificate when it used DNS-01."""
+    from ..dns01 import Dns01Options
+    from ..errors import UsageError
+
+    challenge = challenge_from_args(args, remembered)
+    given = {k: getattr(args, k, default) for k, default in DNS01_ONLY.items()
+             if getattr(args, k, default) != default}
+    if challenge != "dns-01":
+        if given:
+            flag = "--" + next(iter(given)).replace("_", "-")
+            raise UsageError(f"{flag} is a DNS-01 option: add --challenge dns-01")
+        return None
+    secret_sources = {getattr(args, "eab_hmac_env", None), args.dns_tsig_env} - {None}
+    for name in args.dns_hook_env:
+        if name in secret_sources:
+            raise UsageError(f"--dns-hook-env {name}: that variable holds a secret of sesam-tls's own; "
+                             "it is never passed to a hook")
+    from ..state import encode
+
+    recorded = getattr(remembered, "dns01", None) if getattr(remembered, "challenge", None) == "dns-01" else None
+    rec = dict(encode(recorded)) if recorded is not None else {}
+    if not given and rec:
+        return Dns01Options.from_settings(rec)
+    return Dns01Options.build(
+        server=args.dns_server,
+        tsig_name=args.dns_tsig_name,
+        tsig_algorithm=args.dns_tsig_algorithm or "hmac-sha256",
+        tsig_file=args.dns_tsig_file,
+        tsig_env=args.dns_tsig_env,
+        zone=args.dns_zone,
+        resolvers=args.dns_resolvers or (),
+        propagation_wait=args.dns_propagation_wait,
+        propagation_timeout=args.dns_propagation_timeout or 120.0,
+        auth_hook=args.dns_auth_hook,
+        cleanup_hook=args.dns_cleanup_hook,
+        exec_hook=args.dns_exec_hook,
+        hook_env=args.dns_hook_env,
+        hook_timeout=args.dns_hook_timeout or 60.0,
+    )
+
+
 def directory_from_args(args: argparse.Namespace, remembered: Optional[str] = None) -> str:
     from ..providers.acme_net import LETSENCRYPT, LETSENCRYPT_STAGING
 
@@ -146,6 +234,8 @@ def acme_provider(args: argparse.Namespace, node: Any, *, nginx: Any) -> Any:
         profile=args.profile,
         http01=http01_from_args(args),
         nginx=nginx,
+        challenge=challenge_from_args(args),
+        dns01=dns01_from_args(args),
     )
 
 

@@ -18,8 +18,11 @@ from typing import Any
 from .acme_args import (
     add_account_arguments,
     add_ca_arguments,
+    add_challenge_arguments,
     add_http01_arguments,
     ca_bundle_from_args,
+    challenge_from_args,
+    dns01_from_args,
     directory_from_args,
     eab_from_args,
     http01_from_args,
@@ -35,6 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--ip", action="append", default=[], metavar="ADDRESS", help="an IP address (repeat for more)")
     add_ca_arguments(parser, remembered=True)
     add_account_arguments(parser)
+    add_challenge_arguments(parser, remembered=True)
     add_http01_arguments(parser, remembered=True)
     parser.add_argument("--no-restart", action="store_true", help="nginx is left alone (as with issue --no-restart)")
     add_node_arguments(parser)
@@ -52,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
         ("ACME server", lambda: _directory(args, node, recorded)),
         ("docker", lambda: _docker(nginx) if nginx is not None else "not used (--no-restart)"),
         ("challenge", lambda: _challenge(args, nginx, recorded)),
+        ("CAA", lambda: _caa(args, node, recorded)),
         ("agent config", lambda: _agent_config(node)),
         ("ssl folder", lambda: _ssl_folder(node)),
         ("state folder", lambda: _state_folder(node)),
@@ -97,9 +102,13 @@ def _names(args: argparse.Namespace, recorded: dict[str, Any]) -> str:
         domains, ips = recorded.get("names") or [], recorded.get("ips") or []
         if not domains and not ips:
             raise UsageError("no names to check: give --domain NAME (no managed certificate to take them from)")
-    request = CertRequest.build(domains, ips, allow_wildcard=False)
+    dns01 = challenge_from_args(args, recorded.get("acme")) == "dns-01"
+    request = CertRequest.build(domains, ips, allow_wildcard=dns01)
     parts = []
     for name in request.names:
+        if dns01:
+            parts.append(f"{name} (DNS-01: needs no address record)")
+            continue
         try:
             infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
         except socket.gaierror as exc:
@@ -110,6 +119,11 @@ def _names(args: argparse.Namespace, recorded: dict[str, Any]) -> str:
         parts.append(f"{name} -> {', '.join(_mark_local(a) for a in addresses)}")
     parts += [f"{ip} (IP address)" for ip in request.ips]
     return "; ".join(parts)
+
+
+def _names_for_dns(args: argparse.Namespace, recorded: dict[str, Any]) -> list[str]:
+    names = args.domain or recorded.get("names") or []
+    return list(dict.fromkeys(n.strip().rstrip(".").lower().removeprefix("*.") for n in names))
 
 
 def _mark_local(address: str) -> str:
@@ -131,7 +145,9 @@ def _directory(args: argparse.Namespace, node: Any, recorded: dict[str, Any]) ->
     acme = recorded.get("acme")
     url = directory_from_args(args, acme.directory if acme else None)
     ca_bundle = ca_bundle_from_args(args, acme.ca_bundle if acme else None)
-    directory = Connection(url, ca_bundle=ca_bundle, timeout=10.0).directory()
+    conn = Connection(url, ca_bundle=ca_bundle, timeout=10.0)
+    directory = conn.directory()
+    conn.check_clock()  # what issue would stop on before ordering
     meta = directory.meta
     profiles = sorted(dict(getattr(meta, "profiles", None) or {}))
     if args.profile and args.profile not in profiles:
@@ -161,8 +177,55 @@ def _docker(nginx: Any) -> str:
 def _challenge(args: argparse.Namespace, nginx: Any, recorded: dict[str, Any]) -> str:
     from ..http01 import plan
 
+    if challenge_from_args(args, recorded.get("acme")) == "dns-01":
+        from ..dns01 import check_dns01
+
+        return check_dns01(dns01_from_args(args, recorded.get("acme")), _names_for_dns(args, recorded))
     options = http01_from_args(args, recorded.get("acme"))
     return f"HTTP-01 {options.strategy}: {plan(options, nginx)}"
+
+
+def _caa(args: argparse.Namespace, node: Any, recorded: dict[str, Any]) -> str:
+    """RFC 8659/8657: does a CAA record forbid this CA, this account or this challenge method?"""
+    from ..caa import SPECIAL_USE, judge, relevant
+    from ..dns01 import caa_lookup
+    from ..errors import IssuanceError
+    from ..providers.acme_account import AccountStore
+    from ..providers.acme_net import LETSENCRYPT, LETSENCRYPT_STAGING, Connection
+
+    acme = recorded.get("acme")
+    method = challenge_from_args(args, acme)
+    names = list(dict.fromkeys(n.strip().rstrip(".").lower() for n in (args.domain or recorded.get("names") or [])))
+    if not names:
+        return "no names to check"
+    dns01 = dns01_from_args(args, acme) if method == "dns-01" else None
+    lookup = caa_lookup(dns01)
+    system = dns01 is None or not (dns01.server or dns01.resolvers)  # this node's resolver: the world's view
+    url = directory_from_args(args, getattr(acme, "directory", None))
+    try:
+        meta = Connection(url, ca_bundle=ca_bundle_from_args(args, getattr(acme, "ca_bundle", None)),
+                          timeout=10.0).directory().meta
+        identities = list(getattr(meta, "caa_identities", None) or ())
+    except Exception:  # noqa: BLE001 - the ACME server check says what is wrong with the CA
+        identities = []
+    if not identities and url in (LETSENCRYPT, LETSENCRYPT_STAGING):
+        identities = ["letsencrypt.org"]
+    account = (AccountStore(node.state_dir, url).load_meta() or {}).get("uri")
+    parts, refused = [], []
+    for name in names:
+        if system and name.rsplit(".", 1)[-1] in SPECIAL_USE:
+            parts.append(f"{name}: a special-use name, no public CAA")
+            continue
+        owner, records = relevant(lookup, name)
+        if not records:
+            parts.append(f"{name}: no CAA record, any CA may issue")
+            continue
+        ok, why = judge(records, owner=owner, identities=identities, method=method, account=account,
+                        wildcard=name.startswith("*."))
+        (parts if ok else refused).append(f"{name}: {why}")
+    if refused:
+        raise IssuanceError("; ".join(refused))
+    return "; ".join(parts)
 
 
 def _agent_config(node: Any) -> str:

@@ -47,6 +47,13 @@ def add_deploy_arguments(parser: argparse.ArgumentParser) -> None:
     h = parser.add_argument_group("hooks (stored with the certificate; the renewal timer runs them too)")
     h.add_argument("--deploy-hook", metavar="CMD", help="shell command run after a successful deployment")
     h.add_argument("--failure-hook", metavar="CMD", help="shell command run after a failed renewal")
+    h.add_argument(
+        "--hook-env",
+        action="append",
+        metavar="NAME",
+        help="pass this environment variable to the hooks (repeat; recorded by name, never its value); "
+        "hooks otherwise get only PATH, the locale and SESAM_TLS_*",
+    )
 
 
 def node_from_args(args: argparse.Namespace) -> Any:
@@ -74,6 +81,9 @@ def deploy_options_from_args(args: argparse.Namespace) -> Any:
         timeout=args.timeout,
         deploy_hook=args.deploy_hook,
         failure_hook=args.failure_hook,
+        hook_env=tuple(args.hook_env) if args.hook_env else None,
+        # the variables this run reads a secret from never reach a hook, even when allowed
+        secret_env=tuple(n for n in (getattr(args, "password_env", None), getattr(args, "eab_hmac_env", None)) if n),
     )
 
 

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from .acme_args import acme_provider, add_account_arguments, add_ca_arguments, add_http01_arguments
+from .acme_args import (
+    DNS01_ONLY,
+    acme_provider,
+    add_account_arguments,
+    add_ca_arguments,
+    add_challenge_arguments,
+    add_http01_arguments,
+)
 from .common import (
     add_deploy_arguments,
     add_node_arguments,
@@ -17,7 +24,7 @@ from .common import (
 ACME_ONLY: dict[str, object] = {
     "email": None, "agree_tos": False, "server": None, "staging": False, "ca_bundle": None, "eab_kid": None,
     "eab_hmac_file": None, "eab_hmac_env": None, "profile": None, "http01": "auto", "webroot": None,
-    "http_port": 80, "http_address": [],
+    "http_port": 80, "http_address": [], "challenge": "http-01", **DNS01_ONLY,
 }
 
 
@@ -43,6 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="deploy even over a managed certificate from another provider (e.g. self-signed over imported)")
     add_ca_arguments(parser)
     add_account_arguments(parser)
+    add_challenge_arguments(parser)
     add_http01_arguments(parser)
     add_deploy_arguments(parser)
     add_node_arguments(parser)
@@ -74,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
         from ..nginx import NginxContainer
 
         # HTTP-01 cannot prove a wildcard: refuse it here, before any network call.
-        request = CertRequest.build(args.domain, args.ip, key_type=args.key_type, allow_wildcard=False,
+        request = CertRequest.build(args.domain, args.ip, key_type=args.key_type,
+                                    allow_wildcard=args.challenge == "dns-01",
                                     key_policy=args.key_policy)
         if args.no_restart and args.http01 == "stop-nginx":
             raise UsageError("--http01 stop-nginx stops the nginx container; --no-restart asks to leave it alone")

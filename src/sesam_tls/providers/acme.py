@@ -1,10 +1,11 @@
-"""Let's Encrypt, or any ACME CA (RFC 8555), over HTTP-01. Reads top to bottom in protocol order.
+"""Let's Encrypt, or any ACME CA (RFC 8555), over HTTP-01 or DNS-01. Reads top to bottom in protocol order.
 
     directory -> account -> order -> authorizations -> responder up ->
     self-check -> answer challenges -> poll -> finalize -> poll -> certificate
 
 Nothing sleeps a fixed time: polls start at 20 ms and grow, honour the CA's
-``Retry-After`` and stop at a deadline. The per-name requests (authorization,
+``Retry-After`` and stop at the exchange's one deadline (``sesam_tls.deadline``),
+which also bounds every read on the wire (``acme_net``). The per-name requests (authorization,
 self-check, challenge) go out concurrently and the order, not each name, is
 polled, so many names cost little more than one. The provider returns
 the bundle and writes nothing but its own account in the state folder; the
@@ -21,15 +22,25 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Optional, TypeVar
+from urllib.parse import urlsplit
 
 from ..bundle import Bundle
+from ..deadline import Deadline, poll
 from ..errors import IssuanceError, RefusedCertificate, UsageError
+from ..dns01 import Dns01Options, open_dns01, wait_visible
 from ..http01 import Http01Options, open_responder, presented, self_check
 from ..keys import generate_key
 from ..names import normalize_domain
 from .acme_account import AccountStore, Eab, ensure_account, reregister
-from .acme_net import LETSENCRYPT, LETSENCRYPT_STAGING, Connection, retry_after_seconds, wire_errors
-from .acme_problems import challenge_failure, problem_text, refused_for_replaces
+from .acme_net import (
+    LETSENCRYPT,
+    LETSENCRYPT_STAGING,
+    Connection,
+    acme_deadline,
+    retry_after_seconds,
+    wire_errors,
+)
+from .acme_problems import challenge_failure, dns01_failure, problem_text, refused_for_replaces
 from .base import CertRequest
 
 __all__ = ["LETSENCRYPT", "LETSENCRYPT_STAGING", "REVOCATION_REASONS", "Acme", "Eab", "check_names", "revoke"]
@@ -54,7 +65,9 @@ REVOCATION_REASONS = {
 
 
 class Acme:
-    """Certificates from an ACME CA, validated over HTTP-01.
+    """Certificates from an ACME CA, validated over HTTP-01 (default) or DNS-01 (``challenge="dns-01"``
+    with ``dns01``: how the TXT records are published and checked; see :mod:`sesam_tls.dns01`).
+    One certificate uses one challenge type for all its names.
 
     ``nginx`` is the node's :class:`~sesam_tls.nginx.NginxContainer`, needed
     by the ``stop-nginx`` and ``auto`` strategies. ``replaces`` is the ARI
@@ -76,9 +89,17 @@ class Acme:
         profile: Optional[str] = None,
         http01: Http01Options = Http01Options(),  # noqa: B008 - frozen, so sharing it is safe
         nginx: Any = None,
-        deadline: float = 90.0,
+        deadline: Optional[float] = None,
         replaces: Optional[str] = None,
+        challenge: str = "http-01",
+        dns01: Optional[Dns01Options] = None,
     ) -> None:
+        if challenge not in ("http-01", "dns-01"):
+            raise UsageError(f"--challenge {challenge}: choose http-01 or dns-01")
+        if challenge == "dns-01" and dns01 is None:
+            raise UsageError("--challenge dns-01 needs --dns-server with a TSIG key, or a DNS hook")
+        self.challenge = challenge
+        self.dns01 = dns01
         self.state_dir = Path(state_dir)
         self.directory = directory
         self.ca_bundle = ca_bundle
@@ -88,11 +109,13 @@ class Acme:
         self.profile = profile
         self.http01 = http01
         self.nginx = nginx
+        #: Seconds for the whole exchange (None: ``ACME_DEADLINE`` or ``$SESAM_TLS_ACME_DEADLINE``).
         self.deadline = deadline
         self.replaces = replaces
         #: The CA's words when it refused ``replaces`` and the order went out without it (recorded).
         self.replaces_dropped: Optional[str] = None
         self.account_uri: Optional[str] = None
+        self._names_asked: list[str] = []
         self._key_type: Optional[str] = None
 
     @property
@@ -113,14 +136,17 @@ class Acme:
             "key_type": self._key_type,
             "ca_bundle": self.ca_bundle,
             "external_account_binding": self.eab is not None,
+            "challenge": self.challenge,
+            "dns01": self.dns01.settings() if self.challenge == "dns-01" and self.dns01 is not None else None,
         }
 
     # the protocol, in order -------------------------------------------------------------
     def issue(self, request: CertRequest) -> Bundle:
-        for warning in check_names(request, directory=self.directory, profile=self.profile):
+        for warning in check_names(request, directory=self.directory, profile=self.profile, challenge=self.challenge):
             log.warning("%s", warning)
-        deadline = time.monotonic() + self.deadline
-        conn = Connection(self.directory, ca_bundle=self.ca_bundle)
+        what = f"the ACME exchange with {urlsplit(self.directory).netloc or self.directory}"
+        deadline = acme_deadline(what) if self.deadline is None else Deadline(self.deadline, what, error=IssuanceError)
+        conn = Connection(self.directory, ca_bundle=self.ca_bundle, deadline=deadline)
         step = ["fetching the ACME directory"]
         with wire_errors(conn, lambda: step[0]), _Workers() as workers:
             directory = conn.directory()
@@ -130,7 +156,9 @@ class Acme:
             self.account_uri = ensure_account(conn, store, email=self.email, agree_tos=self.agree_tos, eab=self.eab)
 
             step[0] = "ordering the certificate"
+            conn.check_clock()  # a wrong clock makes a certificate that looks not yet valid, or renewed off time
             key = request.key if request.key is not None else generate_key(request.key_type)
+            self._names_asked = list(request.names)
             self._key_type = request.key_type
             order, order_uri = self._new_order(conn, store, request)
             authzs = workers.each(lambda url: conn.client().poll(_authz_stub(url))[0], list(order.authorizations))
@@ -203,10 +231,12 @@ class Acme:
         return order, response.headers["Location"]
 
     def _validate(self, conn: Connection, workers: _Workers, order_uri: str, authzs: list[Any],
-                  deadline: float) -> None:
+                  deadline: Deadline) -> None:
+        if self.challenge == "dns-01":
+            return self._validate_dns01(conn, workers, order_uri, authzs, deadline)
         jwk = conn.key
         port = self.http01.port
-        chosen = [(authz, _http01_challenge(authz)) for authz in authzs]
+        chosen = [(authz, _challenge(authz, "http-01")) for authz in authzs]
         tokens = [(ch.chall.encode("token"), ch.chall.validation(jwk)) for _, ch in chosen]
         with open_responder(self.http01, self.nginx) as responder, presented(responder, tokens):
             try:
@@ -221,23 +251,59 @@ class Acme:
             log.info("self-check passed: %s serves the token for %s", responder.description,
                      _names(a for a, _ in chosen))
 
-            workers.each(lambda item: conn.client().answer_challenge(item[1], item[1].response(jwk)), chosen)
-            log.info("asked the CA to validate %s", _names(a for a, _ in chosen))
-            started = time.monotonic()
-            # One poll of the order instead of one per name: it leaves "pending" when every
-            # authorization is valid ("ready") or one has failed ("invalid").
-            order = _await_order(conn, order_uri, ("pending",), deadline, f"the validation of {_names(authzs)}")
-            if _status(order) != "ready":
-                done = workers.each(lambda a: conn.client().poll(a)[0], authzs)
-                failed = [a for a in done if _status(a) != "valid"]
-                if not failed:
-                    raise IssuanceError(f"the CA set the order to {_status(order)!r} after validating every name")
-                first = challenge_failure(_ident(failed[0]), _authz_problem(failed[0]), port=port)
-                more = f"; {len(failed) - 1} more failed: {_names(failed[1:])}" if len(failed) > 1 else ""
-                raise IssuanceError(first + more)
-            log.info("the CA validated %s in %.2f s", _names(authzs), time.monotonic() - started)
+            self._answer_and_await(conn, workers, order_uri, chosen, authzs, deadline,
+                                   lambda a: challenge_failure(_ident(a), _authz_problem(a), port=port))
 
-    def _finalize(self, conn: Connection, order: Any, order_uri: str, csr: Any, deadline: float) -> Any:
+    def _validate_dns01(self, conn: Connection, workers: _Workers, order_uri: str, authzs: list[Any],
+                        deadline: Deadline) -> None:
+        """Publish every TXT value, check the authoritative servers serve them, then ask the CA.
+        The values are removed on the way out whatever happens (open_dns01)."""
+        assert self.dns01 is not None
+        jwk = conn.key
+        chosen = [(authz, _challenge(authz, "dns-01")) for authz in authzs]
+        # in the order the names were asked for (CERTBOT_ALL_DOMAINS), not the CA's order
+        asked = [n.removeprefix("*.") for n in self._names_asked]
+        idents = [_ident(a) for a in authzs]
+        domains = list(dict.fromkeys([n for n in asked if n in idents] + idents))
+        where: dict[str, str] = {}
+        with open_dns01(self.dns01, domains, total=len(chosen)) as session:
+            log.info("publishing DNS-01 TXT records for %s with %s", _names(authzs), session.description)
+            try:
+                values = [(_ident(a), ch.chall.validation(jwk)) for a, ch in chosen]
+                if self.dns01.method == "rfc2136":  # updates in parallel; hooks one after the other, as certbot
+                    records = workers.each(lambda item: session.present(*item), values)
+                else:
+                    records = [session.present(*item) for item in values]
+                where.update((r.domain, r.fqdn) for r in records)
+                wait_visible(session, records)
+            except IssuanceError:
+                workers.each(lambda a: _deactivate_quietly(conn, a), authzs)
+                raise
+            self._answer_and_await(
+                conn, workers, order_uri, chosen, authzs, deadline,
+                lambda a: dns01_failure(_ident(a), where.get(_ident(a), f"_acme-challenge.{_ident(a)}"),
+                                        _authz_problem(a)))
+
+    def _answer_and_await(self, conn: Connection, workers: _Workers, order_uri: str, chosen: list[Any],
+                          authzs: list[Any], deadline: Deadline, explain: Callable[[Any], str]) -> None:
+        jwk = conn.key
+        workers.each(lambda item: conn.client().answer_challenge(item[1], item[1].response(jwk)), chosen)
+        log.info("asked the CA to validate %s", _names(a for a, _ in chosen))
+        started = time.monotonic()
+        # One poll of the order instead of one per name: it leaves "pending" when every
+        # authorization is valid ("ready") or one has failed ("invalid").
+        order = _await_order(conn, order_uri, ("pending",), deadline, f"the validation of {_names(authzs)}")
+        if _status(order) != "ready":
+            done = workers.each(lambda a: conn.client().poll(a)[0], authzs)
+            failed = [a for a in done if _status(a) != "valid"]
+            if not failed:
+                raise IssuanceError(f"the CA set the order to {_status(order)!r} after validating every name")
+            first = explain(failed[0])
+            more = f"; {len(failed) - 1} more failed: {_names(failed[1:])}" if len(failed) > 1 else ""
+            raise IssuanceError(first + more)
+        log.info("the CA validated %s in %.2f s", _names(authzs), time.monotonic() - started)
+
+    def _finalize(self, conn: Connection, order: Any, order_uri: str, csr: Any, deadline: Deadline) -> Any:
         from acme import messages
 
         log.info("finalizing the order")
@@ -283,11 +349,16 @@ class Acme:
         return bundle
 
 
-def check_names(request: CertRequest, *, directory: str, profile: Optional[str]) -> list[str]:
-    """Before any network call (pure): HTTP-01 cannot prove a wildcard; Let's Encrypt issues
-    for IP addresses only under its ``shortlived`` profile. Returns the warnings."""
+def check_names(request: CertRequest, *, directory: str, profile: Optional[str],
+                challenge: str = "http-01") -> list[str]:
+    """Before any network call (pure): HTTP-01 cannot prove a wildcard, DNS-01 cannot prove an
+    IP address; Let's Encrypt issues for IP addresses only under its ``shortlived`` profile.
+    Returns the warnings."""
     for name in request.names:
-        normalize_domain(name, allow_wildcard=False)
+        normalize_domain(name, allow_wildcard=challenge == "dns-01")
+    if request.ips and challenge == "dns-01":
+        raise UsageError(f"--ip {request.ips[0]}: an IP address cannot be validated over DNS-01 (it has no zone); "
+                         "use --challenge http-01 for addresses")
     if request.ips and directory in (LETSENCRYPT, LETSENCRYPT_STAGING) and profile != "shortlived":
         return [
             (
@@ -378,14 +449,15 @@ def _names(authzs: Any) -> str:
     return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
 
 
-def _http01_challenge(authz: Any) -> Any:
+def _challenge(authz: Any, kind: str) -> Any:
     from acme import challenges
 
+    wanted = {"http-01": challenges.HTTP01, "dns-01": challenges.DNS01}[kind]
     for challb in authz.body.challenges:
-        if isinstance(challb.chall, challenges.HTTP01):
+        if isinstance(challb.chall, wanted):
             return challb
     offered = ", ".join(str(c.typ) for c in authz.body.challenges) or "none"
-    raise IssuanceError(f"the CA offers no HTTP-01 challenge for {_ident(authz)} (it offers: {offered})")
+    raise IssuanceError(f"the CA offers no {kind.upper()} challenge for {_ident(authz)} (it offers: {offered})")
 
 
 def _authz_problem(authz: Any) -> Any:
@@ -403,28 +475,16 @@ def _deactivate_quietly(conn: Connection, authz: Any) -> None:
         log.debug("acme: could not deactivate the authorization for %s: %s", _ident(authz), exc)
 
 
-def _await_order(conn: Connection, order_uri: str, waiting: tuple[str, ...], deadline: float, what: str) -> Any:
+def _await_order(conn: Connection, order_uri: str, waiting: tuple[str, ...], deadline: Deadline, what: str) -> Any:
     """Poll the order until its status leaves ``waiting``: 20 ms first, growing, Retry-After honoured."""
     from acme import messages
 
-    delay, response = FIRST_POLL, None
-    while True:
-        time.sleep(_next_wait(delay, response, deadline, what))
+    def attempt() -> tuple[bool, Any, Optional[float]]:
         response = conn.post(order_uri)
         order = messages.Order.from_json(response.json())
-        if _status(order) not in waiting:
-            return order
-        delay = min(delay * 1.5, MAX_POLL)
+        return _status(order) not in waiting, order, retry_after_seconds(response.headers.get("Retry-After"))
 
-
-def _next_wait(delay: float, response: Any, deadline: float, what: str) -> float:
-    """The growing delay, or the CA's Retry-After when it asks for more; never past the deadline."""
-    asked = retry_after_seconds(response.headers.get("Retry-After")) if response is not None else None
-    wait = max(delay, asked) if asked is not None else delay
-    left = deadline - time.monotonic()
-    if left <= 0:
-        raise IssuanceError(f"gave up waiting for {what}: the CA did not finish before the deadline")
-    return min(wait, left)
+    return poll(attempt, deadline, f"waiting for {what}", first=FIRST_POLL, cap=MAX_POLL)
 
 
 def _csr(key: Any, request: CertRequest) -> Any:

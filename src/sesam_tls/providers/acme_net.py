@@ -17,15 +17,34 @@ import datetime as dt
 import email.utils
 import functools
 import logging
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any, Optional, Union
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
+from ..deadline import Deadline, seconds_from_env
 from ..errors import IssuanceError, SesamTLSError, one_line
+from ..renewal import CLOCK_SKEW
 from .acme_problems import problem_text, rate_limited
 
-__all__ = ["LETSENCRYPT", "LETSENCRYPT_STAGING", "Connection", "retry_after_seconds", "wire_errors"]
+__all__ = [
+    "LETSENCRYPT",
+    "LETSENCRYPT_STAGING",
+    "ACME_DEADLINE",
+    "DEADLINE_ENV",
+    "MAX_JSON",
+    "MAX_CHAIN",
+    "MAX_REDIRECTS",
+    "CLOCK_SKEW",
+    "Connection",
+    "acme_deadline",
+    "bounded_request",
+    "bounded_session",
+    "clock_skew_problem",
+    "retry_after_seconds",
+    "wire_errors",
+]
 
 log = logging.getLogger("sesam_tls")
 
@@ -36,12 +55,57 @@ LETSENCRYPT_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
 #: up to this many times, each try costing one round trip.
 NONCE_ROUNDS = 16
 
+#: The whole ACME exchange, from the directory to the certificate, ends within
+#: this many seconds; ``$SESAM_TLS_ACME_DEADLINE`` sets another (tests shorten it).
+ACME_DEADLINE = 90.0
+DEADLINE_ENV = "SESAM_TLS_ACME_DEADLINE"
+#: Caps on one answer's body. ACME objects (directory, account, order,
+#: authorization, problem) are a few KiB; a chain of three PEM certificates ~6 KiB.
+MAX_JSON = 1 << 20
+MAX_CHAIN = 1 << 20
+#: Redirects followed for one GET or HEAD.
+MAX_REDIRECTS = 5
+#: How far the local clock may be from the CA's ``Date`` before no order is placed
+#: (a certificate that seems not yet valid, or one renewed far too early or late):
+#: renewal.CLOCK_SKEW, the one tolerance the gate, ``status`` and ``renew`` use too.
+#: Bytes asked of the socket per read; a read returns as soon as any have arrived.
+READ_CHUNK = 65536
+
 @functools.cache
 def _network() -> Any:
     """``ClientNetwork`` with repeated ``badNonce`` retries (built on first use: lazy import)."""
     from acme import client, messages
 
     class Network(client.ClientNetwork):  # type: ignore[misc]
+        def __init__(
+            self,
+            *args: Any,
+            deadline: Optional[Deadline] = None,
+            on_date: Optional[Callable[[Any], None]] = None,
+            **kwargs: Any,
+        ) -> None:
+            super().__init__(*args, **kwargs)
+            self.deadline = deadline or acme_deadline("the ACME server")
+            self.on_date = on_date
+            adapter = _watched_adapter()
+            self.session.mount("http://", adapter)
+            self.session.mount("https://", adapter)
+
+        def _send_request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+            """The package's request, bounded: see the module docstring. Logs no body (it may be a key's chain)."""
+            headers = dict(kwargs.get("headers") or {})
+            headers.setdefault("User-Agent", self.user_agent)
+            response = bounded_request(
+                self.session, method, url, data=kwargs.get("data"), headers=headers, verify=self.verify_ssl,
+                timeout=self._default_timeout, deadline=self.deadline,
+            )
+            if self.on_date is not None:
+                self.on_date(response.headers)
+            if "Accept" not in headers:
+                response.encoding = "utf-8"  # as the package does: ACME JSON is UTF-8
+            log.debug("acme: %s %s -> HTTP %d, %d bytes", method, url, response.status_code, len(response.content))
+            return response
+
         def post(self, *args: Any, **kwargs: Any) -> Any:
             for _ in range(NONCE_ROUNDS - 1):
                 try:
@@ -76,10 +140,21 @@ class Connection:
     or the path of a PEM bundle that verifies a private ACME server.
     """
 
-    def __init__(self, url: str, *, ca_bundle: Optional[str] = None, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        ca_bundle: Optional[str] = None,
+        timeout: float = 30.0,
+        deadline: Optional[Deadline] = None,
+    ) -> None:
         self.url = url
         self.verify: Any = ca_bundle or True
         self.timeout = timeout
+        self.host = urlsplit(url).netloc or url
+        self.deadline = deadline or acme_deadline(f"the ACME exchange with {self.host}")
+        #: (the CA's Date, the local time it was read), from the last answer that had one.
+        self.server_clock: Optional[tuple[dt.datetime, dt.datetime]] = None
         self.key: Any = None  # josepy JWK of the account
         self.alg: Any = None
         self.account_uri: Optional[str] = None
@@ -109,7 +184,8 @@ class Connection:
             if self._directory is None:
                 from acme import messages
 
-                net = _network()(verify_ssl=self.verify, user_agent=_user_agent(), timeout=self.timeout)
+                net = _network()(verify_ssl=self.verify, user_agent=_user_agent(), timeout=self.timeout,
+                                 deadline=self.deadline, on_date=self._saw_date)
                 log.info("fetching the ACME directory %s", self.url)
                 with wire_errors(self, "fetching the ACME directory"):
                     self._directory = messages.Directory.from_json(net.get(self.url).json())
@@ -128,7 +204,8 @@ class Connection:
             if old is not None:
                 close_quietly(old.net)
             net = _network()(
-                key=self.key, alg=self.alg, verify_ssl=self.verify, user_agent=_user_agent(), timeout=self.timeout
+                key=self.key, alg=self.alg, verify_ssl=self.verify, user_agent=_user_agent(), timeout=self.timeout,
+                deadline=self.deadline, on_date=self._saw_date,
             )
             if self.account_uri:
                 net.account = messages.RegistrationResource(uri=self.account_uri, body=messages.Registration())
@@ -150,6 +227,216 @@ class Connection:
 
     def thread_retry_after(self) -> Optional[float]:
         return getattr(self._local, "retry_after", None)
+
+    def _saw_date(self, headers: Any) -> None:
+        """Keep the CA's clock from an answer's ``Date`` (plus its ``Age``, when a cache served it)."""
+        when = _http_date(headers.get("Date"))
+        if when is None:
+            return
+        age = (headers.get("Age") or "").strip()
+        if age.isdigit() and len(age) < 10:
+            when += dt.timedelta(seconds=int(age))
+        self.server_clock = (when, dt.datetime.now(dt.timezone.utc))
+
+    def check_clock(self) -> None:
+        """Before an order: refuse to go on when the local clock is far from the CA's (one line, both times)."""
+        if self.server_clock is None:
+            log.debug("acme: the CA sent no Date header; the clock is not checked")
+            return
+        problem = clock_skew_problem(*self.server_clock, host=self.host)
+        if problem:
+            raise IssuanceError(problem)
+
+
+def acme_deadline(what: str) -> Deadline:
+    """The deadline of one ACME exchange: ``ACME_DEADLINE``, or ``$SESAM_TLS_ACME_DEADLINE`` seconds."""
+    return Deadline(seconds_from_env(DEADLINE_ENV, ACME_DEADLINE), what, error=IssuanceError)
+
+
+def clock_skew_problem(
+    server: dt.datetime, local: dt.datetime, *, host: str, tolerance: dt.timedelta = CLOCK_SKEW
+) -> Optional[str]:
+    """The error line when ``local`` (this node's clock) and ``server`` (the CA's ``Date``) differ
+    by more than ``tolerance``, else None (pure)."""
+    skew = local - server
+    if abs(skew) <= tolerance:
+        return None
+    ahead = "ahead of" if skew > dt.timedelta(0) else "behind"
+    off = dt.timedelta(seconds=round(abs(skew.total_seconds())))
+    return (
+        f"this node's clock says {local.replace(microsecond=0).isoformat()} and the ACME server {host} says "
+        f"{server.isoformat()}: the clock is {off} {ahead} the CA's, more than the "
+        f"{int(tolerance.total_seconds() // 60)} minutes allowed; fix the clock (NTP) before ordering a certificate"
+    )
+
+
+def _http_date(value: Optional[str]) -> Optional[dt.datetime]:
+    if not value:
+        return None
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=dt.timezone.utc)
+
+
+# --- bounded requests -----------------------------------------------------------------------------
+
+_current = threading.local()
+
+
+class _Slot:
+    """The connection one request of one thread is using, for the watchdog to cut."""
+
+    conn: Any = None
+
+
+def bounded_request(
+    session: Any,
+    method: str,
+    url: str,
+    *,
+    deadline: Deadline,
+    timeout: float,
+    verify: Any = True,
+    headers: Optional[dict[str, str]] = None,
+    data: Any = None,
+) -> Any:
+    """One HTTP request through ``session``, ending by ``deadline`` with its body read under a cap.
+
+    Returns the ``requests`` response with its body already read. Raises
+    ``deadline.exceeded()`` when time runs out (while connecting, waiting
+    for the headers, or reading the body), and ``IssuanceError`` for a body
+    over its cap or a redirect loop.
+    """
+    import requests
+
+    host = urlsplit(url).netloc or url
+    for _ in range(MAX_REDIRECTS + 1):
+        doing = f"{method} {url}"
+        slot = _Slot()
+        watchdog = threading.Timer(deadline.timeout(timeout, doing), _cut, (slot,))
+        watchdog.daemon = True
+        _current.slot = slot
+        watchdog.start()
+        try:
+            response = session.request(
+                method, url, data=data, headers=headers, verify=verify, stream=True, allow_redirects=False,
+                timeout=deadline.timeout(timeout, doing),
+            )
+            _read_body(response, deadline, doing, host)
+        except requests.exceptions.RequestException:
+            if deadline.expired:
+                raise deadline.exceeded(doing) from None
+            raise
+        finally:
+            watchdog.cancel()
+            _current.slot = None
+        deadline.check(doing)  # a cut connection can look like a short body: never use it
+        if not (response.is_redirect and method in ("GET", "HEAD")):
+            return response
+        url = urljoin(url, response.headers["Location"])
+    raise IssuanceError(
+        f"the ACME server {host} redirected {method} more than {MAX_REDIRECTS} times (last to {url}): "
+        "a redirect loop; is that the right ACME directory URL?"
+    )
+
+
+def bounded_session() -> Any:
+    """A ``requests`` session for :func:`bounded_request` outside ``acme`` (the ARI poll)."""
+    import requests
+
+    session = requests.Session()
+    adapter = _watched_adapter()
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+def _read_body(response: Any, deadline: Deadline, doing: str, host: str) -> None:
+    """Read the body in chunks under its cap, checking the deadline after each; keep it on the response."""
+    from requests.exceptions import ConnectionError
+    from urllib3.exceptions import HTTPError
+
+    chain = "pem-certificate-chain" in (response.headers.get("Content-Type") or "")
+    cap = MAX_CHAIN if chain else MAX_JSON
+    raw = response.raw
+    read = getattr(raw, "read1", None) or raw.read  # read1: what has arrived, without waiting for a full chunk
+    parts: list[bytes] = []
+    size = 0
+    try:
+        while True:
+            deadline.check(doing)
+            try:
+                piece = read(READ_CHUNK, decode_content=True)
+            except (HTTPError, OSError) as exc:  # what requests would have wrapped, had it read the body
+                raise ConnectionError(exc) from exc
+            if not piece:
+                break
+            size += len(piece)
+            if size > cap:
+                raise IssuanceError(
+                    f"the ACME server {host} sent more than {cap // 1024} KiB for {doing} "
+                    f"(an ACME {'chain' if chain else 'answer'} is a few KiB); stopped reading it"
+                )
+            parts.append(piece)
+    finally:
+        if size > cap or deadline.expired:
+            response.close()
+    response._content = b"".join(parts)
+    response._content_consumed = True
+
+
+def _cut(slot: _Slot) -> None:
+    """Watchdog: shut the socket of a request that outlived its deadline, so a blocked read returns."""
+    sock = getattr(slot.conn, "sock", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+
+@functools.cache
+def _watched_adapter_classes() -> tuple[Any, Any]:
+    """urllib3 pools that tell the watchdog which connection a request uses (lazy import)."""
+    from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+    class Http(HTTPConnectionPool):  # type: ignore[misc]
+        def _get_conn(self, timeout: Optional[float] = None) -> Any:
+            return _watch(super()._get_conn(timeout))
+
+    class Https(HTTPSConnectionPool):  # type: ignore[misc]
+        def _get_conn(self, timeout: Optional[float] = None) -> Any:
+            return _watch(super()._get_conn(timeout))
+
+    return Http, Https
+
+
+def _watch(conn: Any) -> Any:
+    slot = getattr(_current, "slot", None)
+    if slot is not None:
+        slot.conn = conn
+    return conn
+
+
+def _watched_adapter() -> Any:
+    from requests.adapters import HTTPAdapter
+
+    http, https = _watched_adapter_classes()
+
+    class Adapter(HTTPAdapter):  # type: ignore[misc]
+        def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+            super().init_poolmanager(*args, **kwargs)
+            self.poolmanager.pool_classes_by_scheme = {"http": http, "https": https}
+
+        def proxy_manager_for(self, proxy: str, **kwargs: Any) -> Any:
+            # Behind an HTTP proxy (HTTPS_PROXY) the watched connection is the proxy's tunnel;
+            # a SOCKS proxy has pools of its own, left as they are.
+            manager = super().proxy_manager_for(proxy, **kwargs)
+            if not proxy.lower().startswith("socks"):
+                manager.pool_classes_by_scheme = {"http": http, "https": https}
+            return manager
+
+    return Adapter()
 
 
 def retry_after_seconds(value: Optional[str], *, now: Optional[dt.datetime] = None) -> Optional[float]:

@@ -10,7 +10,15 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Optional
 
-__all__ = ["LIKELY_CAUSE", "challenge_failure", "problem_code", "problem_text", "rate_limited", "refused_for_replaces"]
+__all__ = [
+    "LIKELY_CAUSE",
+    "challenge_failure",
+    "dns01_failure",
+    "problem_code",
+    "problem_text",
+    "rate_limited",
+    "refused_for_replaces",
+]
 
 _FIREWALL = (
     "port {port} of this node is not reachable from the internet: open the Sesam inbound firewall "
@@ -84,6 +92,31 @@ def challenge_failure(name: str, problem: Any, *, port: int) -> str:
     said = problem_text(problem) if problem is not None else "the authorization became invalid without a reason"
     cause = LIKELY_CAUSE.get(code or "", _FIREWALL + ", or " + _DNS_ELSEWHERE)
     return f"the CA could not validate {name}: {said}; likely cause: {cause.format(name=name, port=port)}"
+
+
+#: ACME error code -> the likely cause of a failed DNS-01 validation.
+DNS01_CAUSE = {
+    "unauthorized": (
+        "the CA looked up {record} and saw another value than the one this run published: another run for "
+        "the same name replaced it, or the CA sees another view of the zone (split DNS) or a server that lags"
+    ),
+    "incorrectResponse": "the CA looked up {record} and saw another value than the one this run published",
+    "dns": (
+        "the CA could not look up {record}: the zone's name servers must answer from the internet "
+        "(a CNAME to a validation zone must resolve too)"
+    ),
+    "caa": "a CAA record in the DNS of {name} does not allow this CA or the dns-01 method; add one that does",
+    "rejectedIdentifier": "the CA does not issue certificates for {name} (its policy)",
+    "rateLimited": "the CA's rate limit was hit; wait before trying again",
+}
+
+
+def dns01_failure(name: str, record: str, problem: Any) -> str:
+    """The one line for a failed DNS-01 authorization, in the node's terms."""
+    code = getattr(problem, "code", None) if problem is not None else None
+    said = problem_text(problem) if problem is not None else "the authorization became invalid without a reason"
+    cause = DNS01_CAUSE.get(code or "", "the CA could not find the TXT value at {record}")
+    return f"the CA could not validate {name} over DNS-01: {said}; likely cause: {cause.format(name=name, record=record)}"
 
 
 def rate_limited(said: str, retry_after: Optional[float], *, now: Optional[dt.datetime] = None) -> str:

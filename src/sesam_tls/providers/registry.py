@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..state import NodeRecord, SecretSource
     from .base import Provider
 
-__all__ = ["PROVIDERS", "AcmeSettings", "ImportSettings", "SelfSignedSettings", "UnknownSettings", "settings_class"]
+__all__ = ["PROVIDERS", "AcmeSettings", "Dns01Settings", "ImportSettings", "SelfSignedSettings", "UnknownSettings", "settings_class"]
 
 
 class _Settings:
@@ -58,6 +58,29 @@ class SelfSignedSettings(_Settings):
 
 
 @dataclass(frozen=True)
+class Dns01Settings:
+    """How DNS-01 TXT records are published (:mod:`sesam_tls.dns01`): the server and the
+    TSIG key's *name and file* (or that it came from the environment, for that run
+    only), or the hook commands; never a secret."""
+
+    method: Optional[str] = None
+    server: Optional[str] = None
+    tsig_name: Optional[str] = None
+    tsig_algorithm: Optional[str] = None
+    tsig_file: Optional[str] = None
+    tsig_source: Optional[str] = None
+    zone: Optional[str] = None
+    resolvers: tuple[str, ...] = ()
+    propagation_wait: Optional[float] = None
+    propagation_timeout: Optional[float] = None
+    auth_hook: Optional[str] = None
+    cleanup_hook: Optional[str] = None
+    exec_hook: Optional[str] = None
+    hook_env: tuple[str, ...] = ()
+    hook_timeout: Optional[float] = None
+
+
+@dataclass(frozen=True)
 class AcmeSettings(_Settings):
     """Which CA and account, and how HTTP-01 was answered."""
 
@@ -75,6 +98,8 @@ class AcmeSettings(_Settings):
     external_account_binding: bool = False
     eab_kid: Optional[str] = None
     eab_key_from: Optional["SecretSource"] = None
+    challenge: Optional[str] = None
+    dns01: Optional[Dns01Settings] = None
 
     def build(self, node: "Node", record: "NodeRecord", *, dry_run: bool = False) -> "Provider":
         from ..http01 import Http01Options
@@ -100,7 +125,17 @@ class AcmeSettings(_Settings):
             http01=http01,
             nginx=NginxContainer(node.container, node.docker_host),
             replaces=None if dry_run else record.certificate.ari_cert_id,
+            challenge=self.challenge or "http-01",
+            dns01=self._dns01(),
         )
+
+    def _dns01(self) -> Any:
+        if self.challenge != "dns-01":
+            return None
+        from ..dns01 import Dns01Options
+        from ..state import encode
+
+        return Dns01Options.from_settings(encode(self.dns01 or Dns01Settings()))
 
 
 @dataclass(frozen=True)

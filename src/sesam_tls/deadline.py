@@ -1,0 +1,122 @@
+"""The project's one helper for waiting: a deadline, and a poll that never runs past it.
+
+A run holds the node lock while it waits for a CA, Docker or a hook; every
+wait must therefore end, whatever the other side does. ``Deadline`` is a
+point on the monotonic clock (wall-clock jumps do not move it) that raises
+the error class of the step it guards, naming what was waited for.
+``poll`` repeats a check with a growing delay, honours a ``Retry-After`` the
+other side asks for, and gives up at the deadline instead of sleeping past
+it. Both are pure but for the clock and the sleep, which tests may replace.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Mapping
+from typing import Optional, TypeVar
+
+from .errors import SesamTLSError, UsageError
+
+__all__ = ["Deadline", "poll", "seconds_from_env"]
+
+T = TypeVar("T")
+
+
+class Deadline:
+    """``seconds`` from now on the monotonic clock; ``check()`` raises ``error`` once it has passed.
+
+    ``what`` names the whole wait, for the message: "the ACME exchange with
+    https://... did not end within 90 s"; ``message``, when given, is the
+    whole line instead (for a wait whose words the operator already knows).
+    """
+
+    def __init__(
+        self,
+        seconds: float,
+        what: str,
+        *,
+        error: type[SesamTLSError] = SesamTLSError,
+        message: Optional[str] = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.seconds = float(seconds)
+        self.what = what
+        self.error = error
+        self.message = message
+        self._clock = clock
+        self._end = clock() + self.seconds
+
+    def remaining(self) -> float:
+        """Seconds left, never below 0."""
+        return max(0.0, self._end - self._clock())
+
+    @property
+    def expired(self) -> bool:
+        return self._clock() >= self._end
+
+    def exceeded(self, doing: str = "") -> SesamTLSError:
+        """The error to raise once the deadline has passed (``doing``: the step it stopped)."""
+        if self.message:
+            return self.error(self.message)
+        step = f" (stopped while {doing})" if doing else ""
+        return self.error(f"{self.what} did not end within {self.seconds:g} s{step}; gave up")
+
+    def check(self, doing: str = "") -> None:
+        if self.expired:
+            raise self.exceeded(doing)
+
+    def timeout(self, cap: float, doing: str = "") -> float:
+        """A timeout for one blocking call: ``cap``, or what is left when that is less (raises when none is)."""
+        self.check(doing)
+        return max(0.001, min(cap, self.remaining()))
+
+
+def poll(
+    attempt: Callable[[], tuple[bool, T, Optional[float]]],
+    deadline: Deadline,
+    doing: str,
+    *,
+    first: float = 0.02,
+    growth: float = 1.5,
+    cap: float = 2.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """Wait ``first`` s (0: none), call ``attempt()``, and again with the delay growing by ``growth``
+    up to ``cap`` (at least 10 ms apart).
+
+    ``attempt`` returns ``(done, value, retry_after)``: ``value`` is returned
+    once ``done``; ``retry_after`` (seconds, or None) is what the other side
+    asked for and lengthens the next wait. No wait runs past the deadline:
+    when it has passed, ``deadline.exceeded(doing)`` is raised.
+    """
+    delay = first
+    asked: Optional[float] = None
+    while True:
+        wait = max(delay, asked) if asked is not None else delay
+        deadline.check(doing)
+        sleep(min(wait, deadline.remaining()))
+        deadline.check(doing)
+        done, value, asked = attempt()
+        if done:
+            return value
+        delay = min(max(delay, 0.01) * growth, cap)
+
+
+def seconds_from_env(name: str, default: float, environ: Optional[Mapping[str, str]] = None) -> float:
+    """A duration from the environment variable ``name`` (seconds), else ``default``.
+
+    For tests and for operators on a slow link; a value that is not a
+    positive finite number is refused rather than ignored.
+    """
+    raw = (os.environ if environ is None else environ).get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise UsageError(f"${name}={raw!r}: not a positive number of seconds")
+    return value
