@@ -7,7 +7,9 @@
 - ``AcmeFront``: a tiny HTTPS front for Pebble that the tests serve
   themselves. Pebble 2.4.0 has no profiles and no ARI; the front adds them
   to the directory, serves ``renewalInfo``, records every order the client
-  sends, and can answer ``newOrder`` with a rate limit. Everything else is
+  sends, and can answer ``newOrder`` with a rate limit, or with
+  ``alreadyReplaced`` to orders that carry ``replaces`` (to every order with
+  ``refuse_all``). Everything else is
   passed to Pebble unchanged with the front's ``Host``, so Pebble's URLs
   and JWS ``url`` checks point at the front; ``rewrite`` (request body,
   Pebble's answer) -> answer lets a test change what comes back
@@ -160,12 +162,16 @@ class AcmeFront:
     """HTTPS on 127.0.0.1 in front of Pebble; see the module docstring."""
 
     def __init__(self, pebble: Any, folder: Path, *, profiles: Optional[dict[str, str]] = None,
-                 ari: bool = False, rate_limit_after: Optional[str] = None) -> None:
+                 ari: bool = False, rate_limit_after: Optional[str] = None, already_replaced: int = 0,
+                 refuse_all: bool = False) -> None:
         self.pebble = pebble
         self.profiles = profiles
         self.ari = ari
         self.rate_limit_after = rate_limit_after  # Retry-After value for a 429 on newOrder
+        self.already_replaced = already_replaced  # how many orders to refuse with alreadyReplaced
+        self.refuse_all = refuse_all  # refuse them whether they carry replaces or not
         self.orders: list[dict[str, Any]] = []
+        self.refused: list[dict[str, Any]] = []  # the orders answered alreadyReplaced
         self.ari_requests: list[str] = []
         self.rewrite: Optional[Callable[[bytes, bytes], bytes]] = None
         ca, cert, key = _tls_files(folder)
@@ -220,12 +226,19 @@ class AcmeFront:
                        "status": 429}
             return self._reply(h, 429, {"Content-Type": "application/problem+json",
                                         "Retry-After": self.rate_limit_after}, json.dumps(problem).encode())
+        if is_order and self.already_replaced > 0:
+            order = _payload(body)
+            if "replaces" in order or self.refuse_all:
+                self.already_replaced -= 1
+                self.refused.append(order)
+                problem = {"type": "urn:ietf:params:acme:error:alreadyReplaced", "status": 409,
+                           "detail": f"the certificate {order.get('replaces')} has already been replaced"}
+                return self._reply(h, 409, {"Content-Type": "application/problem+json"}, json.dumps(problem).encode())
         status, headers, data = self._forward(h, method, body)
         if self.rewrite is not None:
             data = self.rewrite(body, data)
         if is_order and status == 201:  # an order Pebble took (not one refused for a stale nonce)
-            payload = json.loads(body)["payload"]
-            self.orders.append(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))))
+            self.orders.append(_payload(body))
         if method == "GET" and h.path == "/dir":
             directory = json.loads(data)
             if self.profiles is not None:
@@ -259,9 +272,16 @@ class AcmeFront:
             h.wfile.write(data)
 
 
+def _payload(body: bytes) -> dict[str, Any]:
+    """The JSON payload of a flattened JWS request body."""
+    payload = json.loads(body)["payload"]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
 @pytest.fixture
 def acme_front(pebble, tmp_path):
-    """acme_front(profiles=..., ari=..., rate_limit_after=...) -> AcmeFront, closed at teardown."""
+    """acme_front(profiles=..., ari=..., rate_limit_after=..., already_replaced=..., refuse_all=...) -> AcmeFront,
+    closed at teardown."""
     fronts: list[AcmeFront] = []
 
     def make(**kwargs: Any) -> AcmeFront:

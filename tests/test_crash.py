@@ -155,6 +155,8 @@ class Case:
         elif s.verb == "import":
             inputs = templates["inputs"]
             cmd = ["import", "--cert", str(inputs / "cert.pem"), "--key", str(inputs / "key.pem"), "-d", NAME]
+            if s.start == "managed":  # over the managed self-signed certificate: a provider switch
+                cmd.append("--replace")
         else:
             cmd = ["renew", "--force"]
         cmd += ["--root", str(self.root)]

@@ -124,7 +124,8 @@ def test_refused_certificate_on_reload_falls_back_and_rolls_back(node_with_own_p
     good = json.loads(capsys.readouterr().out)["fingerprint_sha256"]
     before = tree_digest(node.root / "sesam")
     with pytest.raises(DeployError, match="nginx serves it again"):
-        issue(CertRequest.build([NAME]), WeakKeyProvider(), node=node, options=DeployOptions(verify=f"127.0.0.1:{port}"))
+        issue(CertRequest.build([NAME]), WeakKeyProvider(), node=node, options=DeployOptions(verify=f"127.0.0.1:{port}"),
+              replace=True)
     assert served_fp(port) == good
     assert containers.status(node.container) == "running"
     live = SslFolder(node.ssl_dir).live_version()

@@ -152,7 +152,7 @@ def test_container_exits_right_after_restart(served, capsys, past_the_gate):
     before = served.snapshot()
     options = DeployOptions(reload_mode="restart", verify=f"127.0.0.1:{served.port}", timeout=5)
     with pytest.raises(DeployError) as info:
-        issue(CertRequest.build([NAME]), WeakKeyProvider(), node=served.node, options=options)
+        issue(CertRequest.build([NAME]), WeakKeyProvider(), node=served.node, options=options, replace=True)
     assert info.value.exit_code == 7 and "\n" not in str(info.value)
     # Usually "nginx ... exited"; when the container dies while its processes are
     # listed, NginxContainer.wait_ready takes it as up and verification catches it.
@@ -166,7 +166,7 @@ def test_nginx_t_fails_reload_falls_back_then_rolls_back(served, capsys, past_th
     before = served.snapshot()
     with pytest.raises(DeployError) as info:  # the config already points here: the reload path
         issue(CertRequest.build([NAME]), WeakKeyProvider(), node=served.node,
-              options=DeployOptions(verify=f"127.0.0.1:{served.port}", timeout=5))
+              options=DeployOptions(verify=f"127.0.0.1:{served.port}", timeout=5), replace=True)
     assert info.value.exit_code == 7 and "\n" not in str(info.value)
     assert "restored the previous certificate and nginx serves it again" in str(info.value)
     still_sound(served, before)
@@ -432,7 +432,8 @@ def test_acme_server_faults(mode, served, pebble, capsys, monkeypatch):
         from sesam_tls.providers import acme_net
 
         monkeypatch.setitem(acme_net.Connection.__init__.__kwdefaults__, "timeout", 1.0)
-    http = ["--agree-tos", "--http01", "standalone", "--http-address", "127.0.0.1"]
+    # over the managed self-signed certificate: a provider switch, asked for
+    http = ["--agree-tos", "--http01", "standalone", "--http-address", "127.0.0.1", "--replace"]
     before = served.snapshot()
     with broken_acme(mode) as url:
         code = main(served.argv("issue", "-d", NAME, "--server", url, "--http-port", str(free_port()), *http))

@@ -22,14 +22,14 @@ from .ari import cert_id
 from .hooks import recordable_names, run_hook
 from .bundle import Bundle, fingerprint
 from .deploy import DeployOptions, DeployResult, deploy
-from .errors import InputError, RefusedCertificate, SesamTLSError, one_line
+from .errors import InputError, RefusedCertificate, SesamTLSError, UsageError, one_line
 from .failpoints import failpoint
 from .names import normalize_domain
 from .nginx import NginxContainer
 from .node import Node
 from .providers.base import CertRequest, Provider
 from .rollback import rollback, rolled_back_note
-from .state import CertificateInfo, DeploySettings, Deployment, HistoryEntry, Hooks, NodeRecord, RenewalState, Request, load_record, node_lock, save_record
+from .state import CertificateInfo, DeploySettings, Deployment, HistoryEntry, Hooks, NodeRecord, Notify, RenewalState, ReplacesDropped, Request, load_record, node_lock, save_record
 from .store import SslFolder
 from .verify import parse_address, served_certificate
 
@@ -37,7 +37,8 @@ if TYPE_CHECKING:  # pragma: no cover - the import path loads these when it runs
     from .providers.imported import Imported, Password
     from .validate import Report
 
-__all__ = ["Outcome", "gate_bundle", "import_certificate", "issue", "preflight", "rollback", "status"]
+__all__ = ["Outcome", "check_provider_switch", "gate_bundle", "import_certificate", "issue", "preflight", "rollback",
+           "status"]
 
 log = logging.getLogger("sesam_tls")
 
@@ -84,6 +85,7 @@ def issue(
     options: DeployOptions = DeployOptions(),
     now: Optional[dt.datetime] = None,
     settings: Optional[DeploySettings] = None,
+    replace: bool = False,
 ) -> Outcome:
     """Get a certificate from ``provider`` and deploy it to ``node``.
 
@@ -94,10 +96,14 @@ def issue(
     and a run holding the lock sweeps temp files there, so checking before
     the lock let one run remove another's probe (exit 5 instead of a wait).
     What needs no write is checked before, so bad input changes nothing.
+
+    A certificate from another provider than the managed one is refused
+    unless ``replace`` (:func:`check_provider_switch`).
     """
     node = node or Node.from_settings()
     preflight(node, options, probe=False)
     with node_lock(node.state_dir):
+        check_provider_switch(node, provider, replace=replace)
         SslFolder(node.ssl_dir).check_writable()
         return obtain_and_deploy(request, provider, node, options, now=now, settings=settings)
 
@@ -122,6 +128,61 @@ def rehearse_issue(
     preflight(node, options, probe=False)  # no probe: a rehearsal leaves the ssl folder as it was
     with node_lock(node.state_dir):
         return rehearse(node, request, provider, options, now=now)
+
+
+#: How a provider's certificate is named to the operator.
+PROVIDER_WORDS = {"import": "imported", "selfsigned": "self-signed", "acme": "ACME"}
+
+
+def check_provider_switch(node: Node, provider: Provider, *, replace: bool = False) -> None:
+    """Refuse to put one provider's certificate over another's, unless ``replace``.
+
+    A self-signed certificate over the commercial one an operator imported
+    breaks every client, and nothing in a successful run would show it: so
+    the switch is asked for (``--replace``). Before anything is written, and
+    before an ACME order is placed. A node without a record (the operator's
+    own pair, adopted on this first run) is not managed: it is replaced as
+    always, kept for rollback, and the log says so.
+    """
+    rec = load_record(node.metadata_path)
+    if rec is None:
+        _say_adopted(node)
+        return
+    managed = rec.provider
+    if not managed or managed == provider.name:
+        return
+    names = ", ".join(rec.certificate.identifiers) or "no names"
+    expires = str(rec.certificate.not_after or "unknown")[:10]
+    served = f"{PROVIDER_WORDS.get(managed, managed)} certificate for {names} (expires {expires})"
+    if managed == "acme":
+        served += f" from {getattr(rec.provider_settings, 'directory', None) or 'an ACME CA'}"
+    new = PROVIDER_WORDS.get(provider.name, provider.name)
+    if replace:
+        log.warning("replacing the %s with a %s certificate (--replace); the old one is kept for rollback",
+                    served, new)
+        return
+    raise UsageError(
+        f"the node serves the {served}, managed by sesam-tls; refusing to replace it with a {new} "
+        f"certificate: give --replace to do so (the current one is kept for rollback), nothing was changed"
+    )
+
+
+def _say_adopted(node: Node) -> None:
+    """The first run on a node with the operator's own pair: say it is replaced and where it is kept."""
+    pair = SslFolder(node.ssl_dir).read_pair()
+    if pair is None:
+        return
+    from .bundle import key_matches_cert
+
+    try:
+        own = Bundle.from_pem(pair[0], pair[1], source=str(node.ssl_dir))
+        what = (f"the node's own certificate (serial {own.serial}, for "
+                f"{', '.join(own.dns_names + own.ip_addresses) or 'no names'}, expires {own.not_after:%Y-%m-%d})")
+        kept = node.ssl_dir / (".versions" if key_matches_cert(own.key, own.leaf) else "set-aside")
+    except (SesamTLSError, ValueError, TypeError):
+        what, kept = f"the pair in {node.ssl_dir}", node.ssl_dir / "set-aside"
+    log.info("%s is not managed by sesam-tls: this first run replaces it; it is kept in %s for rollback",
+             what, kept)
 
 
 def obtain_and_deploy(
@@ -228,6 +289,7 @@ def import_certificate(
     expiry_warning_days: int = 14,
     now: Optional[dt.datetime] = None,
     settings: Optional[DeploySettings] = None,
+    replace: bool = False,
 ) -> Union[Outcome, Report]:
     """Deploy the operator's own certificate, after checking everything about it.
 
@@ -235,7 +297,8 @@ def import_certificate(
     decrypts the key or the PKCS#12 file; it is never logged or stored.
     The names to cover are ``domains``, or else those of the managed
     certificate being replaced. Every check runs before the first write:
-    a refusal raises InputError and leaves the node untouched.
+    a refusal raises InputError and leaves the node untouched. Over a
+    certificate another provider made, only with ``replace``.
 
     ``check_only`` returns the validation :class:`~sesam_tls.validate.Report`
     (errors included, nothing raised for them) and writes nothing.
@@ -260,7 +323,7 @@ def import_certificate(
         return report
     bundle = report.bundle()  # refuses here, before Docker is asked or a folder is made
     request = dataclasses.replace(request, key_type=bundle.key_type)
-    return issue(request, provider, node=node, options=options, now=now, settings=settings)
+    return issue(request, provider, node=node, options=options, now=now, settings=settings, replace=replace)
 
 
 def _check(provider: Imported, request: CertRequest) -> Report:
@@ -351,7 +414,7 @@ def record(
         provider=provider.name,
         provider_settings=settings_of(provider),
         request=Request(names=tuple(request.names), ips=tuple(str(ip) for ip in request.ips),
-                        key_type=request.key_type, days=request.days),
+                        key_type=request.key_type, days=request.days, key_policy=_key_policy(provider, request)),
         certificate=certificate_info(bundle),
         deployment=Deployment(
             version=result.version,
@@ -370,13 +433,31 @@ def record(
             last_result="success",
             last_success=now.isoformat(),  # type: ignore[arg-type]
             last_failure=old.renewal.last_failure if old else None,
+            replaces_dropped=replaces_note(provider, now),
         ),
         history=history,
+        notify=old.notify if old else Notify(),  # the webhook's source, undelivered events, alert times
     )
     failpoint("api.before-metadata-save")
     save_record(node.metadata_path, rec)
     failpoint("api.after-metadata-save")
     return rec
+
+
+def replaces_note(provider: Any, now: dt.datetime) -> Optional[ReplacesDropped]:
+    """``renewal.replaces_dropped`` when the CA refused ``replaces`` and the order went without it."""
+    reason = getattr(provider, "replaces_dropped", None)
+    if not reason:
+        return None
+    return ReplacesDropped(at=now.isoformat(), replaces=getattr(provider, "replaces", None),  # type: ignore[arg-type]
+                           reason=str(reason))
+
+
+def _key_policy(provider: Provider, request: CertRequest) -> Optional[str]:
+    """What later renewals do with the key: the request's choice, or the provider's default."""
+    from .keys import default_key_policy
+
+    return request.key_policy or default_key_policy(provider.name)
 
 
 def status(

@@ -17,7 +17,17 @@ if TYPE_CHECKING:  # pragma: no cover
 else:
     PrivateKey = object
 
-__all__ = ["KEY_TYPES", "DEFAULT_KEY_TYPE", "PrivateKey", "check_key_type", "generate_key", "key_type_of"]
+__all__ = [
+    "KEY_POLICIES",
+    "KEY_TYPES",
+    "DEFAULT_KEY_TYPE",
+    "PrivateKey",
+    "check_key_policy",
+    "check_key_type",
+    "default_key_policy",
+    "generate_key",
+    "key_type_of",
+]
 
 DEFAULT_KEY_TYPE = "ecdsa-p256"
 
@@ -29,6 +39,23 @@ KEY_TYPES: dict[str, tuple[str, object]] = {
     "rsa-3072": ("rsa", 3072),
     "rsa-4096": ("rsa", 4096),
 }
+
+
+#: What a renewal does with the key: ``reuse`` the live one, or make a ``new`` one.
+KEY_POLICIES = ("reuse", "new")
+
+
+def default_key_policy(provider: str) -> "str | None":
+    """A self-signed certificate keeps its key: clients pin it, which is why it is
+    self-signed. A CA's certificate gets a new key each time (certbot's default; a
+    leaked key then ends with the certificate). An imported one is not renewed here."""
+    return {"selfsigned": "reuse", "acme": "new"}.get(provider)
+
+
+def check_key_policy(name: "str | None") -> "str | None":
+    if name is not None and name not in KEY_POLICIES:
+        raise UsageError(f"unknown key policy {name!r}: choose one of {', '.join(KEY_POLICIES)}")
+    return name
 
 
 def check_key_type(name: str) -> str:

@@ -31,7 +31,7 @@ from .node import Node
 from .renewal import Decision, choose_in_window, decide, parse_time
 from .state import AriWindow, Hooks, NodeRecord, decode, load_record, node_lock, save_record
 
-__all__ = ["RenewResult", "renew", "provider_from_metadata", "provider_from_record"]
+__all__ = ["RenewResult", "renew", "provider_from_metadata", "provider_from_record", "with_live_key"]
 
 log = logging.getLogger("sesam_tls")
 
@@ -71,6 +71,52 @@ def _request(record: NodeRecord) -> Any:
 
     req = record.request
     return CertRequest.build(req.names, req.ips, key_type=req.key_type or "ecdsa-p256", days=req.days)
+
+
+def _key_for_run(request: Any, record: NodeRecord, node: Node, *, key_policy: Optional[str],
+                 new_key: bool) -> Any:
+    """The request with this run's key: the live one when the policy is ``reuse``.
+
+    The policy is the one given (``--reuse-key``/``--no-reuse-key``, recorded
+    for later renewals), else the recorded one, else the provider's default:
+    a record from before key policies keeps a self-signed key too.
+    ``new_key`` (``--new-key``) makes a new key for this run only.
+    """
+    from .keys import check_key_policy, default_key_policy
+
+    policy = check_key_policy(key_policy) or record.request.key_policy or default_key_policy(record.provider)
+    request = dataclasses.replace(request, key_policy=policy)
+    if new_key or policy != "reuse":
+        return request
+    return with_live_key(request, node)
+
+
+def with_live_key(request: Any, node: Node) -> Any:
+    """``request`` for the key nginx serves now: the pinned public key survives the renewal.
+
+    A live key that cannot be read fails the run (exit 5) rather than quietly
+    making a new one, which would break every client that pinned it.
+    """
+    from .bundle import Bundle
+    from .errors import StorageError
+    from .keys import KEY_TYPES, key_type_of
+    from .store import SslFolder
+
+    advice = "renew with --new-key to make a new one (clients that pinned the old key must be told)"
+    pair = SslFolder(node.ssl_dir).read_pair()
+    if pair is None:
+        raise StorageError(f"cannot keep the key: {node.ssl_dir} holds no live pair; {advice}")
+    try:
+        bundle = Bundle.from_pem(pair[0], pair[1], source=str(node.ssl_dir))
+    except SesamTLSError as exc:
+        raise StorageError(f"cannot keep the live key: {exc}; {advice}") from None
+    kind = key_type_of(bundle.key)
+    if kind not in KEY_TYPES:
+        raise StorageError(f"cannot keep the live key in {node.ssl_dir}: sesam-tls does not make {kind} keys; {advice}")
+    if kind != request.key_type:
+        log.warning("keeping the live %s key, not the recorded key type %s", kind, request.key_type)
+    log.info("keeping the live %s key (its public key, which clients may pin, stays the same)", kind)
+    return dataclasses.replace(request, key=bundle.key, key_type=kind)
 
 
 def _update_ari(record: NodeRecord, node: Node, now: dt.datetime, rng: random.Random) -> Optional[NodeRecord]:
@@ -129,8 +175,17 @@ def renew(
     metrics_file: Optional[Path] = None,
     provider_factory: ProviderFactory = provider_from_record,
     lock_wait: float = 10.0,
+    key_policy: Optional[str] = None,
+    new_key: bool = False,
+    notify_url_file: Optional[str] = None,
 ) -> RenewResult:
-    """Renew the node's managed certificate when it is due; see the module docstring."""
+    """Renew the node's managed certificate when it is due; see the module docstring.
+
+    ``key_policy`` (``reuse``/``new``) overrides the recorded one and is recorded;
+    ``new_key`` makes a new key for this renewal only. ``notify_url_file``: the
+    file holding the webhook URL, recorded for later runs (see :mod:`sesam_tls.notify`);
+    every run but a dry run ends by telling (attention hooks, webhook events).
+    """
     node = node or Node.from_settings()
     now = now or _now()
     rng = rng or random.Random()
@@ -138,6 +193,10 @@ def renew(
         raise UsageError(
             f"no managed certificate in {node.state_dir}: run 'sesam-tls issue' or 'sesam-tls import' first"
         )
+    from . import notify
+
+    if notify_url_file is not None:  # checked before anything changes; recorded for every later run
+        notify.remember_url_file(node, notify.check_url_file(notify_url_file), lock_wait=lock_wait)
     with node_lock(node.state_dir, wait=lock_wait):
         record = load_record(node.metadata_path)
         if record is None:  # moved aside while this run waited for the lock
@@ -149,35 +208,58 @@ def renew(
             if updated is not None:
                 record = updated
                 save_record(node.metadata_path, record)
-        decision = decide(record, now, force=force, days=days)
-        result = _result_without_renewal(decision, record)
-        if result is not None:
-            _metrics(metrics_file, record, now)
-            return result
+        result = _renew_locked(node, record, force=force, days=days, options=options, now=now,
+                               metrics_file=metrics_file, provider_factory=provider_factory,
+                               key_policy=key_policy, new_key=new_key)
+        reason = result.message if result.status == "failed" else (result.decision.reason if result.decision else "")
+        notify.after_renewal(node, record, result.status, result.decision, options=options, now=now, reason=reason)
+        return result
 
-        log.info("renewing: %s", decision.reason)
-        from .api import hook_env, obtain_and_deploy, preflight
-        from .hooks import recordable_names, run_hook
 
-        provider = provider_factory(record, node, False)
-        request = _request(record)
-        hooks = Hooks(
-            deploy=options.deploy_hook if options.deploy_hook is not None else record.hooks.deploy,
-            failure=options.failure_hook if options.failure_hook is not None else record.hooks.failure,
-            env=tuple(recordable_names(options.hook_env, options.secret_env))
-            if options.hook_env is not None else record.hooks.env,
-        )
-        try:
-            preflight(node, options)
-            outcome = obtain_and_deploy(request, provider, node, options, now=now)
-        except SesamTLSError as exc:
-            log.debug("traceback of the failed attempt:", exc_info=True)  # shown with --debug only
-            record = _record_failure(node, record.replace(hooks=hooks), now, exc)
-            failpoint("renew.after-failure-recorded")
-            run_hook("failure", hooks.failure, hook_env(node, record, "failed", str(exc)),
-                     allow=hooks.env, secret=options.secret_env)
-            _metrics(metrics_file, record, now)
-            return RenewResult("failed", f"renewal failed: {exc}", exc.exit_code, decision, record)
+def _renew_locked(
+    node: Node,
+    record: NodeRecord,
+    *,
+    force: bool,
+    days: Optional[int],
+    options: DeployOptions,
+    now: dt.datetime,
+    metrics_file: Optional[Path],
+    provider_factory: ProviderFactory,
+    key_policy: Optional[str],
+    new_key: bool,
+) -> RenewResult:
+    """The body of :func:`renew`, under the node lock (a dry run took another way: :func:`_rehearse`)."""
+    decision = decide(record, now, force=force, days=days)
+    result = _result_without_renewal(decision, record)
+    if result is not None:
+        _metrics(metrics_file, record, now)
+        return result
+
+    log.info("renewing: %s", decision.reason)
+    from .api import hook_env, obtain_and_deploy, preflight
+    from .hooks import recordable_names, run_hook
+
+    provider = provider_factory(record, node, False)
+    request = _request(record)
+    hooks = Hooks(
+        deploy=options.deploy_hook if options.deploy_hook is not None else record.hooks.deploy,
+        failure=options.failure_hook if options.failure_hook is not None else record.hooks.failure,
+        env=tuple(recordable_names(options.hook_env, options.secret_env))
+        if options.hook_env is not None else record.hooks.env,
+    )
+    try:
+        request = _key_for_run(request, record, node, key_policy=key_policy, new_key=new_key)
+        preflight(node, options)
+        outcome = obtain_and_deploy(request, provider, node, options, now=now)
+    except SesamTLSError as exc:
+        log.debug("traceback of the failed attempt:", exc_info=True)  # shown with --debug only
+        record = _record_failure(node, record.replace(hooks=hooks), now, exc, provider)
+        failpoint("renew.after-failure-recorded")
+        run_hook("failure", hooks.failure, hook_env(node, record, "failed", str(exc)),
+                 allow=hooks.env, secret=options.secret_env)
+        _metrics(metrics_file, record, now)
+        return RenewResult("failed", f"renewal failed: {exc}", exc.exit_code, decision, record)
     _metrics(metrics_file, outcome.record, now)
     cert = outcome.record.certificate
     return RenewResult(
@@ -227,7 +309,10 @@ def _result_without_renewal(decision: Decision, record: NodeRecord) -> Optional[
     return RenewResult("not-due", f"not due: {decision.reason}", 0, decision, record)
 
 
-def _record_failure(node: Node, record: NodeRecord, now: dt.datetime, exc: SesamTLSError) -> NodeRecord:
+def _record_failure(node: Node, record: NodeRecord, now: dt.datetime, exc: SesamTLSError,
+                    provider: Any = None) -> NodeRecord:
+    from .api import replaces_note
+
     old = record.renewal
     renewal = dataclasses.replace(
         old,
@@ -237,6 +322,7 @@ def _record_failure(node: Node, record: NodeRecord, now: dt.datetime, exc: Sesam
         last_attempt=now.isoformat(),
         last_failure=now.isoformat(),
         last_result=f"failed: {exc}",
+        replaces_dropped=replaces_note(provider, now) or old.replaces_dropped,
     )
     record = record.replace(renewal=renewal)
     save_record(node.metadata_path, record)

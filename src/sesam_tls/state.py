@@ -40,18 +40,23 @@ from .fsutil import TMP_MARK, atomic_write, describe_oserror, make_dirs, sweep_t
 __all__ = [
     "SCHEMA",
     "AriWindow",
+    "AttentionSent",
     "CertificateInfo",
     "DeploySettings",
     "Deployment",
     "HistoryEntry",
     "Hooks",
     "NodeRecord",
+    "Notify",
+    "PendingEvent",
     "Proxy",
     "RenewalState",
+    "ReplacesDropped",
     "Request",
     "Revoked",
     "RolledBack",
     "SecretSource",
+    "Timestamp",
     "load_metadata",
     "load_record",
     "node_lock",
@@ -84,6 +89,7 @@ class Request:
     ips: tuple[str, ...] = ()
     key_type: str = "ecdsa-p256"
     days: Optional[int] = None
+    key_policy: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -194,6 +200,15 @@ class AriWindow:
 
 
 @dataclass(frozen=True)
+class ReplacesDropped:
+    """The CA refused an order because of ``replaces``; it was placed once more without it."""
+
+    at: Optional[Timestamp] = None
+    replaces: Optional[str] = None
+    reason: Optional[str] = None
+
+
+@dataclass(frozen=True)
 class RenewalState:
     """The renewal bookkeeping: attempts, results, the backoff's counts, the ARI window."""
 
@@ -204,6 +219,7 @@ class RenewalState:
     last_success: Optional[Timestamp] = None
     last_failure: Optional[Timestamp] = None
     ari: Optional[AriWindow] = None
+    replaces_dropped: Optional[ReplacesDropped] = None
 
 
 @dataclass(frozen=True)
@@ -226,6 +242,37 @@ class Revoked:
 
 
 @dataclass(frozen=True)
+class PendingEvent:
+    """A webhook event not delivered yet (the receiver was down): sent again by the next run."""
+
+    event: str = ""
+    node: Optional[str] = None
+    names: tuple[str, ...] = ()
+    serial: Optional[str] = None
+    not_after: Optional[Timestamp] = None
+    reason: Optional[str] = None
+    time: Optional[Timestamp] = None
+    text: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class AttentionSent:
+    """When an attention reason was last notified (at most once a day each)."""
+
+    reason: str = ""
+    at: Optional[Timestamp] = None
+
+
+@dataclass(frozen=True)
+class Notify:
+    """Who is told, and what is still to tell (sesam_tls.notify)."""
+
+    url_from: Optional[SecretSource] = None
+    pending: tuple[PendingEvent, ...] = ()
+    attention_sent: tuple[AttentionSent, ...] = ()
+
+
+@dataclass(frozen=True)
 class NodeRecord:
     """Everything sesam-tls knows about the node's managed certificate. See docs/state.md.
 
@@ -243,6 +290,7 @@ class NodeRecord:
     renewal: RenewalState = field(default_factory=RenewalState)
     history: tuple[HistoryEntry, ...] = ()
     revoked: Optional[Revoked] = None
+    notify: Notify = field(default_factory=Notify)
 
     def __post_init__(self) -> None:
         if self.provider_settings is None:
@@ -286,7 +334,8 @@ def record_classes() -> list[type]:
     from .providers.registry import PROVIDERS
 
     return [NodeRecord, Request, CertificateInfo, Deployment, RolledBack, DeploySettings, Proxy, SecretSource, Hooks,
-            RenewalState, AriWindow, HistoryEntry, Revoked, *PROVIDERS.values()]
+            RenewalState, AriWindow, ReplacesDropped, HistoryEntry, Notify, PendingEvent, AttentionSent, Revoked,
+            *PROVIDERS.values()]
 
 
 # schema migrations --------------------------------------------------------------------------------

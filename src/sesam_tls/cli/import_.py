@@ -73,6 +73,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     c.add_argument(
         "--check-only", action="store_true", help="run every check and report; write nothing"
     )
+    c.add_argument("--notify-url-file", metavar="FILE",
+                   help="renewals POST a JSON event to the URL in FILE (recorded as the path, never the URL)")
+    c.add_argument(
+        "--replace",
+        action="store_true",
+        help="deploy even over a managed certificate from another provider (e.g. over an ACME one)",
+    )
     add_deploy_arguments(parser)
     add_node_arguments(parser)
 
@@ -86,6 +93,9 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(
             f"invalid --expiry-warning-days {args.expiry_warning_days}: must be 0 or more"
         )
+    from ..notify import check_url_file, remember_url_file
+
+    url_from = check_url_file(args.notify_url_file) if args.notify_url_file else None
     node = node_from_args(args)
     settings, options = new_certificate_settings(args, node)
     result = import_certificate(
@@ -99,10 +109,13 @@ def run(args: argparse.Namespace) -> int:
         domains=args.domain,
         check_only=args.check_only,
         expiry_warning_days=args.expiry_warning_days,
+        replace=args.replace,
     )
     if isinstance(result, Report):
         return _print_report(args, result)
     write_recorded_metrics(result.record)
+    if url_from is not None:
+        remember_url_file(node, url_from)
     print_outcome(args, result)
     return 0
 

@@ -43,6 +43,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--dry-run", action="store_true",
                    help="rehearse: order at the CA (Let's Encrypt: its staging CA; others: validated, not finalized), "
                         "nginx -t on a copy of the new pair; deploy, record and stop nothing")
+    k = g.add_mutually_exclusive_group()
+    k.add_argument("--reuse-key", dest="key_policy", action="store_const", const="reuse",
+                   help="keep the live key now and in renewals (recorded; renewals of self-signed do by default)")
+    k.add_argument("--no-reuse-key", dest="key_policy", action="store_const", const="new",
+                   help="make a new key in every renewal (recorded; renewals of ACME certificates do by default)")
+    g.add_argument("--notify-url-file", metavar="FILE",
+                   help="renewals POST a JSON event to the URL in FILE (recorded as the path, never the URL)")
+    g.add_argument("--replace", action="store_true",
+                   help="deploy even over a managed certificate from another provider (e.g. self-signed over imported)")
     add_ca_arguments(parser)
     add_account_arguments(parser)
     add_challenge_arguments(parser)
@@ -56,8 +65,11 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import UsageError
     from ..providers.base import CertRequest
 
+    from ..notify import check_url_file, remember_url_file
+
     node = node_from_args(args)
     settings, options = new_certificate_settings(args, node)
+    url_from = check_url_file(args.notify_url_file) if args.notify_url_file else None
     if args.self_signed:
         given = [k for k, default in ACME_ONLY.items() if getattr(args, k) != default]
         if given:
@@ -65,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"{flag} is an ACME option; it has no meaning with --self-signed")
         from ..providers.selfsigned import SelfSigned
 
-        request = CertRequest.build(args.domain, args.ip, key_type=args.key_type, days=args.days)
+        request = CertRequest.build(args.domain, args.ip, key_type=args.key_type, days=args.days,
+                                    key_policy=args.key_policy)
         provider = SelfSigned()
     else:
         if args.days is not None:
@@ -74,11 +87,18 @@ def run(args: argparse.Namespace) -> int:
 
         # HTTP-01 cannot prove a wildcard: refuse it here, before any network call.
         request = CertRequest.build(args.domain, args.ip, key_type=args.key_type,
-                                    allow_wildcard=args.challenge == "dns-01")
+                                    allow_wildcard=args.challenge == "dns-01",
+                                    key_policy=args.key_policy)
         if not options.restart and args.http01 == "stop-nginx":
             raise UsageError("--http01 stop-nginx stops the nginx container; --no-restart asks to leave it alone")
         nginx = None if not options.restart else NginxContainer(node.container, node.docker_host, timeout=options.timeout)
         provider = acme_provider(args, node, nginx=nginx)
+    if args.key_policy == "reuse":
+        from ..renew import with_live_key
+        from ..store import SslFolder
+
+        if SslFolder(node.ssl_dir).read_pair() is not None:  # else there is no key to keep yet
+            request = with_live_key(request, node)
     if args.dry_run:
         from ..api import rehearse_issue
         from .common import emit_json
@@ -92,7 +112,9 @@ def run(args: argparse.Namespace) -> int:
 
             print(printable(message))
         return 0
-    outcome = issue(request, provider, node=node, options=options, settings=settings)
+    outcome = issue(request, provider, node=node, options=options, settings=settings, replace=args.replace)
     write_recorded_metrics(outcome.record)
+    if url_from is not None:
+        remember_url_file(node, url_from)
     print_outcome(args, outcome)
     return 0

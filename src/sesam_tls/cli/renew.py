@@ -20,6 +20,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "authorizations (not finalized), nginx -t on a copy of the new pair; deploy, record and stop "
                         "nothing")
     g.add_argument("--days", type=int, metavar="N", help="renew when fewer than N days are left (overrides ARI and the one-third rule)")
+    k = g.add_mutually_exclusive_group()
+    k.add_argument("--reuse-key", dest="key_policy", action="store_const", const="reuse",
+                   help="keep the live key, in this and later renewals (recorded; the default for self-signed)")
+    k.add_argument("--no-reuse-key", dest="key_policy", action="store_const", const="new",
+                   help="make a new key in this and later renewals (recorded; the default for ACME)")
+    g.add_argument("--new-key", action="store_true",
+                   help="make a new key in this renewal only (after a leak); later ones follow the recorded choice")
+    g.add_argument("--notify-url-file", metavar="FILE",
+                   help="POST a JSON event (renewed, failed, attention) to the URL in FILE; recorded as the path")
     g.add_argument("--loop", action="store_true", help="stay in the foreground, checking again when the next check is due")
     add_deploy_arguments(parser, renew=True)
     add_node_arguments(parser)
@@ -31,8 +40,13 @@ def run(args: argparse.Namespace) -> int:
 
     node, options, metrics = _replayed(args, node_from_args(args))
 
+    new_key = [args.new_key]  # --new-key: for the next renewal only, also under --loop
+
     def once(force: bool) -> tuple[int, object]:
-        result = renew(node, force=force, dry_run=args.dry_run, days=args.days, options=options, metrics_file=metrics)
+        result = renew(node, force=force, dry_run=args.dry_run, days=args.days, options=options, metrics_file=metrics,
+                       key_policy=args.key_policy, new_key=new_key[0], notify_url_file=args.notify_url_file)
+        if result.status == "renewed":
+            new_key[0] = False
         if args.json:
             emit_json({"result": result.status, "message": result.message, "exit_code": result.exit_code})
         elif result.exit_code == 0:

@@ -41,7 +41,7 @@ from .acme_net import (
     retry_after_seconds,
     wire_errors,
 )
-from .acme_problems import challenge_failure, dns01_failure, problem_text
+from .acme_problems import challenge_failure, dns01_failure, problem_text, refused_for_replaces
 from .base import CertRequest
 
 __all__ = ["LETSENCRYPT", "LETSENCRYPT_STAGING", "REVOCATION_REASONS", "Acme", "Eab", "Rehearsed", "check_names",
@@ -125,6 +125,8 @@ class Acme:
         #: Seconds for the whole exchange (None: ``ACME_DEADLINE`` or ``$SESAM_TLS_ACME_DEADLINE``).
         self.deadline = deadline
         self.replaces = replaces
+        #: The CA's words when it refused ``replaces`` and the order went out without it (recorded).
+        self.replaces_dropped: Optional[str] = None
         self.account_uri: Optional[str] = None
         self._names_asked: list[str] = []
         self._key_type: Optional[str] = None
@@ -180,7 +182,7 @@ class Acme:
 
             step[0] = "ordering the certificate"
             conn.check_clock()  # a wrong clock makes a certificate that looks not yet valid, or renewed off time
-            key = generate_key(request.key_type)
+            key = request.key if request.key is not None else generate_key(request.key_type)
             self._names_asked = list(request.names)
             self._key_type = request.key_type
             order, order_uri = self._new_order(conn, store, request)
@@ -236,7 +238,8 @@ class Acme:
                 log.debug("acme: the CA has no renewalInfo; not sending replaces")
         log.info("ordering a certificate for %s%s", ", ".join(request.identifiers),
                  f" (profile {self.profile})" if self.profile else "")
-        for attempt in (1, 2):
+        reregistered = False
+        while True:  # each way round happens at most once: a lost account, a refused ``replaces``
             try:
                 response = conn.post(directory["newOrder"], _new_order_message()(**fields))
                 break
@@ -244,11 +247,20 @@ class Acme:
                 lost = problem.code == "accountDoesNotExist" or (
                     problem.code == "unauthorized" and "deactivated" in (problem.detail or "")
                 )
-                if not lost or attempt == 2:
+                if lost and not reregistered:
+                    reregistered = True
+                    self.account_uri = reregister(
+                        conn, store, problem_text(problem), email=self.email, agree_tos=self.agree_tos, eab=self.eab
+                    )
+                elif "replaces" in fields and refused_for_replaces(problem):
+                    # An earlier attempt (or a re-registered account) already used this
+                    # ``replaces``: order without it rather than fail the renewal for good.
+                    self.replaces_dropped = problem_text(problem)
+                    log.warning("the CA refused the order because of replaces (%s); ordering once more without it",
+                                self.replaces_dropped)
+                    del fields["replaces"]
+                else:
                     raise
-                self.account_uri = reregister(
-                    conn, store, problem_text(problem), email=self.email, agree_tos=self.agree_tos, eab=self.eab
-                )
         order = messages.Order.from_json(response.json())
         return order, response.headers["Location"]
 

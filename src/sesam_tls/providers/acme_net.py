@@ -116,6 +116,20 @@ def _network() -> Any:
                     log.debug("acme: badNonce twice in a row; retrying")
             return super().post(*args, **kwargs)
 
+        @classmethod
+        def _check_response(cls, response: Any, content_type: Optional[str] = None) -> Any:
+            # ``acme`` turns every 409 into ConflictError, which carries only a Location
+            # ("this key has an account there"). A 409 without one is a plain problem,
+            # e.g. RFC 9773's alreadyReplaced: keep its type and detail.
+            if response.status_code == 409 and "Location" not in response.headers:
+                try:
+                    body = response.json()
+                except ValueError:
+                    body = None
+                if isinstance(body, dict) and isinstance(body.get("type"), str):
+                    raise messages.Error.from_json(body)
+            return super()._check_response(response, content_type)
+
     return Network
 
 

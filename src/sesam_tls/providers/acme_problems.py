@@ -10,7 +10,15 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Optional
 
-__all__ = ["LIKELY_CAUSE", "challenge_failure", "dns01_failure", "problem_text", "rate_limited"]
+__all__ = [
+    "LIKELY_CAUSE",
+    "challenge_failure",
+    "dns01_failure",
+    "problem_code",
+    "problem_text",
+    "rate_limited",
+    "refused_for_replaces",
+]
 
 _FIREWALL = (
     "port {port} of this node is not reachable from the internet: open the Sesam inbound firewall "
@@ -52,6 +60,30 @@ def problem_text(problem: Any) -> str:
     if parts:
         text += " [" + "; ".join(parts) + "]"
     return " ".join(text.split())  # one line, whatever the CA sent
+
+
+def problem_code(problem: Any) -> str:
+    """The ACME error code, also one the ``acme`` package does not list (it says None for those)."""
+    code = getattr(problem, "code", None)
+    if code:
+        return str(code)
+    typ = str(getattr(problem, "typ", "") or "")
+    return typ.rsplit(":", 1)[-1] if typ.startswith("urn:ietf:params:acme:error:") else ""
+
+
+def refused_for_replaces(problem: Any) -> bool:
+    """True when a CA refused a new order because of its ``replaces`` field (RFC 9773).
+
+    ``alreadyReplaced`` says so; some CAs answer ``malformed`` or
+    ``unauthorized`` and name the field in the detail. Either way the order
+    can be placed without it: ``replaces`` only spares the renewal from rate
+    limits, it is not needed to get a certificate.
+    """
+    code = problem_code(problem)
+    if code == "alreadyReplaced":
+        return True
+    detail = str(getattr(problem, "detail", "") or "").lower()
+    return code in ("malformed", "unauthorized") and "replaces" in detail
 
 
 def challenge_failure(name: str, problem: Any, *, port: int) -> str:

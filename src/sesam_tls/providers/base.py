@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
-from typing import Optional, Protocol, Sequence, Union
+from dataclasses import dataclass, field
+from typing import Any, Optional, Protocol, Sequence, Union
 
 from ..bundle import Bundle
 from ..errors import UsageError
-from ..keys import DEFAULT_KEY_TYPE, check_key_type
+from ..keys import DEFAULT_KEY_TYPE, check_key_policy, check_key_type
 from ..names import MAX_NAMES, normalize_domain, normalize_ip
 
 __all__ = ["CertRequest", "Provider"]
@@ -18,12 +18,20 @@ IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 
 @dataclass(frozen=True)
 class CertRequest:
-    """What the node needs a certificate for. Validated on creation."""
+    """What the node needs a certificate for. Validated on creation.
+
+    ``key_policy`` is what renewals do with the key (``reuse``, ``new``; None:
+    the provider's default, :func:`sesam_tls.keys.default_key_policy`); it is
+    recorded. ``key`` is the private key this certificate must be for (the
+    live one, kept), or None for a new one; never printed or recorded.
+    """
 
     names: tuple[str, ...] = ()
     ips: tuple[IPAddress, ...] = ()
     key_type: str = DEFAULT_KEY_TYPE
     days: Optional[int] = None
+    key_policy: Optional[str] = None
+    key: Any = field(default=None, repr=False, compare=False)
 
     @classmethod
     def build(
@@ -34,6 +42,7 @@ class CertRequest:
         key_type: str = DEFAULT_KEY_TYPE,
         days: Optional[int] = None,
         allow_wildcard: bool = True,
+        key_policy: Optional[str] = None,
     ) -> "CertRequest":
         seen: dict[str, None] = {}
         for name in names:
@@ -47,7 +56,7 @@ class CertRequest:
             raise UsageError(f"too many names: {len(seen) + len(addresses)} (at most {MAX_NAMES} on one certificate)")
         if days is not None and not 1 <= days <= 3650:
             raise UsageError(f"invalid --days {days}: must be between 1 and 3650")
-        return cls(tuple(seen), tuple(addresses), check_key_type(key_type), days)
+        return cls(tuple(seen), tuple(addresses), check_key_type(key_type), days, check_key_policy(key_policy))
 
     @property
     def identifiers(self) -> list[str]:

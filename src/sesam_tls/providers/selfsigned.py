@@ -29,7 +29,7 @@ class SelfSigned:
         self._clock = clock or (lambda: dt.datetime.now(dt.timezone.utc))
 
     def issue(self, request: CertRequest) -> Bundle:
-        key = generate_key(request.key_type)
+        key = request.key if request.key is not None else generate_key(request.key_type)
         now = self._clock()
         days = request.days or DEFAULT_DAYS
         common_name = (request.names or tuple(str(ip) for ip in request.ips))[0]
@@ -67,6 +67,7 @@ class SelfSigned:
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()), critical=False)
             .sign(key, hashes.SHA256())
         )
-        log.info("created a self-signed %s certificate for %s, valid %d days", request.key_type,
-                 ", ".join(request.identifiers), days)
+        log.info("created a self-signed %s certificate for %s, valid %d days, %s", request.key_type,
+                 ", ".join(request.identifiers), days,
+                 "for the same key as before" if request.key is not None else "for a new key")
         return Bundle(key=key, leaf=cert)
