@@ -655,7 +655,7 @@ def m_stop_nginx(work: Path, docker_host: str, pebble: tb.Pebble, runs: int) -> 
             time.sleep(0.2)
             r = run([SESAM, "issue", "--domain", f"stop{i}-{secrets.token_hex(3)}.example.test",
                      "--server", pebble.directory, "--ca-bundle", pebble.ca_bundle, "--email", EMAIL,
-                     "--agree-tos", "--http01", "stop-nginx", "--http-port", str(HTTP01_PORT),
+                     "--agree-tos", "--replace", "--http01", "stop-nginx", "--http-port", str(HTTP01_PORT),
                      "--http-address", "127.0.0.1", "--container", name, "--docker-host", docker_host,
                      "--root", str(root)], env=clean_env())
             t_done = time.perf_counter()
