@@ -266,3 +266,15 @@ def test_issue_and_import_record_the_url_file(tmp_path, receiver):
     meta = load_metadata(root / "var/lib/sesam-tls/certificate.json")
     assert meta["notify"]["url_from"] == {"kind": "file", "name": source}
     assert receiver.events == []  # issue tells no one: the operator watches it
+
+
+def test_the_receiver_gets_rolled_back(node, receiver, tmp_path):
+    """A rollback is an event too: the operator learns that an older certificate is served again."""
+    source = url_file(tmp_path, receiver.port)
+    assert main(["renew", "--force", "--root", str(node.root), "--no-restart", "--notify-url-file", source, "-q"]) == 0
+    before = served(node)
+    assert main(["rollback", "--root", str(node.root), "--no-restart", "-q"]) == 0
+    assert [e["event"] for e in receiver.events] == ["renewed", "rolled-back"]
+    event = receiver.events[-1]
+    assert event["serial"] == served(node).serial != before.serial
+    assert event["reason"].startswith("rolled back from version ")

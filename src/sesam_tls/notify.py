@@ -291,7 +291,9 @@ def _after_renewal(node: "Node", before: "NodeRecord", status: str, decision: Op
     due = [(code, line) for code, line in attention_reasons(before, rec, decision, status) if _due(notify, code, now)]
     command = options.failure_hook if options.failure_hook is not None else rec.hooks.failure
     for code, line in due:
-        log.warning("attention (%s): %s", code, line)
+        # the reason itself is the run's own closing line; say only that it is being told
+        if command:
+            log.info("attention (%s): running the failure hook", code)
         run_hook("failure", command, {**hook_env(node, rec, "attention", line), "SESAM_TLS_REASON": code,
                                       "SESAM_TLS_MESSAGE": line},
                  allow=rec.hooks.env, secret=options.secret_env)

@@ -140,9 +140,12 @@ def rollback(
             recorded.append(_record_rollback(node, rec, bundle, result, now))
 
         result = deploy(node, bundle, options, now=now, on_deployed=commit, version=target)
+        from . import notify
+
+        notify.tell(node, "rolled-back", reason=f"rolled back from version {live} to {target}", now=now)
     new = recorded[-1]
     hook = options.deploy_hook if options.deploy_hook is not None else new.hooks.deploy
-    run_hook("deploy", hook, hook_env(node, new, "rolled-back"))
+    run_hook("deploy", hook, hook_env(node, new, "rolled-back"), allow=new.hooks.env, secret=options.secret_env)
     return RollbackOutcome(target, live, bundle, result, new)
 
 

@@ -27,7 +27,7 @@ VERBS = {
     "rollback": ("sesam_tls.cli.rollback", "switch back to a certificate kept in the ssl folder (--list shows them)"),
     "status": ("sesam_tls.cli.status", "show the node's certificate and whether nginx serves it"),
     "timer": ("sesam_tls.cli.timer", "install, remove or show the renewal timer (systemd or cron)"),
-    "check": ("sesam_tls.cli.check", "preflight for issue: names, port 80, the ACME server, Docker, paths"),
+    "check": ("sesam_tls.cli.check", "preflight for issue and renew: names, port 80 or DNS, the ACME server, Docker, paths"),
     "revoke": ("sesam_tls.cli.revoke", "revoke the node's ACME certificate at its CA"),
     "account": ("sesam_tls.cli.account", "show, roll over the key of, or deactivate the ACME account"),
 }
@@ -44,6 +44,16 @@ class _Help(argparse.HelpFormatter):
         return textwrap.wrap(text, width, break_on_hyphens=False, break_long_words=False) or [""]
 
 
+class _TopHelp(argparse.RawDescriptionHelpFormatter):
+    """The top-level help: the exit codes' epilog as written, verbs wrapped at spaces only."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog)
+        self._action_max_length = 15  # room for the longest verb ("configure") beside its help
+
+    _split_lines = _Help._split_lines
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
 
@@ -52,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="sesam-tls",
         description="TLS certificates for self-hosted Sesam nodes: issue, import, renew, deploy to nginx.",
         epilog=epilog,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_TopHelp,
     )
     parser.add_argument("--version", action="version", version=f"sesam-tls {__version__}")
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
