@@ -89,7 +89,8 @@ tdocker run -d --name nginx --network host \
     sesam-nginx-test:1 >/dev/null
 
 log "3. a certificate from the ACME CA (Pebble) over HTTP-01, deployed into the container and verified"
-"$SESAM_TLS" issue --domain "$NAME" --email ops@example.test --agree-tos \
+log "   (--replace: the node's managed certificate is self-signed; switching provider is asked for)"
+"$SESAM_TLS" issue --domain "$NAME" --email ops@example.test --agree-tos --replace \
     --server "$DIRECTORY" --ca-bundle "$PEBBLE_CA_BUNDLE" \
     --http-port "$HTTP01_PORT" --http-address 127.0.0.1 \
     --verify "127.0.0.1:$PORT"

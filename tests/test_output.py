@@ -51,3 +51,20 @@ def test_account_show_prints_lists_as_text(pebble, node_factory, capsys):
     contact = next(line for line in out.splitlines() if line.startswith("contact:"))
     assert contact.split(None, 1)[1] == "mailto:ops@example.test"
     assert "[" not in out and "'" not in out
+
+
+def test_an_abbreviated_option_is_refused(tmp_path, capsys):
+    """A stored command must not change meaning when a new option shares a prefix."""
+    assert main(["renew", "--forc", "--root", str(tmp_path)]) == 2
+    assert "unrecognized arguments: --forc" in capsys.readouterr().err
+
+
+def test_rollback_list_shows_times_as_people_read_them(tmp_path, capsys):
+    root = make_root(tmp_path)
+    for _ in range(2):
+        assert main(["issue", "--self-signed", "-d", "node.example.test", "--no-restart", "--root", str(root)]) == 0
+    capsys.readouterr()
+    assert main(["rollback", "--list", "--root", str(root)]) == 0
+    out = capsys.readouterr().out
+    rows = out.splitlines()[1:]
+    assert len(rows) == 2 and all(re.search(rf"  {HUMAN_TIME}$", row) for row in rows), out

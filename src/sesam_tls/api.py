@@ -162,7 +162,8 @@ def check_provider_switch(node: Node, provider: Provider, *, replace: bool = Fal
                     served, new)
         return
     raise UsageError(
-        f"the node serves the {served}, managed by sesam-tls; refusing to replace it with a {new} "
+        f"the node serves the {served}, managed by sesam-tls; refusing to replace it with "
+        f"{'an' if new[0] in 'AEIOUaeiou' else 'a'} {new} "
         f"certificate: give --replace to do so (the current one is kept for rollback), nothing was changed"
     )
 

@@ -58,7 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
 
     epilog = "exit codes:\n" + "\n".join(f"  {code:>2}  {text}" for code, text in sorted(EXIT_CODES.items()))
+    # allow_abbrev=False: a stored command (a unit, a cron line) must not start to mean another
+    # option when a new one shares its prefix (`--forc` is not `--force`)
     parser = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog="sesam-tls",
         description="TLS certificates for self-hosted Sesam nodes: issue, import, renew, deploy to nginx.",
         epilog=epilog,
@@ -68,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
     for verb, (module_name, help_text) in VERBS.items():
         module = importlib.import_module(module_name)
-        sub = verbs.add_parser(verb, help=help_text, description=help_text, formatter_class=_Help)
+        sub = verbs.add_parser(verb, help=help_text, description=help_text, formatter_class=_Help,
+                               allow_abbrev=False)
         module.add_arguments(sub)
         sub.set_defaults(_module=module)
     return parser

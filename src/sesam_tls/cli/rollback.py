@@ -31,8 +31,10 @@ def run(args: argparse.Namespace) -> int:
             if "error" in v:
                 rows.append(("*" if v["live"] else "", v["version"], f"unusable: {v['error']}", "", ""))
             else:
+                from ..renewal import human_time, parse_time
+
                 rows.append(("*" if v["live"] else "", v["version"], ",".join(v["names"]), v["serial"],
-                             v["not_after"]))
+                             human_time(parse_time(v["not_after"]))))
         widths = [max(len(r[i]) for r in rows) for i in range(4)]
         for row in rows:
             print(printable("  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths, strict=True)) + "  " + row[4]).rstrip())
