@@ -182,3 +182,12 @@ def print_outcome(args: argparse.Namespace, outcome: Any) -> None:
             f"{how[outcome.deployment.action]}{checked}"
         )
     )
+
+
+def add_key_policy_arguments(group: Any) -> None:
+    """``--reuse-key``/``--no-reuse-key`` (``issue`` and ``renew``): what renewals do with the key, recorded."""
+    k = group.add_mutually_exclusive_group()
+    k.add_argument("--reuse-key", dest="key_policy", action="store_const", const="reuse",
+                   help="keep the live key, now and in later renewals (recorded; the default for self-signed)")
+    k.add_argument("--no-reuse-key", dest="key_policy", action="store_const", const="new",
+                   help="make a new key at every renewal (recorded; the default for ACME)")

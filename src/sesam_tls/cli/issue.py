@@ -14,6 +14,7 @@ from .acme_args import (
 )
 from .common import (
     add_deploy_arguments,
+    add_key_policy_arguments,
     add_node_arguments,
     new_certificate_settings,
     node_from_args,
@@ -43,11 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--dry-run", action="store_true",
                    help="rehearse: order at the CA (Let's Encrypt: its staging CA; others: validated, not finalized), "
                         "nginx -t on a copy of the new pair; deploy, record and stop nothing")
-    k = g.add_mutually_exclusive_group()
-    k.add_argument("--reuse-key", dest="key_policy", action="store_const", const="reuse",
-                   help="keep the live key now and in renewals (recorded; renewals of self-signed do by default)")
-    k.add_argument("--no-reuse-key", dest="key_policy", action="store_const", const="new",
-                   help="make a new key in every renewal (recorded; renewals of ACME certificates do by default)")
+    add_key_policy_arguments(g)
     g.add_argument("--notify-url-file", metavar="FILE",
                    help="renewals POST a JSON event to the URL in FILE (recorded as the path, never the URL)")
     g.add_argument("--replace", action="store_true",

@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import add_deploy_arguments, add_node_arguments, deploy_options_from_args, emit_json, node_from_args
+from .common import (
+    add_deploy_arguments,
+    add_key_policy_arguments,
+    add_node_arguments,
+    deploy_options_from_args,
+    emit_json,
+    node_from_args,
+)
 
 #: --loop never sleeps longer than this, so a CA's new ARI window is seen in time.
 MAX_SLEEP = 12 * 3600.0
@@ -20,11 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "authorizations (not finalized), nginx -t on a copy of the new pair; deploy, record and stop "
                         "nothing")
     g.add_argument("--days", type=int, metavar="N", help="renew when fewer than N days are left (overrides ARI and the one-third rule)")
-    k = g.add_mutually_exclusive_group()
-    k.add_argument("--reuse-key", dest="key_policy", action="store_const", const="reuse",
-                   help="keep the live key, in this and later renewals (recorded; the default for self-signed)")
-    k.add_argument("--no-reuse-key", dest="key_policy", action="store_const", const="new",
-                   help="make a new key in this and later renewals (recorded; the default for ACME)")
+    add_key_policy_arguments(g)
     g.add_argument("--new-key", action="store_true",
                    help="make a new key in this renewal only (after a leak); later ones follow the recorded choice")
     g.add_argument("--notify-url-file", metavar="FILE",
