@@ -57,7 +57,8 @@ image: dist/sesam-tls
 # `make bench`: installs the peers (lego from Debian, certbot and matplotlib
 # from PyPI into bench/.venv-*), runs every measurement on a Pebble instance
 # of its own (127.0.0.1:14200, HTTP-01 on 5202) and writes
-# bench/results/REPORT.md and bench/results/bench.png (about 10 minutes).
+# bench/results/REPORT.md and bench/results/bench.png (about 10 minutes; the
+# DNS-01 row, on a knotd and a second Pebble of its own, about 4 more).
 # `make bench-smoke`: one iteration of everything into bench/results-smoke/.
 .PHONY: bench bench-smoke
 

@@ -1,7 +1,9 @@
 """Keep the benchmark harness (bench/bench.py) working: its smoke mode, sesam-tls only.
 
 No peers (certbot and lego are not installed for CI) and no timing
-assertions: the harness must run every measurement once and write a report.
+assertions: the harness must run every measurement once and write a report,
+the DNS-01 one included (a knotd and a Pebble resolving through it, both the
+benchmark's own, on free ports).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ def test_bench_smoke_sesam_tls_only_writes_a_report(tmp_path, docker_host):
 
     report = (out / "REPORT.md").read_text()
     for heading in ("## Machine", "## 1. Issuance latency", "## 2. Scaling", "## 3. Start-up",
-                    "## 4. Rotation cost", "## 5. Port-80 downtime"):
+                    "## 4. Rotation cost", "## 5. Port-80 downtime", "## DNS-01 (RFC 2136)"):
         assert heading in report, heading
     assert "## Errors" not in report
 
@@ -45,3 +47,9 @@ def test_bench_smoke_sesam_tls_only_writes_a_report(tmp_path, docker_host):
         assert res["rotation"][mode]["all_exit_0"], mode
         assert res["rotation"][mode]["all_serve_new_cert"], mode
     assert res["stop_nginx"]["failures"] == 0
+    dns = res["dns01"]
+    assert dns["tools"] == ["sesam-tls"]
+    for size in ("1", "10"):
+        assert dns["sizes"][size]["sesam-tls"]["n"] == 1, size
+        assert dns["sizes"][size]["sesam-tls"]["failures"] == 0, (size, dns.get("failure_reasons"))
+    assert not dns["failure_reasons"]
