@@ -69,7 +69,8 @@ def node_factory(tmp_path, request):
     """
     count = [0]
 
-    def make(*, container: bool = False, http_port: Optional[int] = None) -> TestNode:
+    def make(*, container: bool = False, http_port: Optional[int] = None, acme_webroot: Any = None,
+             acme: str = "root") -> TestNode:
         count[0] += 1
         root = make_root(tmp_path / f"node{count[0]}")
         ssl_dir = root / "sesam/nginx/conf/ssl"
@@ -82,7 +83,7 @@ def node_factory(tmp_path, request):
         docker_host = request.getfixturevalue("docker_host")
         containers = request.getfixturevalue("nginx_container")
         port = testbed.free_port()
-        name = containers(ssl_dir, port, http_port)
+        name = containers(ssl_dir, port, http_port, acme_webroot=acme_webroot, acme=acme)
         node = Node.from_settings(root=str(root), container=name, docker_host=docker_host, env={})
         return TestNode(node, own, port)
 

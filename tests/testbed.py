@@ -353,9 +353,14 @@ def wait_served_cert(host: str, port: int, expected_der: bytes,
 # nginx containers
 
 
-def sites_conf(https_port: int, http_port: int | None = None) -> str:
+ACME_WEBROOT = "/var/www/acme"  # where a container set up for certbot keeps the challenge files
+
+
+def sites_conf(https_port: int, http_port: int | None = None, acme: str | None = None) -> str:
     """nginx sites conf: TLS on 127.0.0.1:https_port with the includes.d/ssl
-    pair, plain HTTP on 127.0.0.1:http_port when given."""
+    pair, plain HTTP on 127.0.0.1:http_port when given. ``acme`` ("root" or
+    "alias"): the HTTP server also serves /.well-known/acme-challenge/ from
+    ACME_WEBROOT, the way an nginx set up for certbot does."""
     conf = f"""server {{
     listen 127.0.0.1:{https_port} ssl;
     ssl_certificate     {CONTAINER_SSL_DIR}/fullchain.pem;
@@ -364,9 +369,14 @@ def sites_conf(https_port: int, http_port: int | None = None) -> str:
 }}
 """
     if http_port is not None:
+        challenge = {
+            None: "",
+            "root": f"    location /.well-known/acme-challenge/ {{ default_type text/plain; root {ACME_WEBROOT}; }}\n",
+            "alias": f"    location /.well-known/acme-challenge/ {{ default_type text/plain; alias {ACME_WEBROOT}/; }}\n",
+        }[acme]
         conf += f"""server {{
     listen 127.0.0.1:{http_port};
-    location / {{ default_type text/plain; return 200 "sesam node (http)\\n"; }}
+{challenge}    location / {{ default_type text/plain; return 200 "sesam node (http)\\n"; }}
 }}
 """
     return conf
@@ -382,8 +392,12 @@ class NginxContainers:
 
     def __call__(self, ssl_dir, https_port: int, http_port: int | None = None,
                  name: str | None = None, *, wait: bool = True,
-                 timeout: float = 10) -> str:
+                 timeout: float = 10, acme_webroot=None, acme: str = "root") -> str:
         """Run an nginx container serving ssl_dir on 127.0.0.1:https_port.
+
+        acme_webroot: a host folder mounted at ACME_WEBROOT (read-write) that
+        the HTTP server serves /.well-known/acme-challenge/ from (``acme``:
+        "root" or "alias" layout).
 
         ssl_dir is mounted read-only at /etc/nginx/includes.d/ssl, so it must
         hold fullchain.pem and privkey.pem for nginx to start. Returns the
@@ -393,8 +407,9 @@ class NginxContainers:
         """
         name = name or CONTAINER_PREFIX + secrets.token_hex(4)
         sites = Path(tempfile.mkdtemp(prefix=f"sites-{name}-", dir=self.tmp_dir))
-        (sites / "default.conf").write_text(sites_conf(https_port, http_port))
+        (sites / "default.conf").write_text(sites_conf(https_port, http_port, acme if acme_webroot else None))
         self.names.append(name)
+        extra = {str(Path(acme_webroot).resolve()): {"bind": ACME_WEBROOT, "mode": "rw"}} if acme_webroot else {}
         self.client.containers.run(
             NGINX_IMAGE,
             name=name,
@@ -403,6 +418,7 @@ class NginxContainers:
             volumes={
                 str(Path(ssl_dir).resolve()): {"bind": CONTAINER_SSL_DIR, "mode": "ro"},
                 str(sites): {"bind": CONTAINER_SITES_DIR, "mode": "ro"},
+                **extra,
             },
         )
         if wait:

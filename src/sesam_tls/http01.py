@@ -29,6 +29,7 @@ import ipaddress
 import logging
 import os
 import re
+import secrets
 import socket
 import threading
 import time
@@ -38,7 +39,7 @@ from pathlib import Path
 from typing import Any, Optional, Protocol
 
 from .deadline import Deadline, poll
-from .errors import DockerError, IssuanceError, StorageError, UsageError, one_line
+from .errors import DockerError, IssuanceError, SesamTLSError, StorageError, UsageError, one_line
 from .fsutil import describe_oserror, write_new
 from .ports import container_holds_port, describe_holders, port_holders
 
@@ -312,19 +313,21 @@ def _bind_when_free(port: int, listen: Iterable[str], *, timeout: float) -> Toke
 
 
 class WebrootResponder:
-    """Token files under ``<root>/.well-known/acme-challenge/`` for a web server that serves root."""
+    """Token files under ``<root>/.well-known/acme-challenge/`` for a web server that serves root
+    (or, with ``alias=True``, in ``root`` itself, for a server whose challenge location is an
+    ``alias`` of that folder)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, alias: bool = False) -> None:
         self.root = Path(root)
-        self.folder = self.root / WELL_KNOWN.strip("/")
-        self.description = f"webroot {self.root}"
+        self.folder = self.root if alias else self.root / WELL_KNOWN.strip("/")
+        self.description = f"webroot {self.folder}" if alias else f"webroot {self.root}"
         self._created: list[Path] = []
         self._files: dict[str, Path] = {}
 
     def open(self) -> None:
         if not self.root.is_dir():
             raise UsageError(f"--webroot {self.root}: not a folder")
-        for folder in (self.folder.parent, self.folder):
+        for folder in (self.folder.parent, self.folder) if self.folder != self.root else ():
             if not folder.is_dir():
                 try:
                     folder.mkdir(mode=0o755)
@@ -422,6 +425,15 @@ def _auto(options: Http01Options, nginx: Any, *, rehearsal: bool = False) -> Ite
             raise IssuanceError(f"cannot serve HTTP-01 challenges: {busy} ({_busy_reason(busy)})") from None
         holders = port_holders(options.port)
         if nginx is not None and container_holds_port(nginx, options.port, holders):
+            found = mounted_webroot(nginx, options.port)
+            if found is not None:
+                log.info("port %d is held by the managed container %s, which serves %s from %s: "
+                         "answering there, nothing is stopped", options.port, nginx.name, WELL_KNOWN, found.folder)
+                try:
+                    yield found
+                finally:
+                    found.close()
+                return
             if rehearsal:
                 raise _would_stop(nginx, options.port, f"--http01 auto: port {options.port} is held by it") from None
             log.info("port %d is held by the managed container %s: using stop-nginx", options.port, nginx.name)
@@ -439,6 +451,63 @@ def _auto(options: Http01Options, nginx: Any, *, rehearsal: bool = False) -> Ite
         yield server
     finally:
         server.stop()
+
+
+#: Folders in the container that hold configuration or keys, never a web root: not probed.
+_NOT_WEBROOTS = ("/etc", "/run", "/var/run", "/proc", "/sys", "/dev")
+
+
+def mounted_webroot(nginx: Any, port: int, *, timeout: float = 2.0) -> Optional[WebrootResponder]:
+    """A folder mounted from this host that the container serves under ``/.well-known/acme-challenge/``
+    (as an nginx set up for certbot does), proven by fetching a probe file through port ``port``;
+    an open responder for it, or None.
+
+    Answering there needs no stop of nginx, so port 80 is never silent. Each
+    writable bind mount (configuration folders aside) is tried in the two
+    layouts nginx configurations use: ``root <mount>`` (the file under
+    ``.well-known/acme-challenge/``) and ``alias <mount>/`` (the file in the
+    mount itself). Every probe file, and any folder it needed, is removed.
+    """
+    try:
+        mounts = nginx.bind_mounts()
+    except Exception as exc:  # noqa: BLE001 - no mounts to try is not an error: stop-nginx still works
+        log.debug("cannot list the mounts of container %s: %s", getattr(nginx, "name", "?"), exc)
+        return None
+    for source, destination, writable in mounts:
+        if not writable or destination.startswith(_NOT_WEBROOTS) or not os.path.isdir(source):
+            continue
+        if not os.access(source, os.W_OK | os.X_OK):
+            continue
+        for alias in (False, True):
+            responder = WebrootResponder(Path(source), alias=alias)
+            token = "sesam-tls-probe-" + secrets.token_urlsafe(16)
+            proof = secrets.token_urlsafe(24)
+            try:
+                responder.open()
+                responder.present(token, proof)
+                served = _fetch_local(port, WELL_KNOWN + token, timeout=timeout)
+            except (SesamTLSError, OSError):
+                served = None
+            finally:
+                responder.cleanup(token)
+            if served == proof:
+                return responder
+            responder.close()
+    return None
+
+
+def _fetch_local(port: int, path: str, *, timeout: float) -> Optional[str]:
+    """The body 127.0.0.1:``port`` answers for ``path`` with HTTP 200 (at most 4 KiB), else None."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        body = response.read(4096).decode("utf-8", "replace").strip()
+        return body if response.status == 200 else None
+    except (OSError, http.client.HTTPException):
+        return None
+    finally:
+        conn.close()
 
 
 def plan(options: Http01Options, nginx: Any = None) -> str:
@@ -462,6 +531,11 @@ def plan(options: Http01Options, nginx: Any = None) -> str:
             raise IssuanceError(f"cannot bind port {options.port}: {busy} ({_busy_reason(busy)})") from None
         holders = port_holders(options.port)
         if options.strategy != "standalone" and nginx is not None and container_holds_port(nginx, options.port, holders):
+            found = mounted_webroot(nginx, options.port) if options.strategy == "auto" else None
+            if found is not None:
+                found.close()
+                return (f"port {options.port} is held by the managed container {nginx.name}, which serves "
+                        f"{WELL_KNOWN} from {found.folder}: answered there, nothing is stopped")
             return f"port {options.port} is held by the managed container {nginx.name}: it is stopped while the CA validates"
         raise IssuanceError(
             f"port {options.port} is held by {describe_holders(holders)}"

@@ -69,6 +69,12 @@ class NginxContainer:
             raise DockerError(f"cannot inspect container {self.name!r} at {self.host_label}: {one_line(exc, 300)}") from exc
 
     # queries ----------------------------------------------------------------------
+    def bind_mounts(self) -> list[tuple[str, str, bool]]:
+        """The container's bind mounts: ``(host folder, folder in the container, writable)``."""
+        mounts = self._container().attrs.get("Mounts") or []
+        return [(str(m.get("Source") or ""), str(m.get("Destination") or ""), bool(m.get("RW")))
+                for m in mounts if m.get("Type") == "bind" and m.get("Source") and m.get("Destination")]
+
     def check(self) -> str:
         """Raise DockerError unless the engine answers and the container exists; return its state."""
         return self._container().status
