@@ -68,3 +68,15 @@ def test_rollback_list_shows_times_as_people_read_them(tmp_path, capsys):
     out = capsys.readouterr().out
     rows = out.splitlines()[1:]
     assert len(rows) == 2 and all(re.search(rf"  {HUMAN_TIME}$", row) for row in rows), out
+
+
+def test_status_shows_recorded_settings_without_python_reprs(tmp_path, capsys):
+    root = make_root(tmp_path)
+    assert main(["issue", "--self-signed", "-d", "node.example.test", "--no-restart", "--timeout", "12",
+                 "--root", str(root)]) == 0
+    capsys.readouterr()
+    main(["status", "--root", str(root)])
+    out = capsys.readouterr().out
+    assert "restart:        no (--no-restart: files and agent config only)" in out
+    assert "timeout:        12 s" in out
+    assert "False" not in out and "True" not in out and "None" not in out

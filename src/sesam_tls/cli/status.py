@@ -85,12 +85,21 @@ def _settings_lines(settings: dict) -> list[str]:
     """What ``renew`` and the timer replay (``configure`` changes it): only what was given."""
     from ..replay import PROXY_VARIABLES
 
-    lines = [f"{label + ':':<16}{settings[key]}" for key, label in _SETTINGS if settings.get(key) is not None]
+    lines = [f"{label + ':':<16}{_said(key, settings[key])}" for key, label in _SETTINGS if settings.get(key) is not None]
     proxy = settings.get("proxy") or {}
     given = [f"{PROXY_VARIABLES[k]}={v}" for k, v in proxy.items() if v]
     if given:
         lines.append(f"{'proxy:':<16}{' '.join(given)}")
     return lines
+
+
+def _said(key: str, value: object) -> str:
+    """A recorded setting as an operator reads it: no Python ``True``/``False``."""
+    if key == "restart" and isinstance(value, bool):
+        return "yes (nginx reloaded or restarted)" if value else "no (--no-restart: files and agent config only)"
+    if key == "timeout" and isinstance(value, (int, float)):
+        return f"{value:g} s"
+    return str(value)
 
 
 def _days_left(days: int) -> str:
