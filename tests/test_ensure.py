@@ -39,7 +39,7 @@ def _served_fp(port: int) -> str:
 
 
 def _root(tn):
-    return tn.node.ssl_dir.parents[2]
+    return tn.node.ssl_dir.parents[3]
 
 
 def _check_then_apply_then_nothing(tn, desired, first_actions):
