@@ -29,7 +29,7 @@ description:
   - The desired state, secrets included, is passed to C(sesam-tls) on its standard input, never on its
     command line; secrets are never recorded.
 author:
-  - sesam-tls contributors
+  - sesam-tls contributors (@sesam-community)
 requirements:
   - C(sesam-tls) on the node (the one-file executable, the container wrapper, or a pip install), version with
     the C(ensure) verb
@@ -280,9 +280,9 @@ exit_code:
   sample: 2
 """
 
-import json
+import json  # noqa: E402 - Ansible modules import after their documentation
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 NODE_FLAGS = ("root", "ssl_dir", "container_ssl_dir", "agent_config", "container", "state_dir", "docker_host")
 
