@@ -95,3 +95,25 @@ def test_pkcs12_password_only_on_stdin_never_in_output_argv_or_record(node_facto
             assert secret.encode() not in path.read_bytes(), path
     proc, _ = _run(tn, desired)
     assert json.loads(proc.stdout)["changed"] is False
+
+
+def test_the_image_wrapper_hands_stdin_to_the_container(tmp_path):
+    """``sesam-tls-docker ensure --json`` (the Ansible module's way with the image) needs stdin inside
+    the container: ``docker run`` passes it only with ``-i`` (a stub docker records the call)."""
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "docker").write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {tmp_path}/argv\ncat > {tmp_path}/stdin\n')
+    (bin_dir / "docker").chmod(0o755)
+    (bin_dir / "mkdir").write_text("#!/bin/sh\nexit 0\n")  # keep /var/lib/sesam-tls off this machine
+    (bin_dir / "mkdir").chmod(0o755)
+    proc = subprocess.run(["sh", str(repo / "packaging/sesam-tls-docker.sh"), "ensure", "--json"], input='{"x": 1}',
+                          env={"PATH": f"{bin_dir}:/usr/bin:/bin", "SESAM_TLS_IMAGE": "sesam-tls:test"},
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    argv = (tmp_path / "argv").read_text().splitlines()
+    image = argv.index("sesam-tls:test")
+    assert "-i" in argv[:image] and argv[image:] == ["sesam-tls:test", "ensure", "--json"]
+    assert (tmp_path / "stdin").read_text() == '{"x": 1}'
