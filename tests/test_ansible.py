@@ -211,3 +211,52 @@ def test_ansible_test_sanity_passes(tmp_path, sanity):
     if sanity == "validate-modules":  # the one ignore: the GPLv3 header of a module in an Apache-2.0 collection
         ignores = (COLLECTION / "tests" / "sanity" / f"ignore-{major_minor}.txt").read_text().splitlines()
         assert [line.split()[1] for line in ignores] == ["validate-modules:missing-gplv3-license"]
+
+
+def _recap(text: str) -> dict[str, int]:
+    line = next(ln for ln in text.splitlines() if ln.startswith("localhost") and "ok=" in ln)
+    return {k: int(v) for k, v in (part.split("=") for part in line.split()[2:])}
+
+
+def test_example_playbook_rehearses_ensures_installs_the_timer_then_is_ok(node_factory, pebble, tmp_path):
+    """ansible/sesam-tls.yml against localhost: sesam-tls already installed, ACME on the session's Pebble,
+    the timer written under the scratch root. --check changes nothing; the first run rehearses at the CA,
+    deploys and installs the timer; the second run changes nothing and rehearses nothing."""
+    tn = node_factory(container=True)
+    root = _root(tn)
+    extra = {
+        "sesam_tls_hosts": "localhost", "ansible_become": False, "sesam_tls_install": "none",
+        "sesam_tls_names": [NAME],
+        "sesam_tls_acme": {"directory": pebble.directory, "ca_bundle": pebble.ca_bundle, "agree_tos": True,
+                           "email": "ops@example.test", "http01": "standalone", "http_port": pebble.http_port,
+                           "http_address": ["127.0.0.1"]},
+        "sesam_tls_deploy": {"verify": f"127.0.0.1:{tn.https_port}"},
+        "sesam_tls_node": {"root": str(root), "container": tn.node.container, "docker_host": tn.node.docker_host},
+    }
+    (tmp_path / "vars.json").write_text(json.dumps(extra))
+
+    def play(*flags: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local",
+                               str(REPO / "ansible" / "sesam-tls.yml"), "-e", f"@{tmp_path / 'vars.json'}", *flags],
+                              capture_output=True, text=True, timeout=600, env=_env(tmp_path))
+
+    before = tree_digest(root)
+    proc = play("--check", "--diff")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert tree_digest(root) == before
+    assert '+    "provider": "acme"' in proc.stdout
+
+    proc = play()
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    rehearsal = proc.stdout.split("TASK [Rehearse the new order")[1].split("TASK [")[0]
+    assert "ok: [localhost]" in rehearsal
+    assert _recap(proc.stdout)["changed"] == 2  # the certificate and the timer
+    _served_is_recorded(tn)
+    assert (root / "etc/systemd/system/sesam-tls-renew.timer").is_file()
+    settled = tree_digest(root)
+
+    proc = play()
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert _recap(proc.stdout)["changed"] == 0
+    assert "skipping: [localhost]" in proc.stdout.split("TASK [Rehearse the new order")[1].split("TASK [")[0]
+    assert tree_digest(root) == settled
