@@ -174,3 +174,15 @@ def test_sesam_tls_ensure_is_the_function_even_after_its_module_is_imported():
 
     assert callable(sesam_tls.ensure) and sesam_tls.ensure is sesam_tls.desired.ensure
     assert sesam_tls.Desired is sesam_tls.desired.Desired
+
+
+def test_the_metrics_file_is_written_after_a_deployment_as_issue_does(node_factory, tmp_path):
+    ensure, Desired, _, _, DeployDesired = _ensure()
+    tn = node_factory()
+    metrics = tmp_path / "sesam_tls.prom"
+    desired = Desired(provider="selfsigned", names=(NAME,),
+                      deploy=DeployDesired(restart=False, metrics_file=str(metrics)))
+    ensure(tn.node, desired, check=True)
+    assert not metrics.exists()
+    ensure(tn.node, desired)
+    assert "sesam_tls_certificate_expiration_timestamp_seconds" in metrics.read_text()

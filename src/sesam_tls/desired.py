@@ -409,7 +409,12 @@ def ensure(node: Optional[Node] = None, desired: Optional[Desired] = None, *, ch
         log.info("ensure: %s", line)
     for action in actions:
         _ACTIONS[action](node, desired, now)
-    after = summary(load_record(node.metadata_path))
+    rec = load_record(node.metadata_path)
+    if rec is not None and rec.settings.metrics_file:  # as issue, import and renew do at the command line
+        from .metrics import write_metrics
+
+        write_metrics(Path(rec.settings.metrics_file), rec)
+    after = summary(rec)
     return EnsureResult(True, tuple(actions), tuple(reasons), False, before, after)
 
 
