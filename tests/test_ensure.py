@@ -186,3 +186,15 @@ def test_the_metrics_file_is_written_after_a_deployment_as_issue_does(node_facto
     assert not metrics.exists()
     ensure(tn.node, desired)
     assert "sesam_tls_certificate_expiration_timestamp_seconds" in metrics.read_text()
+
+
+def test_every_desired_field_is_documented():
+    """docs/ensure.md names every field of the desired state, as docs/state.md does for the record."""
+    from pathlib import Path
+
+    from sesam_tls.desired import AcmeDesired, DeployDesired, Desired, ImportDesired
+
+    doc = (Path(__file__).parent.parent / "docs" / "ensure.md").read_text()
+    missing = [f"{cls.__name__}.{f.name}" for cls in (Desired, AcmeDesired, ImportDesired, DeployDesired)
+               for f in dataclasses.fields(cls) if f"`{f.name}`" not in doc]
+    assert not missing, f"docs/ensure.md does not describe {missing}"
