@@ -7,7 +7,8 @@
 #   sesam-tls-docker status --verify 127.0.0.1:443
 #   sesam-tls-docker renew          # what the timer runs, twice a day
 #
-# It is the one `docker run` line: the host's network (HTTP-01 on port 80,
+# It is the one `docker run` line: -i hands it our stdin (`ensure --json` reads the desired
+# state there, `import --password-stdin` the password; a timer's stdin is empty), the host's network (HTTP-01 on port 80,
 # --verify on 127.0.0.1), the host's PID namespace (so that --http01 auto
 # can tell that port 80 is held by the nginx container and stop it for the
 # challenge), and the four folders sesam-tls reads and writes, mounted at
@@ -29,7 +30,7 @@ set -eu
 IMAGE="${SESAM_TLS_IMAGE:-sesam-tls:latest}"
 mkdir -p /var/lib/sesam-tls
 # shellcheck disable=SC2086 # SESAM_TLS_DOCKER_ARGS is a list of extra docker options
-exec docker run --rm --network host --pid host \
+exec docker run --rm --network host --pid host -i \
     -e HTTPS_PROXY -e HTTP_PROXY -e NO_PROXY -e https_proxy -e http_proxy -e no_proxy \
     -v /sesam/nginx/conf/ssl:/sesam/nginx/conf/ssl \
     -v /etc/sesam-agent:/etc/sesam-agent \

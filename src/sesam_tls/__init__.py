@@ -6,6 +6,7 @@
     sesam_tls.issue(request, sesam_tls.SelfSigned(), node=node,
                     options=sesam_tls.DeployOptions(restart=False))
     sesam_tls.renew(node)   # what the timer runs
+    sesam_tls.ensure(node, sesam_tls.Desired(provider="selfsigned", names=("node.example.com",)))
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ _WHERE = {
     "CertRequest": ".providers.base",
     "DeployOptions": ".options",
     "DeployResult": ".deploy",
+    "Desired": ".desired",
+    "EnsureResult": ".desired",
     "Http01Options": ".http01",
     "Imported": ".providers.imported",
     "Node": ".node",
@@ -30,6 +33,7 @@ _WHERE = {
     "RenewResult": ".renew",
     "SelfSigned": ".providers.selfsigned",
     "SesamTLSError": ".errors",
+    "ensure": ".desired",
     "import_certificate": ".api",
     "issue": ".api",
     "renew": ".renew",
@@ -41,6 +45,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .api import Outcome, import_certificate, issue, rollback, status
     from .bundle import Bundle
     from .deploy import DeployResult
+    from .desired import Desired, EnsureResult, ensure
     from .options import DeployOptions
     from .errors import SesamTLSError
     from .http01 import Http01Options
@@ -57,6 +62,8 @@ __all__ = [
     "CertRequest",
     "DeployOptions",
     "DeployResult",
+    "Desired",
+    "EnsureResult",
     "Http01Options",
     "Imported",
     "Node",
@@ -65,6 +72,7 @@ __all__ = [
     "RenewResult",
     "SelfSigned",
     "SesamTLSError",
+    "ensure",
     "import_certificate",
     "issue",
     "renew",

@@ -30,6 +30,7 @@ VERBS = {
     "check": ("sesam_tls.cli.check", "preflight for issue and renew: names, port 80 or DNS, the ACME server, Docker, paths"),
     "revoke": ("sesam_tls.cli.revoke", "revoke the node's ACME certificate at its CA"),
     "account": ("sesam_tls.cli.account", "show, roll over the key of, or deactivate the ACME account"),
+    "ensure": ("sesam_tls.cli.ensure", "make the certificate what a desired state (JSON on stdin) says; for Ansible"),
 }
 
 
