@@ -21,7 +21,8 @@ from .agent_config import AgentConfig
 from .ari import cert_id
 from .hooks import recordable_names, run_hook
 from .bundle import Bundle, fingerprint
-from .deploy import DeployOptions, DeployResult, deploy
+from .deploy import DeployResult, deploy
+from .options import DeployOptions
 from .errors import InputError, RefusedCertificate, SesamTLSError, UsageError, one_line
 from .failpoints import failpoint
 from .names import normalize_domain

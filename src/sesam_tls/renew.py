@@ -302,9 +302,7 @@ def _rehearse(
 def _result_without_renewal(decision: Decision, record: NodeRecord) -> Optional[RenewResult]:
     if decision.due:  # due and attention: a certificate clients refuse, which a renewal fixes
         return None
-    if decision.attention:
-        return RenewResult("attention", decision.reason, AttentionNeeded.exit_code, decision, record)
-    if decision.backing_off:
+    if decision.attention or decision.backing_off:
         return RenewResult("attention", decision.reason, AttentionNeeded.exit_code, decision, record)
     return RenewResult("not-due", f"not due: {decision.reason}", 0, decision, record)
 

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from .bundle import Bundle, key_matches_cert
-from .deploy import DeployOptions, DeployResult, deploy
+from .deploy import DeployResult, deploy
+from .options import DeployOptions
 from .errors import InputError, SesamTLSError, UsageError, one_line
 from .failpoints import failpoint
 from .node import Node

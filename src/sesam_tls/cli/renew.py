@@ -4,6 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING, Optional
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from ..node import Node
+    from ..options import DeployOptions
 
 from .common import (
     add_deploy_arguments,
@@ -64,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     return _loop(once, args.force)
 
 
-def _replayed(args: argparse.Namespace, node: "object") -> tuple:
+def _replayed(args: argparse.Namespace, node: "Node") -> "tuple[Node, DeployOptions, Optional[Path]]":
     """The node, deploy options and metrics file of this run: what was given, else what the record says.
 
     What is given here wins for this run only (``configure`` changes the
@@ -82,7 +89,7 @@ def _replayed(args: argparse.Namespace, node: "object") -> tuple:
     from ..state import load_record
 
     try:
-        record = load_record(node.metadata_path)  # type: ignore[attr-defined]
+        record = load_record(node.metadata_path)
     except SesamTLSError:
         record = None  # renew says why, with the lock held
     recorded = record.settings if record is not None else None
@@ -90,9 +97,9 @@ def _replayed(args: argparse.Namespace, node: "object") -> tuple:
     metrics = args.metrics_file or (recorded.metrics_file if recorded is not None else None)
     if recorded is not None:
         if recorded.container and not (args.container or os.environ.get(ENV["container"])):
-            node = node.with_(container=recorded.container)  # type: ignore[attr-defined]
+            node = node.with_(container=recorded.container)
         if recorded.docker_host and not (args.docker_host or os.environ.get(ENV["docker_host"])):
-            node = node.with_(docker_host=recorded.docker_host)  # type: ignore[attr-defined]
+            node = node.with_(docker_host=recorded.docker_host)
         os.environ.update(proxy_environment(recorded.proxy, os.environ))
     for line in missing_secrets(record):
         logging.getLogger("sesam_tls").warning("%s", line)

@@ -219,14 +219,9 @@ class Connection:
         return self.client().net.post(url, obj, new_nonce_url=self.directory()["newNonce"])
 
     def _remember(self, response: Any, *args: Any, **kwargs: Any) -> None:
-        """requests response hook: keep Retry-After, which ``acme`` drops when it raises."""
-        value = retry_after_seconds(response.headers.get("Retry-After"))
-        self._local.retry_after = value
+        """requests response hook: keep a 429's Retry-After, which ``acme`` drops when it raises."""
         if response.status_code == 429:
-            self.last_retry_after = value
-
-    def thread_retry_after(self) -> Optional[float]:
-        return getattr(self._local, "retry_after", None)
+            self.last_retry_after = retry_after_seconds(response.headers.get("Retry-After"))
 
     def _saw_date(self, headers: Any) -> None:
         """Keep the CA's clock from an answer's ``Date`` (plus its ``Age``, when a cache served it)."""
