@@ -70,7 +70,7 @@ def generate_key(name: str) -> "PrivateKey":
     kind, param = KEY_TYPES[check_key_type(name)]
     if kind == "ec":
         return ec.generate_private_key(getattr(ec, str(param))())
-    return rsa.generate_private_key(public_exponent=65537, key_size=int(param))  # type: ignore[call-overload]
+    return rsa.generate_private_key(public_exponent=65537, key_size=int(param))  # type: ignore[call-overload]  # KEY_TYPES values are (kind, object): int() of an object
 
 
 def key_type_of(key: object) -> str:

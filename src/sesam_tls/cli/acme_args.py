@@ -237,7 +237,7 @@ def acme_provider(args: argparse.Namespace, node: Any, *, nginx: Any) -> Any:
         challenge=challenge_from_args(args),
         dns01=dns01_from_args(args),
     )
-    provider.eab_source = eab_source_from_args(args)  # type: ignore[attr-defined] # recorded by the registry
+    provider.eab_source = eab_source_from_args(args)  # type: ignore[attr-defined]  # an extra attribute Acme does not declare, recorded by the registry
     return provider
 
 

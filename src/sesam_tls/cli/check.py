@@ -211,7 +211,8 @@ def _caa(args: argparse.Namespace, node: Any, recorded: dict[str, Any]) -> str:
     if not identities and url in (LETSENCRYPT, LETSENCRYPT_STAGING):
         identities = ["letsencrypt.org"]
     account = (AccountStore(node.state_dir, url).load_meta() or {}).get("uri")
-    parts, refused = [], []
+    parts: list[str] = []
+    refused: list[str] = []
     for name in names:
         if system and name.rsplit(".", 1)[-1] in SPECIAL_USE:
             parts.append(f"{name}: a special-use name, no public CAA")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -106,7 +106,7 @@ def _replayed(args: argparse.Namespace, node: "Node") -> "tuple[Node, DeployOpti
     return node, options, Path(metrics) if metrics else None
 
 
-def _loop(once: "object", force: bool) -> int:
+def _loop(once: "Callable[[bool], tuple[int, object]]", force: bool) -> int:
     import datetime as dt
     import random
     import signal
@@ -119,7 +119,7 @@ def _loop(once: "object", force: bool) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     first = True
     while not stop.is_set():
-        _, result = once(force and first)  # type: ignore[operator]
+        _, result = once(force and first)
         first = False
         at = getattr(getattr(result, "decision", None), "at", None)
         wait = MAX_SLEEP

@@ -76,7 +76,7 @@ def _network() -> Any:
     """``ClientNetwork`` with repeated ``badNonce`` retries (built on first use: lazy import)."""
     from acme import client, messages
 
-    class Network(client.ClientNetwork):  # type: ignore[misc]
+    class Network(client.ClientNetwork):
         def __init__(
             self,
             *args: Any,
@@ -395,11 +395,11 @@ def _watched_adapter_classes() -> tuple[Any, Any]:
     """urllib3 pools that tell the watchdog which connection a request uses (lazy import)."""
     from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-    class Http(HTTPConnectionPool):  # type: ignore[misc]
+    class Http(HTTPConnectionPool):
         def _get_conn(self, timeout: Optional[float] = None) -> Any:
             return _watch(super()._get_conn(timeout))
 
-    class Https(HTTPSConnectionPool):  # type: ignore[misc]
+    class Https(HTTPSConnectionPool):
         def _get_conn(self, timeout: Optional[float] = None) -> Any:
             return _watch(super()._get_conn(timeout))
 
@@ -418,7 +418,7 @@ def _watched_adapter() -> Any:
 
     http, https = _watched_adapter_classes()
 
-    class Adapter(HTTPAdapter):  # type: ignore[misc]
+    class Adapter(HTTPAdapter):
         def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
             super().init_poolmanager(*args, **kwargs)
             self.poolmanager.pool_classes_by_scheme = {"http": http, "https": https}
@@ -458,7 +458,7 @@ def _alg_for(jwk: Any, jose: Any) -> Any:
 
 
 def _user_agent() -> str:
-    from .. import __version__
+    from .._version import __version__
 
     return f"sesam-tls/{__version__} (+acme-python)"
 
