@@ -20,9 +20,11 @@ else:
 __all__ = [
     "KEY_POLICIES",
     "KEY_TYPES",
+    "KEY_TYPE_ALIASES",
     "DEFAULT_KEY_TYPE",
     "PrivateKey",
     "check_key_policy",
+    "canonical_key_type",
     "check_key_type",
     "default_key_policy",
     "generate_key",
@@ -41,6 +43,17 @@ KEY_TYPES: dict[str, tuple[str, object]] = {
 }
 
 
+#: lego's ``--key-type`` names and certbot's spellings -> ours (``ecdsa``: certbot's default curve).
+KEY_TYPE_ALIASES: dict[str, str] = {
+    "ec256": "ecdsa-p256",
+    "ecdsa": "ecdsa-p256",
+    "ec384": "ecdsa-p384",
+    "rsa2048": "rsa-2048",
+    "rsa3072": "rsa-3072",
+    "rsa4096": "rsa-4096",
+}
+
+
 #: What a renewal does with the key: ``reuse`` the live one, or make a ``new`` one.
 KEY_POLICIES = ("reuse", "new")
 
@@ -56,6 +69,12 @@ def check_key_policy(name: "str | None") -> "str | None":
     if name is not None and name not in KEY_POLICIES:
         raise UsageError(f"unknown key policy {name!r}: choose one of {', '.join(KEY_POLICIES)}")
     return name
+
+
+def canonical_key_type(name: str) -> str:
+    """Our name for a key type given as ours or as lego/certbot spell it, in any case."""
+    lowered = name.strip().lower()
+    return check_key_type(KEY_TYPE_ALIASES.get(lowered, lowered) if lowered else name)
 
 
 def check_key_type(name: str) -> str:

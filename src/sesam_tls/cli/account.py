@@ -18,11 +18,22 @@ from .acme_args import (
 from .common import add_node_arguments, emit_json, node_from_args
 
 
+#: subcommand -> its help line
+ACTIONS = {
+    "show": "the account's URL, status, contact and key at the CA",
+    "rollover": "replace the account key (RFC 8555 section 7.3.5); the account and its certificates stay",
+    "deactivate": "deactivate the account at the CA, for good (needs --yes)",
+}
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=("show", "rollover", "deactivate"), help="what to do with the account")
-    parser.add_argument("--yes", action="store_true", help="confirm deactivate (it cannot be undone)")
-    add_ca_arguments(parser, remembered=True)
-    add_node_arguments(parser)
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    for action, help_text in ACTIONS.items():
+        sub = actions.add_parser(action, help=help_text, description=help_text, formatter_class=parser.formatter_class)
+        if action == "deactivate":
+            sub.add_argument("--yes", action="store_true", help="confirm: it cannot be undone")
+        add_ca_arguments(sub, remembered=True)
+        add_node_arguments(sub)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             print(f"replaced the account key for {url}; new key thumbprint {new}")
         return 0
-    if not args.yes:
+    if not args.yes:  # only deactivate has --yes
         raise UsageError(f"deactivating the account at {url} cannot be undone: add --yes")
     with node_lock(node.state_dir):
         moved = deactivate(conn, store)

@@ -28,7 +28,7 @@ MIN_SLEEP = 60.0
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("renewal")
-    g.add_argument("--force", action="store_true", help="renew now, whatever the schedule and the backoff")
+    g.add_argument("--force", "--force-renewal", action="store_true", help="renew now, whatever the schedule and the backoff")
     g.add_argument("--dry-run", action="store_true",
                    help="rehearse the renewal as if it were due: Let's Encrypt's staging CA, other CAs up to validated "
                         "authorizations (not finalized), nginx -t on a copy of the new pair; deploy, record and stop "

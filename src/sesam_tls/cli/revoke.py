@@ -23,9 +23,15 @@ REASONS = ("unspecified", "keyCompromise", "superseded", "affiliationChanged", "
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--reason", choices=REASONS, default="unspecified", help="RFC 5280 reason (default unspecified)")
+    parser.add_argument("--reason", type=_reason, choices=REASONS, default="unspecified",
+                        help="RFC 5280 reason, in any case (certbot writes keycompromise) (default unspecified)")
     add_ca_arguments(parser, remembered=True)
     add_node_arguments(parser)
+
+
+def _reason(value: str) -> str:
+    """A revocation reason in any case (certbot: ``keycompromise``) -> ours; an unknown one stays, for argparse to refuse."""
+    return {r.lower(): r for r in REASONS}.get(value.lower(), value)
 
 
 def run(args: argparse.Namespace) -> int:

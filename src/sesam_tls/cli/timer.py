@@ -8,15 +8,21 @@ from typing import Any, Optional, Sequence
 from .common import add_node_arguments, emit_json, node_from_args
 
 
+#: subcommand -> its help line
+ACTIONS = {
+    "install": "write the units (twice a day, random offset) and enable them",
+    "remove": "disable and delete them (systemd and cron)",
+    "status": "what is installed, its schedule, the next and last run",
+}
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "action",
-        choices=("install", "remove", "status"),
-        help="install: write the units (twice a day, random offset) and enable them; "
-        "remove: disable and delete them (systemd and cron); status: what is installed",
-    )
-    parser.add_argument("--cron", action="store_true", help="install an /etc/cron.d entry instead of systemd units")
-    add_node_arguments(parser)
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    for action, help_text in ACTIONS.items():
+        sub = actions.add_parser(action, help=help_text, description=help_text, formatter_class=parser.formatter_class)
+        if action == "install":
+            sub.add_argument("--cron", action="store_true", help="install an /etc/cron.d entry instead of systemd units")
+        add_node_arguments(sub)
 
 
 def own_command() -> list[str]:
