@@ -183,12 +183,13 @@ def _main(argv: list[str]) -> int:
     try:
         args = parse_args(argv)
     except _ParseError as exc:
+        message = printable(exc.message)  # it quotes what was typed: no control characters reach the terminal
         exc.parser.print_usage(sys.stderr)
-        print(f"{exc.parser.prog}: error: {exc.message}", file=sys.stderr)
+        print(f"{exc.parser.prog}: error: {message}", file=sys.stderr)
         if as_json:
             from .common import emit_json
 
-            emit_json({"error": exc.message, "exit_code": UsageError.exit_code})
+            emit_json({"error": message, "exit_code": UsageError.exit_code})
         return UsageError.exit_code
     except SystemExit as exc:  # argparse: --help, --version
         return int(exc.code or 0)
