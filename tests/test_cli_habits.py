@@ -19,6 +19,7 @@ from sesam_tls import cli
 from sesam_tls.cli import VERBS, main
 
 from . import certgen as g
+from .acme_fixtures import node_factory  # noqa: F401 - a fixture
 from .helpers import make_root, tree_digest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -302,3 +303,41 @@ def test_a_verb_builds_only_its_own_parser():
     modules, code, _ = _modules("status", "--help")
     assert code == 0
     assert modules == ["sesam_tls.cli.common", "sesam_tls.cli.status"]
+
+
+# ---- the spellings together, against a real CA ----------------------------------------------
+
+@pytest.mark.integration
+def test_lego_and_certbot_spellings_issue_from_pebble_by_webroot(pebble, node_factory, tmp_path, capsys):
+    """`--webroot DIR` alone (no --http01), -m, --domains, -n and a lego key type: a real issuance,
+    the token served from DIR by a web server of the test's own on Pebble's HTTP-01 port."""
+    import functools
+    import http.server
+    import threading
+
+    from sesam_tls.state import load_record
+
+    from .acme_fixtures import NAME  # a name Pebble resolves to loopback
+
+    webroot = tmp_path / "www"
+    webroot.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(webroot))
+    handler.log_message = lambda *a: None  # type: ignore[attr-defined]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", pebble.http_port), handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
+    thread.start()
+    try:
+        t = node_factory()
+        code = main(["issue", "--domains", NAME, "-m", "ops@example.test", "--agree-tos", "--key-type", "ec384", "-n",
+                     "--server", pebble.directory, "--ca-bundle", pebble.ca_bundle, "--webroot", str(webroot),
+                     "--http-port", str(pebble.http_port), "--root", str(t.node.root), "--no-restart", "--json"])
+    finally:
+        server.shutdown()
+        server.server_close()
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert json.loads(out)["key_type"] == "ecdsa-p384"
+    record = load_record(t.node.metadata_path)
+    assert record.provider_settings.http01 == "webroot"
+    assert record.provider_settings.webroot == str(webroot)
+    assert not (webroot / ".well-known/acme-challenge").exists() or not any((webroot / ".well-known/acme-challenge").iterdir())
