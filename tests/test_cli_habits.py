@@ -62,8 +62,12 @@ SPELLINGS = [
     (["revoke", "--reason", "KEYCOMPROMISE"], ["revoke", "--reason", "keyCompromise"]),
     (["revoke", "--reason", "cessationofoperation"], ["revoke", "--reason", "cessationOfOperation"]),
     (["revoke", "--reason", "Superseded"], ["revoke", "--reason", "superseded"]),
-    (["timer", "install", "--cron"], ["timer", "install", "--cron"]),
-    (["account", "deactivate", "--yes"], ["account", "deactivate", "--yes"]),
+    # before subcommands, options could come before the action: both orders still work
+    (["timer", "--root", "/srv/node", "--cron", "install"], ["timer", "install", "--cron", "--root", "/srv/node"]),
+    (["timer", "--json", "status", "--ssl-dir", "/srv/ssl"], ["timer", "status", "--ssl-dir", "/srv/ssl", "--json"]),
+    (["account", "--yes", "--server", "https://ca.test/dir", "deactivate"],
+     ["account", "deactivate", "--server", "https://ca.test/dir", "--yes"]),
+    (["account", "--staging", "-q", "show"], ["account", "show", "--staging", "-q"]),
 ]
 
 
@@ -78,6 +82,9 @@ def test_our_spellings_still_parse_as_before():
     assert args["email"] == "x@example.test" and args["non_interactive"] is False
     assert parsed(["timer", "status"])["action"] == "status"
     assert parsed(["account", "show"])["action"] == "show"
+    timer = parsed(["timer", "--root", "/srv/node", "install"])  # not overwritten by the subcommand's defaults
+    assert timer["root"] == "/srv/node" and timer["cron"] is False and timer["json"] is False
+    assert parsed(["account", "show"])["server"] is None and parsed(["account", "show"])["yes"] is False
 
 
 def test_webroot_implies_the_webroot_strategy(tmp_path):

@@ -15,7 +15,7 @@ from .acme_args import (
     directory_from_args,
     remembered_settings,
 )
-from .common import add_node_arguments, emit_json, node_from_args
+from .common import add_node_arguments, add_subcommand, emit_json, node_from_args
 
 
 #: subcommand -> its help line
@@ -26,14 +26,22 @@ ACTIONS = {
 }
 
 
+def _add_yes(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--yes", action="store_true", help="confirm deactivate (it cannot be undone)")
+
+
+def _add_ca(parser: argparse.ArgumentParser) -> None:
+    add_ca_arguments(parser, remembered=True)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_yes(parser)
+    _add_ca(parser)
+    add_node_arguments(parser)
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     for action, help_text in ACTIONS.items():
-        sub = actions.add_parser(action, help=help_text, description=help_text, formatter_class=parser.formatter_class)
-        if action == "deactivate":
-            sub.add_argument("--yes", action="store_true", help="confirm: it cannot be undone")
-        add_ca_arguments(sub, remembered=True)
-        add_node_arguments(sub)
+        adders = (_add_yes, _add_ca, add_node_arguments) if action == "deactivate" else (_add_ca, add_node_arguments)
+        add_subcommand(actions, action, help_text, parser.formatter_class, *adders)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import Any, Callable
 
 from ..node import ENV
 from ..text import printable
@@ -34,6 +34,20 @@ def add_node_arguments(parser: argparse.ArgumentParser) -> None:
     o.add_argument("-n", "--non-interactive", action="store_true",
                    help="never ask: a password the input needs is an error instead of a prompt "
                         "(sesam-tls asks nothing else, ever)")
+
+
+def add_subcommand(actions: Any, name: str, help_text: str, formatter_class: Any,
+                   *adders: Callable[[argparse.ArgumentParser], None]) -> argparse.ArgumentParser:
+    """A subcommand (``timer install``) with its own help, repeating options of its verb (``adders``),
+    so that both orders work as before there were subcommands: ``timer --root X install`` and
+    ``timer install --root X``. On the subcommand only a value given there lands
+    (``argument_default=SUPPRESS``): argparse would otherwise overwrite the verb's values with
+    the subcommand's defaults."""
+    sub = actions.add_parser(name, help=help_text, description=help_text, formatter_class=formatter_class,
+                             argument_default=argparse.SUPPRESS)
+    for add in adders:
+        add(sub)
+    return sub
 
 
 class NameList(argparse.Action):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any, Optional, Sequence
 
-from .common import add_node_arguments, emit_json, node_from_args
+from .common import add_node_arguments, add_subcommand, emit_json, node_from_args
 
 
 #: subcommand -> its help line
@@ -16,13 +16,17 @@ ACTIONS = {
 }
 
 
+def _add_cron(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cron", action="store_true", help="install: an /etc/cron.d entry instead of systemd units")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_cron(parser)
+    add_node_arguments(parser)
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     for action, help_text in ACTIONS.items():
-        sub = actions.add_parser(action, help=help_text, description=help_text, formatter_class=parser.formatter_class)
-        if action == "install":
-            sub.add_argument("--cron", action="store_true", help="install an /etc/cron.d entry instead of systemd units")
-        add_node_arguments(sub)
+        adders = (_add_cron, add_node_arguments) if action == "install" else (add_node_arguments,)
+        add_subcommand(actions, action, help_text, parser.formatter_class, *adders)
 
 
 def own_command() -> list[str]:
