@@ -18,8 +18,15 @@ testbed:
 	$(call timed,dockerd ready,testbed/dockerd.sh start >/dev/null)
 	$(call timed,nginx image,testbed/nginx-image.sh)
 
-test: testbed
+# The static checks come first: a few seconds, and a lint or type error needs no testbed to be seen.
+test: testbed lint
 	$(call timed,pytest,$(PYTHON) -m pytest -q)
+
+.PHONY: lint
+lint:
+	$(call timed,ruff,.venv/bin/ruff check src tests bench)
+	$(call timed,mypy,.venv/bin/mypy)
+	$(call timed,lint-imports,.venv/bin/lint-imports --no-logo)
 
 demo: testbed
 	testbed/demo.sh

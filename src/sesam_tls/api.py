@@ -21,7 +21,8 @@ from .agent_config import AgentConfig
 from .ari import cert_id
 from .hooks import recordable_names, run_hook
 from .bundle import Bundle, fingerprint
-from .deploy import DeployOptions, DeployResult, deploy
+from .deploy import DeployResult, deploy
+from .options import DeployOptions
 from .errors import InputError, RefusedCertificate, SesamTLSError, UsageError, one_line
 from .failpoints import failpoint
 from .names import normalize_domain
@@ -29,7 +30,7 @@ from .nginx import NginxContainer
 from .node import Node
 from .providers.base import CertRequest, Provider
 from .rollback import rollback, rolled_back_note
-from .state import CertificateInfo, DeploySettings, Deployment, HistoryEntry, Hooks, NodeRecord, Notify, RenewalState, ReplacesDropped, Request, load_record, node_lock, save_record
+from .state import CertificateInfo, DeploySettings, Deployment, HistoryEntry, Hooks, NodeRecord, Notify, RenewalState, ReplacesDropped, Request, Timestamp, load_record, node_lock, save_record
 from .store import SslFolder
 from .verify import parse_address, served_certificate
 
@@ -124,7 +125,7 @@ def rehearse_issue(
 
     node = node or Node.from_settings()
     if getattr(provider, "directory", None) == LETSENCRYPT:
-        provider.directory = LETSENCRYPT_STAGING  # type: ignore[attr-defined]
+        provider.directory = LETSENCRYPT_STAGING  # type: ignore[attr-defined]  # only the ACME provider has .directory (checked by getattr above)
     preflight(node, options, probe=False)  # no probe: a rehearsal leaves the ssl folder as it was
     with node_lock(node.state_dir):
         return rehearse(node, request, provider, options, now=now)
@@ -245,7 +246,7 @@ def gate_bundle(
                 log.warning("%s", finding.message)
     if report.leaf is bundle.leaf and report.chain == bundle.chain:
         return bundle
-    return Bundle(key=bundle.key, leaf=report.leaf, chain=report.chain)  # type: ignore[arg-type]
+    return Bundle(key=bundle.key, leaf=report.leaf, chain=report.chain)  # type: ignore[arg-type]  # report.leaf is Optional; validation raised when there is none
 
 
 def _interrupted(node: Node) -> bool:
@@ -370,8 +371,8 @@ def certificate_info(bundle: Bundle) -> CertificateInfo:
         serial=bundle.serial,
         fingerprint_sha256=bundle.fingerprint,
         issuer=bundle.leaf.issuer.rfc4514_string(),
-        not_before=bundle.not_before.isoformat(),  # type: ignore[arg-type]
-        not_after=bundle.not_after.isoformat(),  # type: ignore[arg-type]
+        not_before=Timestamp(bundle.not_before.isoformat()),
+        not_after=Timestamp(bundle.not_after.isoformat()),
         ari_cert_id=cert_id(bundle.leaf),
     )
 
@@ -420,7 +421,7 @@ def record(
         deployment=Deployment(
             version=result.version,
             previous_version=result.previous_version,
-            deployed_at=now.isoformat(),  # type: ignore[arg-type]
+            deployed_at=Timestamp(now.isoformat()),
             action=result.action,
             verified=result.verified,
             ssl_dir=str(node.ssl_dir),
@@ -430,9 +431,9 @@ def record(
         settings=replayed,
         hooks=hooks,
         renewal=RenewalState(
-            last_attempt=now.isoformat(),  # type: ignore[arg-type]
+            last_attempt=Timestamp(now.isoformat()),
             last_result="success",
-            last_success=now.isoformat(),  # type: ignore[arg-type]
+            last_success=Timestamp(now.isoformat()),
             last_failure=old.renewal.last_failure if old else None,
             replaces_dropped=replaces_note(provider, now),
         ),
@@ -450,7 +451,7 @@ def replaces_note(provider: Any, now: dt.datetime) -> Optional[ReplacesDropped]:
     reason = getattr(provider, "replaces_dropped", None)
     if not reason:
         return None
-    return ReplacesDropped(at=now.isoformat(), replaces=getattr(provider, "replaces", None),  # type: ignore[arg-type]
+    return ReplacesDropped(at=Timestamp(now.isoformat()), replaces=getattr(provider, "replaces", None),
                            reason=str(reason))
 
 

@@ -22,7 +22,7 @@ def fingerprint(cert: x509.Certificate) -> str:
 
 
 def _spki(public_key: object) -> bytes:
-    return public_key.public_bytes(  # type: ignore[attr-defined]
+    return public_key.public_bytes(  # type: ignore[attr-defined]  # any cryptography public key; their types share no base with public_bytes
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
 
@@ -91,7 +91,7 @@ class Bundle:
             private = serialization.load_pem_private_key(key, password=None)
         except (ValueError, TypeError):
             raise InputError(f"{source}: the private key is not an unencrypted PEM key") from None
-        return cls(key=private, leaf=certs[0], chain=tuple(certs[1:]))  # type: ignore[arg-type]
+        return cls(key=private, leaf=certs[0], chain=tuple(certs[1:]))  # type: ignore[arg-type]  # load_pem_private_key may return DH/X25519 keys; the Bundle checks below refuse them
 
     # facts ------------------------------------------------------------------
     @property

@@ -21,12 +21,12 @@ from .errors import DeployError, DockerError, SesamTLSError, one_line
 from .failpoints import failpoint
 from .fsutil import sweep_temp_siblings
 from .nginx import NginxContainer
-from .options import RELOAD_MODES, DeployOptions
+from .options import DeployOptions
 from .node import Node
 from .store import SslFolder
 from .verify import parse_address, served_certificate
 
-__all__ = ["DeployOptions", "DeployResult", "deploy", "RELOAD_MODES"]
+__all__ = ["DeployResult", "deploy"]
 
 log = logging.getLogger("sesam_tls")
 

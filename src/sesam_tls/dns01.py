@@ -42,7 +42,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -835,9 +835,9 @@ def check_dns01(options: Dns01Options, domains: Sequence[str]) -> str:
     return "; ".join(parts)
 
 
-def caa_lookup(options: Optional[Dns01Options]) -> Optional[Any]:
+def caa_lookup(options: Optional[Dns01Options]) -> Callable[[str], list[Any]]:
     """How ``check`` reads CAA: at the first named DNS server with DNS-01, else through this node's
-    resolver (as the CA would, from the internet). None: no way to ask."""
+    resolver (as the CA would, from the internet)."""
     if options is not None and (options.server or options.resolvers):
         first = parse_server(options.server, "--dns-server") if options.server else \
             parse_server(options.resolvers[0], "--dns-resolvers")

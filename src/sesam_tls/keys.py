@@ -20,9 +20,11 @@ else:
 __all__ = [
     "KEY_POLICIES",
     "KEY_TYPES",
+    "KEY_TYPE_ALIASES",
     "DEFAULT_KEY_TYPE",
     "PrivateKey",
     "check_key_policy",
+    "canonical_key_type",
     "check_key_type",
     "default_key_policy",
     "generate_key",
@@ -38,6 +40,17 @@ KEY_TYPES: dict[str, tuple[str, object]] = {
     "rsa-2048": ("rsa", 2048),
     "rsa-3072": ("rsa", 3072),
     "rsa-4096": ("rsa", 4096),
+}
+
+
+#: lego's ``--key-type`` names and certbot's spellings -> ours (``ecdsa``: certbot's default curve).
+KEY_TYPE_ALIASES: dict[str, str] = {
+    "ec256": "ecdsa-p256",
+    "ecdsa": "ecdsa-p256",
+    "ec384": "ecdsa-p384",
+    "rsa2048": "rsa-2048",
+    "rsa3072": "rsa-3072",
+    "rsa4096": "rsa-4096",
 }
 
 
@@ -58,6 +71,12 @@ def check_key_policy(name: "str | None") -> "str | None":
     return name
 
 
+def canonical_key_type(name: str) -> str:
+    """Our name for a key type given as ours or as lego/certbot spell it, in any case."""
+    lowered = name.strip().lower()
+    return check_key_type(KEY_TYPE_ALIASES.get(lowered, lowered) if lowered else name)
+
+
 def check_key_type(name: str) -> str:
     if name not in KEY_TYPES:
         raise UsageError(f"unknown key type {name!r}: choose one of {', '.join(KEY_TYPES)}")
@@ -70,7 +89,7 @@ def generate_key(name: str) -> "PrivateKey":
     kind, param = KEY_TYPES[check_key_type(name)]
     if kind == "ec":
         return ec.generate_private_key(getattr(ec, str(param))())
-    return rsa.generate_private_key(public_exponent=65537, key_size=int(param))  # type: ignore[call-overload]
+    return rsa.generate_private_key(public_exponent=65537, key_size=int(param))  # type: ignore[call-overload]  # KEY_TYPES values are (kind, object): int() of an object
 
 
 def key_type_of(key: object) -> str:

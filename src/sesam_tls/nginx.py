@@ -82,6 +82,10 @@ class NginxContainer:
     def is_running(self) -> bool:
         return self._container().status == "running"
 
+    def inspect(self) -> dict[str, Any]:
+        """The engine's inspection of the container (``docker inspect``): its state, pid, ports."""
+        return dict(self._container().attrs)
+
     def _workers(self, container: Any) -> Optional[set[str]]:
         """PIDs of nginx workers that accept connections, or None when they cannot be listed.
 

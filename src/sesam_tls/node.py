@@ -91,7 +91,7 @@ class Node:
                 value = env.get(ENV[field]) or None
             return value
 
-        root = Path(pick("root")).absolute() if pick("root") else None  # type: ignore[arg-type]
+        root = Path(pick("root")).absolute() if pick("root") else None  # type: ignore[arg-type]  # pick() is Optional; the condition checked it
         return cls(
             ssl_dir=Path(pick("ssl_dir") or _under(root, DEFAULT_SSL_DIR)),
             container_ssl_dir=PurePosixPath(pick("container_ssl_dir") or DEFAULT_CONTAINER_SSL_DIR),
@@ -103,7 +103,7 @@ class Node:
         )
 
     def with_(self, **changes: object) -> "Node":
-        return replace(self, **changes)  # type: ignore[arg-type]
+        return replace(self, **changes)  # type: ignore[arg-type]  # changes are Node fields by name, each checked by dataclasses.replace at run time
 
     # the files nginx reads ----------------------------------------------------
     @property

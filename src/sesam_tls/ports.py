@@ -95,8 +95,7 @@ def container_holds_port(nginx: Any, port: int, holders: list[Holder]) -> bool:
     """Whether the managed container holds ``port``: published (docker-proxy, DNAT) or, with
     host networking, a process of the container listening on it."""
     try:
-        # NginxContainer has no public inspect(); its attrs are the only source for ports and pid.
-        attrs = nginx._container().attrs  # private: NginxContainer has no public inspect()
+        attrs = nginx.inspect()
     except DockerError as exc:
         log.debug("http01: cannot inspect container %s: %s", nginx.name, exc)
         return False

@@ -29,7 +29,7 @@ from .errors import AttentionNeeded, RefusedCertificate, SesamTLSError, UsageErr
 from .failpoints import failpoint
 from .node import Node
 from .renewal import Decision, choose_in_window, decide, parse_time
-from .state import AriWindow, Hooks, NodeRecord, decode, load_record, node_lock, save_record
+from .state import AriWindow, Count, Hooks, NodeRecord, Timestamp, decode, load_record, node_lock, save_record
 
 __all__ = ["RenewResult", "renew", "provider_from_metadata", "provider_from_record", "with_live_key"]
 
@@ -144,7 +144,7 @@ def _update_ari(record: NodeRecord, node: Node, now: dt.datetime, rng: random.Ra
         cert = x509.load_pem_x509_certificate(pair[0])
         window = fetch_window(directory, cert, ca_bundle=getattr(record.provider_settings, "ca_bundle", None), now=now)
         if window is None:
-            return with_ari(AriWindow(supported=False, next_poll=(now + dt.timedelta(days=1)).isoformat()))
+            return with_ari(AriWindow(supported=False, next_poll=Timestamp((now + dt.timedelta(days=1)).isoformat())))
         same = parse_time(ari.start) == window.start and parse_time(ari.end) == window.end
         chosen = ari.chosen if same and ari.chosen else choose_in_window(window.start, window.end, rng).isoformat()
         answer = {
@@ -160,7 +160,7 @@ def _update_ari(record: NodeRecord, node: Node, now: dt.datetime, rng: random.Ra
         return with_ari(decode(AriWindow, answer, "the CA's renewal window"))
     except Exception as exc:  # any network or format trouble: fall back to the lifetime rule
         log.warning("could not get the renewal window from the CA (%s); using the certificate's lifetime", exc)
-        return with_ari(dataclasses.replace(ari, next_poll=(now + DEFAULT_RETRY).isoformat()))
+        return with_ari(dataclasses.replace(ari, next_poll=Timestamp((now + DEFAULT_RETRY).isoformat())))
 
 
 def renew(
@@ -302,9 +302,7 @@ def _rehearse(
 def _result_without_renewal(decision: Decision, record: NodeRecord) -> Optional[RenewResult]:
     if decision.due:  # due and attention: a certificate clients refuse, which a renewal fixes
         return None
-    if decision.attention:
-        return RenewResult("attention", decision.reason, AttentionNeeded.exit_code, decision, record)
-    if decision.backing_off:
+    if decision.attention or decision.backing_off:
         return RenewResult("attention", decision.reason, AttentionNeeded.exit_code, decision, record)
     return RenewResult("not-due", f"not due: {decision.reason}", 0, decision, record)
 
@@ -316,11 +314,11 @@ def _record_failure(node: Node, record: NodeRecord, now: dt.datetime, exc: Sesam
     old = record.renewal
     renewal = dataclasses.replace(
         old,
-        failures=old.failures + 1,
+        failures=Count(old.failures + 1),
         # A refused certificate was issued all the same: count them, so the next order waits (renewal.REFUSED_BACKOFF).
-        refusals=old.refusals + 1 if isinstance(exc, RefusedCertificate) else 0,
-        last_attempt=now.isoformat(),
-        last_failure=now.isoformat(),
+        refusals=Count(old.refusals + 1 if isinstance(exc, RefusedCertificate) else 0),
+        last_attempt=Timestamp(now.isoformat()),
+        last_failure=Timestamp(now.isoformat()),
         last_result=f"failed: {exc}",
         replaces_dropped=replaces_note(provider, now) or old.replaces_dropped,
     )

@@ -24,11 +24,12 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from .bundle import Bundle, key_matches_cert
-from .deploy import DeployOptions, DeployResult, deploy
+from .deploy import DeployResult, deploy
+from .options import DeployOptions
 from .errors import InputError, SesamTLSError, UsageError, one_line
 from .failpoints import failpoint
 from .node import Node
-from .state import HistoryEntry, NodeRecord, RolledBack, load_record, node_lock, save_record
+from .state import HistoryEntry, NodeRecord, RolledBack, Timestamp, load_record, node_lock, save_record
 from .store import SslFolder
 
 __all__ = ["RollbackOutcome", "list_versions", "rollback", "rolled_back_note"]
@@ -177,7 +178,7 @@ def _record_rollback(
         entry = HistoryEntry(serial=old.serial, fingerprint_sha256=old.fingerprint_sha256, not_after=old.not_after,
                              version=record.deployment.version)
         history = (entry, *history)[:HISTORY]
-    at = now.isoformat()
+    at = Timestamp(now.isoformat())
     deployment = dataclasses.replace(
         record.deployment,
         version=result.version,
@@ -185,7 +186,7 @@ def _record_rollback(
         deployed_at=at,
         action=result.action,
         verified=result.verified,
-        rolled_back=RolledBack(from_version=result.previous_version, to_version=result.version, at=at),  # type: ignore[arg-type]
+        rolled_back=RolledBack(from_version=result.previous_version, to_version=result.version, at=at),
     )
     new = record.replace(certificate=certificate_info(bundle), deployment=deployment,
                          renewal=dataclasses.replace(record.renewal, ari=None), history=history)

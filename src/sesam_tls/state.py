@@ -419,7 +419,7 @@ def _value(kind: Any, value: Any, name: str) -> Any:
             raise ShapeError(f"'{name}' is not a small whole number")
         return value
     if dataclasses.is_dataclass(kind):
-        return decode(kind, value, name)  # type: ignore[arg-type]
+        return decode(kind, value, name)  # type: ignore[arg-type]  # is_dataclass() narrows to a class or an instance; kind is a class here
     if kind is bool:
         if not isinstance(value, bool):
             raise ShapeError(f"'{name}' is not true or false")

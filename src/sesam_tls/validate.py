@@ -139,7 +139,7 @@ class Report:
                 else ""
             )
             raise InputError(first + more)
-        return Bundle(key=self.key, leaf=self.leaf, chain=self.chain)  # type: ignore[arg-type]
+        return Bundle(key=self.key, leaf=self.leaf, chain=self.chain)  # type: ignore[arg-type]  # key/leaf are Optional here; the findings above raised when one is missing
 
     def with_findings(self, extra: Iterable[Finding], *, first: bool = False) -> "Report":
         extra = tuple(extra)
@@ -259,7 +259,7 @@ def signature_problem(cert: x509.Certificate) -> Optional[str]:
 def _covers(cert: x509.Certificate, name: str) -> bool:
     # The very rule deployments use (Bundle.covers); it only reads ``leaf``,
     # and here the key may not match yet, so no Bundle can be built.
-    return Bundle.covers(_LeafOnly(cert), name)  # type: ignore[arg-type]
+    return Bundle.covers(_LeafOnly(cert), name)  # type: ignore[arg-type]  # covers() reads only .leaf: a stand-in, not a Bundle
 
 
 @dataclass(frozen=True)
@@ -307,7 +307,7 @@ def validate(
     """Check everything; the findings come in the order an operator should fix them."""
     work = _Work(from_ca=from_ca)
     for entry in certificates:
-        cert: x509.Certificate = entry.item  # type: ignore[assignment]
+        cert: x509.Certificate = entry.item  # type: ignore[assignment]  # certificates holds only certificate entries; Sourced.item is the union
         if _fp(cert) not in work.cert_source:  # the same certificate in two files is fine
             work.cert_source[_fp(cert)] = entry.source
             work.certs.append(cert)
@@ -365,7 +365,7 @@ def _pick_key(
 ) -> tuple[Optional[PrivateKeyTypes], str]:
     distinct: dict[bytes, Sourced] = {}
     for entry in keys:
-        distinct.setdefault(_spki(entry.item.public_key()), entry)  # type: ignore[attr-defined]
+        distinct.setdefault(_spki(entry.item.public_key()), entry)  # type: ignore[attr-defined]  # keys holds only private keys; Sourced.item is the union
     if not distinct:
         work.error("no-key", f"{files}: no private key in the input; pass it with --key FILE")
         return None, ""
@@ -376,7 +376,7 @@ def _pick_key(
             "several-keys",
             f"{files}: {len(found)} different private keys in the input; give exactly one",
         )
-    return found[0].item, found[0].source  # type: ignore[return-value]
+    return found[0].item, found[0].source  # type: ignore[return-value]  # found holds only private keys; Sourced.item is the union
 
 
 def _pick_leaf(work: _Work, key: Optional[PrivateKeyTypes], key_source: str) -> x509.Certificate:

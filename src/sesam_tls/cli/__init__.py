@@ -1,8 +1,9 @@
 """The ``sesam-tls`` command: ``main(argv) -> int``, one module per verb.
 
 Each verb module has ``add_arguments(parser)`` and ``run(args) -> int`` and
-imports what it needs inside ``run``, so ``--help`` and a renewal with
-nothing due stay fast.
+imports what it needs inside ``run``; only the chosen verb's module is
+imported and its parser built, so ``--help`` and a renewal with nothing due
+stay fast.
 """
 
 from __future__ import annotations
@@ -11,12 +12,12 @@ import argparse
 import importlib
 import logging
 import sys
-from typing import Optional, Sequence
+from typing import Any, NoReturn, Optional, Sequence
 
-from ..errors import EXIT_CODES, SesamTLSError
+from ..errors import EXIT_CODES, SesamTLSError, UsageError
 from ..text import printable
 
-__all__ = ["main", "run"]
+__all__ = ["main", "parse_args", "run"]
 
 #: verb -> (module, one-line help). A plain table is the whole plugin system.
 VERBS = {
@@ -55,14 +56,58 @@ class _TopHelp(argparse.RawDescriptionHelpFormatter):
     _split_lines = _Help._split_lines
 
 
-def build_parser() -> argparse.ArgumentParser:
+class _ParseError(Exception):
+    """A usage error, said by the parser (verb or subverb) it belongs to; ``main`` prints it."""
+
+    def __init__(self, parser: argparse.ArgumentParser, message: str) -> None:
+        super().__init__(message)
+        self.parser = parser
+        self.message = message
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse's parser with two habits of ours.
+
+    - Arguments that the chosen verb (or subverb, ``timer install``) does not
+      know are refused by that verb's parser, so its own usage is shown;
+      argparse would pass them up and show the top-level usage.
+    - An error is raised, not printed and exited: ``main`` says it once, on
+      stderr, and as JSON on stdout under ``--json``.
+
+    ``allow_abbrev=False`` everywhere: a stored command (a unit, a cron line)
+    must not start to mean another option when a new one shares its prefix
+    (``--forc`` is not ``--force``).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> tuple[Any, list[str]]:
+        parsed, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error("unrecognized arguments: " + " ".join(extras))
+        return parsed, extras
+
+    def error(self, message: str) -> NoReturn:
+        raise _ParseError(self, message)
+
+
+def _verb_of(argv: Sequence[str]) -> Optional[str]:
+    """The verb ``argv`` names: the first word (the top level has no option that takes a value)."""
+    for arg in argv:
+        if arg == "--" or not arg.startswith("-"):
+            return arg if arg in VERBS else None
+    return None
+
+
+def build_parser(verb: Optional[str] = None) -> argparse.ArgumentParser:
+    """The top-level parser, its verbs listed from ``VERBS`` (name and help line only); only
+    ``verb``'s module is imported and its arguments built: ``--help`` and ``--version`` import none."""
     from .. import __version__
 
     epilog = "exit codes:\n" + "\n".join(f"  {code:>2}  {text}" for code, text in sorted(EXIT_CODES.items()))
-    # allow_abbrev=False: a stored command (a unit, a cron line) must not start to mean another
-    # option when a new one shares its prefix (`--forc` is not `--force`)
-    parser = argparse.ArgumentParser(
-        allow_abbrev=False,
+    parser = Parser(
         prog="sesam-tls",
         description="TLS certificates for self-hosted Sesam nodes: issue, import, renew, deploy to nginx.",
         epilog=epilog,
@@ -70,13 +115,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"sesam-tls {__version__}")
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
-    for verb, (module_name, help_text) in VERBS.items():
-        module = importlib.import_module(module_name)
-        sub = verbs.add_parser(verb, help=help_text, description=help_text, formatter_class=_Help,
-                               allow_abbrev=False)
-        module.add_arguments(sub)
-        sub.set_defaults(_module=module)
+    for name, (module_name, help_text) in VERBS.items():
+        sub = verbs.add_parser(name, help=help_text, description=help_text, formatter_class=_Help)
+        if name == verb:
+            module = importlib.import_module(module_name)
+            module.add_arguments(sub)
+            sub.set_defaults(_module=module)
     return parser
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """``argv`` parsed by the chosen verb's parser (raises ``_ParseError``, or ``SystemExit`` for --help)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    return build_parser(_verb_of(args)).parse_args(args)
 
 
 class _OneLine(logging.Formatter):
@@ -93,7 +144,9 @@ def _setup_logging(args: argparse.Namespace) -> logging.Handler:
     handler.setFormatter(_OneLine())
     logger = logging.getLogger("sesam_tls")
     logger.addHandler(handler)
-    level = logging.DEBUG if getattr(args, "debug", False) else logging.INFO
+    # -v/--verbose: the debug lines; --debug: those and the traceback of an error (for a bug report)
+    verbose = getattr(args, "debug", False) or getattr(args, "verbose", False)
+    level = logging.DEBUG if verbose else logging.INFO
     if getattr(args, "quiet", False):
         level = logging.WARNING
     logger.setLevel(level)
@@ -101,22 +154,62 @@ def _setup_logging(args: argparse.Namespace) -> logging.Handler:
     return handler
 
 
+def _error(message: str, code: int, *, as_json: bool) -> int:
+    """An error: one line on stderr, and under ``--json`` the same as JSON on stdout."""
+    print(f"sesam-tls: error: {printable(message)}", file=sys.stderr)
+    if as_json:
+        from .common import emit_json
+
+        emit_json({"error": printable(message), "exit_code": code})
+    return code
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse: --help, --version, usage errors
+        return _main(argv)
+    except BrokenPipeError:
+        # the reader is gone (`status --json | head -1`): end quietly, as a tool killed by SIGPIPE
+        # would, and point stdout at /dev/null so that the interpreter's last flush finds no pipe
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 128 + 13
+
+
+def _main(argv: list[str]) -> int:
+    as_json = "--json" in argv
+    try:
+        args = parse_args(argv)
+    except _ParseError as exc:
+        message = printable(exc.message)  # it quotes what was typed: no control characters reach the terminal
+        exc.parser.print_usage(sys.stderr)
+        print(f"{exc.parser.prog}: error: {message}", file=sys.stderr)
+        if as_json:
+            from .common import emit_json
+
+            emit_json({"error": message, "exit_code": UsageError.exit_code})
+        return UsageError.exit_code
+    except SystemExit as exc:  # argparse: --help, --version
         return int(exc.code or 0)
+    as_json = bool(getattr(args, "json", False))
     handler = _setup_logging(args)
     try:
-        return int(args._module.run(args))
+        code = int(args._module.run(args))
+        sys.stdout.flush()  # a closed pipe is met here, not at the interpreter's exit
+        return code
     except SesamTLSError as exc:
         if getattr(args, "debug", False):
             logging.getLogger("sesam_tls").debug("traceback of the error below:", exc_info=True)
-        print(f"sesam-tls: error: {printable(str(exc))}", file=sys.stderr)
-        return exc.exit_code
+        return _error(str(exc), exc.exit_code, as_json=as_json)
     except KeyboardInterrupt:
         print("sesam-tls: interrupted", file=sys.stderr)
+        if as_json:
+            from .common import emit_json
+
+            emit_json({"error": "interrupted", "exit_code": 130})
         return 130
     finally:
         logging.getLogger("sesam_tls").removeHandler(handler)

@@ -15,14 +15,33 @@ from .acme_args import (
     directory_from_args,
     remembered_settings,
 )
-from .common import add_node_arguments, emit_json, node_from_args
+from .common import add_node_arguments, add_subcommand, emit_json, node_from_args
+
+
+#: subcommand -> its help line
+ACTIONS = {
+    "show": "the account's URL, status, contact and key at the CA",
+    "rollover": "replace the account key (RFC 8555 section 7.3.5); the account and its certificates stay",
+    "deactivate": "deactivate the account at the CA, for good (needs --yes)",
+}
+
+
+def _add_yes(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--yes", action="store_true", help="confirm deactivate (it cannot be undone)")
+
+
+def _add_ca(parser: argparse.ArgumentParser) -> None:
+    add_ca_arguments(parser, remembered=True)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=("show", "rollover", "deactivate"), help="what to do with the account")
-    parser.add_argument("--yes", action="store_true", help="confirm deactivate (it cannot be undone)")
-    add_ca_arguments(parser, remembered=True)
+    _add_yes(parser)
+    _add_ca(parser)
     add_node_arguments(parser)
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    for action, help_text in ACTIONS.items():
+        adders = (_add_yes, _add_ca, add_node_arguments) if action == "deactivate" else (_add_ca, add_node_arguments)
+        add_subcommand(actions, action, help_text, parser.formatter_class, *adders)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             print(f"replaced the account key for {url}; new key thumbprint {new}")
         return 0
-    if not args.yes:
+    if not args.yes:  # only deactivate has --yes
         raise UsageError(f"deactivating the account at {url} cannot be undone: add --yes")
     with node_lock(node.state_dir):
         moved = deactivate(conn, store)

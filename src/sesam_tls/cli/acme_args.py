@@ -25,7 +25,7 @@ def add_ca_arguments(parser: argparse.ArgumentParser, *, remembered: bool = Fals
 
 def add_account_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("ACME account (created once per CA, then reused)")
-    g.add_argument("--email", metavar="ADDRESS", help="contact address for the new account (optional)")
+    g.add_argument("-m", "--email", metavar="ADDRESS", help="contact address for the new account (optional)")
     g.add_argument("--agree-tos", action="store_true", help="agree to the CA's terms of service (needed once)")
     g.add_argument("--eab-kid", metavar="KID", help="External Account Binding key id, for CAs that require it")
     hmac = g.add_mutually_exclusive_group()
@@ -42,11 +42,12 @@ def add_http01_arguments(parser: argparse.ArgumentParser, *, remembered: bool = 
     g.add_argument(
         "--http01",
         choices=HTTP01_CHOICES,
-        default=None if remembered else "auto",
+        default=None,  # not given: --webroot implies webroot, else the record's, else auto (http01_from_args)
         help=f"auto: standalone when the port is free, stop-nginx when the nginx container holds it "
-        f"(default: {recorded}auto)",
+        f"(default: webroot with --webroot, else {recorded}auto)",
     )
-    g.add_argument("--webroot", metavar="DIR", help="with --http01 webroot: the folder your web server serves")
+    g.add_argument("--webroot", metavar="DIR",
+                   help="the folder your web server serves (implies --http01 webroot)")
     g.add_argument("--http-port", type=int, default=None if remembered else 80, metavar="N",
                    help=f"port the CA validates on (default: {recorded}80)")
     g.add_argument(
@@ -214,7 +215,8 @@ def http01_from_args(args: argparse.Namespace, remembered: Any = None) -> Any:
         kwargs["listen"] = tuple(listen)
     webroot = args.webroot or rec.webroot
     return Http01Options(
-        strategy=args.http01 or rec.http01 or "auto",
+        # certbot's habit: --webroot DIR alone means the webroot strategy
+        strategy=args.http01 or ("webroot" if args.webroot else None) or rec.http01 or "auto",
         port=int(args.http_port if args.http_port is not None else rec.http_port or 80),
         webroot=Path(webroot).absolute() if webroot else None,
         **kwargs,
@@ -237,7 +239,7 @@ def acme_provider(args: argparse.Namespace, node: Any, *, nginx: Any) -> Any:
         challenge=challenge_from_args(args),
         dns01=dns01_from_args(args),
     )
-    provider.eab_source = eab_source_from_args(args)  # type: ignore[attr-defined] # recorded by the registry
+    provider.eab_source = eab_source_from_args(args)  # type: ignore[attr-defined]  # an extra attribute Acme does not declare, recorded by the registry
     return provider
 
 

@@ -27,14 +27,13 @@ from .acme_args import (
     eab_from_args,
     http01_from_args,
 )
-from .common import add_node_arguments, emit_json, node_from_args
+from .common import add_name_argument, add_node_arguments, emit_json, node_from_args
 from ..text import printable
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("certificate")
-    g.add_argument("--domain", "-d", action="append", default=[], metavar="NAME",
-                   help="a DNS name (repeat for more; default: the managed certificate's names)")
+    add_name_argument(g, "a DNS name (default: the managed certificate's names)")
     g.add_argument("--ip", action="append", default=[], metavar="ADDRESS", help="an IP address (repeat for more)")
     add_ca_arguments(parser, remembered=True)
     add_account_arguments(parser)
@@ -211,7 +210,8 @@ def _caa(args: argparse.Namespace, node: Any, recorded: dict[str, Any]) -> str:
     if not identities and url in (LETSENCRYPT, LETSENCRYPT_STAGING):
         identities = ["letsencrypt.org"]
     account = (AccountStore(node.state_dir, url).load_meta() or {}).get("uri")
-    parts, refused = [], []
+    parts: list[str] = []
+    refused: list[str] = []
     for name in names:
         if system and name.rsplit(".", 1)[-1] in SPECIAL_USE:
             parts.append(f"{name}: a special-use name, no public CAA")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import Any, Callable
 
 from ..node import ENV
 from ..text import printable
@@ -29,7 +29,43 @@ def add_node_arguments(parser: argparse.ArgumentParser) -> None:
     o = parser.add_argument_group("output")
     o.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     o.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors on stderr")
+    o.add_argument("-v", "--verbose", action="store_true", help="show debug lines (no tracebacks: see --debug)")
     o.add_argument("--debug", action="store_true", help="show tracebacks and debug lines")
+    o.add_argument("-n", "--non-interactive", action="store_true",
+                   help="never ask: a password the input needs is an error instead of a prompt "
+                        "(sesam-tls asks nothing else, ever)")
+
+
+def add_subcommand(actions: Any, name: str, help_text: str, formatter_class: Any,
+                   *adders: Callable[[argparse.ArgumentParser], None]) -> argparse.ArgumentParser:
+    """A subcommand (``timer install``) with its own help, repeating options of its verb (``adders``),
+    so that both orders work as before there were subcommands: ``timer --root X install`` and
+    ``timer install --root X``. On the subcommand only a value given there lands
+    (``argument_default=SUPPRESS``): argparse would otherwise overwrite the verb's values with
+    the subcommand's defaults."""
+    sub = actions.add_parser(name, help=help_text, description=help_text, formatter_class=formatter_class,
+                             argument_default=argparse.SUPPRESS)
+    for add in adders:
+        add(sub)
+    return sub
+
+
+class NameList(argparse.Action):
+    """``-d a,b`` as certbot and lego take it: a comma list, each item stripped, repeatable;
+    an empty item (``a,,b``, a trailing comma) is refused, naming the value."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: Any = None) -> None:
+        items = [item.strip() for item in str(values).split(",")]
+        if not all(items):
+            raise argparse.ArgumentError(self, f"an empty name in {values!r}")
+        setattr(namespace, self.dest, [*(getattr(namespace, self.dest, None) or []), *items])
+
+
+def add_name_argument(group: Any, help: str) -> None:
+    """``-d``/``--domain``/``--domains NAME[,NAME...]`` (repeatable)."""
+    group.add_argument("-d", "--domain", "--domains", dest="domain", action=NameList, default=[], metavar="NAME",
+                       help=f"{help}; a comma list or repeated")
 
 
 def add_deploy_arguments(parser: argparse.ArgumentParser, *, renew: bool = False) -> None:
@@ -182,6 +218,17 @@ def print_outcome(args: argparse.Namespace, outcome: Any) -> None:
             f"{how[outcome.deployment.action]}{checked}"
         )
     )
+
+
+def key_type_arg(value: str) -> str:
+    """``--key-type``: ours, or lego's/certbot's name for it (``ec256``, ``rsa2048``, ...), any case."""
+    from ..errors import UsageError
+    from ..keys import canonical_key_type
+
+    try:
+        return canonical_key_type(value)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_key_policy_arguments(group: Any) -> None:

@@ -9,6 +9,7 @@ them. Nothing is deployed and nginx is not touched.
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from .common import add_node_arguments, emit_json, node_from_args
 
@@ -71,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
         for name in args.unset:
             if name in ("deploy_hook", "failure_hook"):
                 continue
-            settings = dataclasses.replace(settings, **{name: Proxy() if name == "proxy" else getattr(blank, name)})
+            cleared: Any = Proxy() if name == "proxy" else getattr(blank, name)  # each field's own "not set"
+            settings = dataclasses.replace(settings, **{name: cleared})
         hooks = Hooks(
             deploy=None if "deploy_hook" in args.unset else (args.deploy_hook or record.hooks.deploy),
             failure=None if "failure_hook" in args.unset else (args.failure_hook or record.hooks.failure),

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from .common import (
     add_deploy_arguments,
+    add_name_argument,
     add_node_arguments,
     new_certificate_settings,
     write_recorded_metrics,
@@ -55,14 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="read it from the first line of standard input",
     )
     c = parser.add_argument_group("checks")
-    c.add_argument(
-        "--domain",
-        "-d",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="a name the certificate must cover (repeat; default: the names of the certificate it replaces)",
-    )
+    add_name_argument(c, "a name the certificate must cover (default: the names of the certificate it replaces)")
     c.add_argument(
         "--expiry-warning-days",
         type=int,
@@ -163,6 +157,8 @@ def _password_source(args: argparse.Namespace) -> "Password":
         return value
     if args.password_stdin:
         return _one_line(sys.stdin.buffer.readline(MAX_PASSWORD))
+    if args.non_interactive:
+        return _no_prompt  # an encrypted input is then refused, naming the options that give a password
     return _prompt
 
 
@@ -185,6 +181,11 @@ def _prompt(source: str) -> Optional[bytes]:
     import getpass
 
     return getpass.getpass(f"password for {source}: ").encode()
+
+
+def _no_prompt(source: str) -> Optional[bytes]:
+    """``--non-interactive``: never ask, even on a terminal."""
+    return None
 
 
 def _one_line(data: bytes) -> bytes:

@@ -14,6 +14,8 @@ from .acme_args import (
 )
 from .common import (
     add_deploy_arguments,
+    add_name_argument,
+    key_type_arg,
     add_key_policy_arguments,
     add_node_arguments,
     new_certificate_settings,
@@ -25,19 +27,21 @@ from .common import (
 #: Options that only mean something to the ACME path, with their defaults.
 ACME_ONLY: dict[str, object] = {
     "email": None, "agree_tos": False, "server": None, "staging": False, "ca_bundle": None, "eab_kid": None,
-    "eab_hmac_file": None, "eab_hmac_env": None, "profile": None, "http01": "auto", "webroot": None,
+    "eab_hmac_file": None, "eab_hmac_env": None, "profile": None, "http01": None, "webroot": None,
     "http_port": 80, "http_address": [], "challenge": "http-01", **DNS01_ONLY,
 }
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from ..keys import DEFAULT_KEY_TYPE, KEY_TYPES
+    from ..keys import DEFAULT_KEY_TYPE, KEY_TYPE_ALIASES, KEY_TYPES
 
     g = parser.add_argument_group("certificate")
-    g.add_argument("--domain", "-d", action="append", default=[], metavar="NAME", help="a DNS name (repeat for more)")
+    add_name_argument(g, "a DNS name")
     g.add_argument("--ip", action="append", default=[], metavar="ADDRESS", help="an IP address (repeat for more)")
     g.add_argument(
-        "--key-type", default=DEFAULT_KEY_TYPE, metavar="TYPE", help=f"{', '.join(KEY_TYPES)} (default {DEFAULT_KEY_TYPE})"
+        "--key-type", type=key_type_arg, default=DEFAULT_KEY_TYPE, metavar="TYPE",
+        help=f"{', '.join(KEY_TYPES)} (default {DEFAULT_KEY_TYPE}); lego's and certbot's names too: "
+        f"{', '.join(KEY_TYPE_ALIASES)}"
     )
     g.add_argument("--self-signed", action="store_true", help="make a self-signed certificate instead of asking a CA")
     g.add_argument("--days", type=int, metavar="N", help="validity of a self-signed certificate (default 365)")

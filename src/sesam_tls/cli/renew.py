@@ -4,6 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING, Callable, Optional
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from ..node import Node
+    from ..options import DeployOptions
 
 from .common import (
     add_deploy_arguments,
@@ -21,7 +28,7 @@ MIN_SLEEP = 60.0
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("renewal")
-    g.add_argument("--force", action="store_true", help="renew now, whatever the schedule and the backoff")
+    g.add_argument("--force", "--force-renewal", action="store_true", help="renew now, whatever the schedule and the backoff")
     g.add_argument("--dry-run", action="store_true",
                    help="rehearse the renewal as if it were due: Let's Encrypt's staging CA, other CAs up to validated "
                         "authorizations (not finalized), nginx -t on a copy of the new pair; deploy, record and stop "
@@ -64,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     return _loop(once, args.force)
 
 
-def _replayed(args: argparse.Namespace, node: "object") -> tuple:
+def _replayed(args: argparse.Namespace, node: "Node") -> "tuple[Node, DeployOptions, Optional[Path]]":
     """The node, deploy options and metrics file of this run: what was given, else what the record says.
 
     What is given here wins for this run only (``configure`` changes the
@@ -82,7 +89,7 @@ def _replayed(args: argparse.Namespace, node: "object") -> tuple:
     from ..state import load_record
 
     try:
-        record = load_record(node.metadata_path)  # type: ignore[attr-defined]
+        record = load_record(node.metadata_path)
     except SesamTLSError:
         record = None  # renew says why, with the lock held
     recorded = record.settings if record is not None else None
@@ -90,16 +97,16 @@ def _replayed(args: argparse.Namespace, node: "object") -> tuple:
     metrics = args.metrics_file or (recorded.metrics_file if recorded is not None else None)
     if recorded is not None:
         if recorded.container and not (args.container or os.environ.get(ENV["container"])):
-            node = node.with_(container=recorded.container)  # type: ignore[attr-defined]
+            node = node.with_(container=recorded.container)
         if recorded.docker_host and not (args.docker_host or os.environ.get(ENV["docker_host"])):
-            node = node.with_(docker_host=recorded.docker_host)  # type: ignore[attr-defined]
+            node = node.with_(docker_host=recorded.docker_host)
         os.environ.update(proxy_environment(recorded.proxy, os.environ))
     for line in missing_secrets(record):
         logging.getLogger("sesam_tls").warning("%s", line)
     return node, options, Path(metrics) if metrics else None
 
 
-def _loop(once: "object", force: bool) -> int:
+def _loop(once: "Callable[[bool], tuple[int, object]]", force: bool) -> int:
     import datetime as dt
     import random
     import signal
@@ -112,7 +119,7 @@ def _loop(once: "object", force: bool) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     first = True
     while not stop.is_set():
-        _, result = once(force and first)  # type: ignore[operator]
+        _, result = once(force and first)
         first = False
         at = getattr(getattr(result, "decision", None), "at", None)
         wait = MAX_SLEEP

@@ -23,9 +23,15 @@ REASONS = ("unspecified", "keyCompromise", "superseded", "affiliationChanged", "
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--reason", choices=REASONS, default="unspecified", help="RFC 5280 reason (default unspecified)")
+    parser.add_argument("--reason", type=_reason, choices=REASONS, default="unspecified",
+                        help="RFC 5280 reason, in any case (certbot writes keycompromise) (default unspecified)")
     add_ca_arguments(parser, remembered=True)
     add_node_arguments(parser)
+
+
+def _reason(value: str) -> str:
+    """A revocation reason in any case (certbot: ``keycompromise``) -> ours; an unknown one stays, for argparse to refuse."""
+    return {r.lower(): r for r in REASONS}.get(value.lower(), value)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from ..bundle import Bundle
     from ..errors import UsageError
     from ..providers.acme import revoke
-    from ..state import Revoked, load_record, node_lock, save_record
+    from ..state import Revoked, Timestamp, load_record, node_lock, save_record
     from ..store import SslFolder
 
     node = node_from_args(args)
@@ -60,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
             reason=args.reason,
             cert_key=bundle.key if args.reason == "keyCompromise" else None,
         )
-        at = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
+        at = Timestamp(dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat())
         save_record(node.metadata_path, record.replace(revoked=Revoked(serial=bundle.serial, reason=args.reason, at=at)))
     names = [*bundle.dns_names, *bundle.ip_addresses]
     again = "sesam-tls issue " + " ".join(f"--ip {n}" if ":" in n or n.replace(".", "").isdigit() else f"-d {n}" for n in names)

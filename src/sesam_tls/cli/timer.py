@@ -5,18 +5,28 @@ from __future__ import annotations
 import argparse
 from typing import Any, Optional, Sequence
 
-from .common import add_node_arguments, emit_json, node_from_args
+from .common import add_node_arguments, add_subcommand, emit_json, node_from_args
+
+
+#: subcommand -> its help line
+ACTIONS = {
+    "install": "write the units (twice a day, random offset) and enable them",
+    "remove": "disable and delete them (systemd and cron)",
+    "status": "what is installed, its schedule, the next and last run",
+}
+
+
+def _add_cron(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cron", action="store_true", help="install: an /etc/cron.d entry instead of systemd units")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "action",
-        choices=("install", "remove", "status"),
-        help="install: write the units (twice a day, random offset) and enable them; "
-        "remove: disable and delete them (systemd and cron); status: what is installed",
-    )
-    parser.add_argument("--cron", action="store_true", help="install an /etc/cron.d entry instead of systemd units")
+    _add_cron(parser)
     add_node_arguments(parser)
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    for action, help_text in ACTIONS.items():
+        adders = (_add_cron, add_node_arguments) if action == "install" else (add_node_arguments,)
+        add_subcommand(actions, action, help_text, parser.formatter_class, *adders)
 
 
 def own_command() -> list[str]:

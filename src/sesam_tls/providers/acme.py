@@ -448,7 +448,7 @@ def _new_order_message() -> Any:
     import josepy as jose
     from acme import messages
 
-    class NewOrder(messages.NewOrder):  # type: ignore[misc]
+    class NewOrder(messages.NewOrder):
         replaces: Optional[str] = jose.field("replaces", omitempty=True)
 
     return NewOrder

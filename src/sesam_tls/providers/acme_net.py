@@ -76,7 +76,7 @@ def _network() -> Any:
     """``ClientNetwork`` with repeated ``badNonce`` retries (built on first use: lazy import)."""
     from acme import client, messages
 
-    class Network(client.ClientNetwork):  # type: ignore[misc]
+    class Network(client.ClientNetwork):
         def __init__(
             self,
             *args: Any,
@@ -219,14 +219,9 @@ class Connection:
         return self.client().net.post(url, obj, new_nonce_url=self.directory()["newNonce"])
 
     def _remember(self, response: Any, *args: Any, **kwargs: Any) -> None:
-        """requests response hook: keep Retry-After, which ``acme`` drops when it raises."""
-        value = retry_after_seconds(response.headers.get("Retry-After"))
-        self._local.retry_after = value
+        """requests response hook: keep a 429's Retry-After, which ``acme`` drops when it raises."""
         if response.status_code == 429:
-            self.last_retry_after = value
-
-    def thread_retry_after(self) -> Optional[float]:
-        return getattr(self._local, "retry_after", None)
+            self.last_retry_after = retry_after_seconds(response.headers.get("Retry-After"))
 
     def _saw_date(self, headers: Any) -> None:
         """Keep the CA's clock from an answer's ``Date`` (plus its ``Age``, when a cache served it)."""
@@ -400,11 +395,11 @@ def _watched_adapter_classes() -> tuple[Any, Any]:
     """urllib3 pools that tell the watchdog which connection a request uses (lazy import)."""
     from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-    class Http(HTTPConnectionPool):  # type: ignore[misc]
+    class Http(HTTPConnectionPool):
         def _get_conn(self, timeout: Optional[float] = None) -> Any:
             return _watch(super()._get_conn(timeout))
 
-    class Https(HTTPSConnectionPool):  # type: ignore[misc]
+    class Https(HTTPSConnectionPool):
         def _get_conn(self, timeout: Optional[float] = None) -> Any:
             return _watch(super()._get_conn(timeout))
 
@@ -423,7 +418,7 @@ def _watched_adapter() -> Any:
 
     http, https = _watched_adapter_classes()
 
-    class Adapter(HTTPAdapter):  # type: ignore[misc]
+    class Adapter(HTTPAdapter):
         def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
             super().init_poolmanager(*args, **kwargs)
             self.poolmanager.pool_classes_by_scheme = {"http": http, "https": https}
@@ -463,7 +458,7 @@ def _alg_for(jwk: Any, jose: Any) -> Any:
 
 
 def _user_agent() -> str:
-    from .. import __version__
+    from .._version import __version__
 
     return f"sesam-tls/{__version__} (+acme-python)"
 

@@ -41,7 +41,7 @@ class _Settings:
     def to_record(self) -> dict[str, Any]:
         from ..state import encode
 
-        return {f.name: encode(getattr(self, f.name)) for f in fields(self)}  # type: ignore[arg-type]
+        return {f.name: encode(getattr(self, f.name)) for f in fields(self)}  # type: ignore[arg-type]  # fields() of a dataclass instance; mypy sees the class type
 
     def build(self, node: "Node", record: "NodeRecord", *, dry_run: bool = False) -> "Provider":
         raise UsageError(f"the managed certificate's provider {record.provider!r} cannot be renewed by this sesam-tls")
