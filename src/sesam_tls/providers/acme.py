@@ -25,13 +25,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, TypeVar
+from typing import TYPE_CHECKING, Any, Optional, TypeVar
 from urllib.parse import urlsplit
 
 from ..bundle import Bundle
 from ..deadline import Deadline, poll
 from ..errors import IssuanceError, RefusedCertificate, UsageError
-from ..dns01 import Dns01Options, open_dns01, wait_visible
 from ..http01 import Http01Options, WouldStopNginx, open_responder, presented, self_check
 from ..keys import generate_key
 from ..names import normalize_domain
@@ -47,6 +46,9 @@ from .acme_net import (
 )
 from .acme_problems import challenge_failure, dns01_failure, problem_text, refused_for_replaces
 from .base import CertRequest
+
+if TYPE_CHECKING:  # dns01 (subprocess, DNS wire format) is imported by the DNS-01 path only
+    from ..dns01 import Dns01Options
 
 __all__ = ["CA_CONNECTIONS", "LETSENCRYPT", "LETSENCRYPT_STAGING", "REVOCATION_REASONS", "Acme", "Eab", "Rehearsed",
            "check_names", "poll_pace", "revoke"]
@@ -312,6 +314,8 @@ class Acme:
                         deadline: Deadline) -> None:
         """Publish every TXT value, check the authoritative servers serve them, then ask the CA.
         The values are removed on the way out whatever happens (open_dns01)."""
+        from ..dns01 import open_dns01, wait_visible
+
         assert self.dns01 is not None
         jwk = conn.key
         chosen = [(authz, _challenge(authz, "dns-01")) for authz in authzs]
