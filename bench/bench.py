@@ -15,6 +15,13 @@ bench-smoke` runs one iteration of everything. Measurements:
    each) to an nginx container and sesam-tls deploys with reload / restart;
 5. port-80 downtime of ``--http01 stop-nginx``;
 6. peak memory (max RSS) of measurement 1;
+8. (``imports``) what each verb imports, ``python -X importtime`` summed by top-level package
+   (bench/imports.py);
+9. (``warm``) a warm in-process issuance, as a ``renew --loop`` process makes it, with the
+   CA's own time beside it (bench/warm.py);
+10. (``wire``) requests, nonce HEADs and connections (TLS handshakes) for 1, 10 and 100 names
+   (bench/wire.py, a Pebble of its own on free ports);
+11. the goals of issue 16, each with the measured value and met or not, at the top of the report;
 7. DNS-01 (``--only dns``): sesam-tls's built-in RFC 2136 updates against
    lego's ``rfc2136`` provider, one name and ten names, interleaved, on a
    knotd of our own (testbed/knot.sh) and a second Pebble whose VA resolves
@@ -541,6 +548,7 @@ def m_startup(clients: dict[str, Client], work: Path, runs: int) -> dict:
         must(run([SESAM, "issue", "--self-signed", "--domain", "startup.example.test", "--no-restart",
                   "--root", str(root)], env=clean_env()), "sesam-tls issue --self-signed")
         cmds["sesam-tls --help"] = ([SESAM, "--help"], clean_env())
+        cmds["sesam-tls --version"] = ([SESAM, "--version"], clean_env())
         cmds["sesam-tls renew (nothing due)"] = ([SESAM, "renew", "--root", str(root)], clean_env())
     if "certbot" in clients:
         cb = clients["certbot"]
@@ -757,17 +765,24 @@ def analyse_probe(records: list[tuple[float, str]]) -> dict:
     }
 
 
-def m_stop_nginx(work: Path, docker_host: str, pebble: tb.Pebble, runs: int) -> dict:
+def m_stop_nginx(work: Path, docker_host: str, pebble: tb.Pebble, runs: int, *, mounted: bool = False) -> dict:
+    """Port 80 while sesam-tls issues: with ``--http01 stop-nginx`` (the container is stopped), or
+    (``mounted``) with ``--http01 auto`` on a container that serves /.well-known/acme-challenge/
+    from a folder mounted from the host, as an nginx set up for certbot does: auto answers there."""
     client = tb.docker_client(docker_host)
     containers = tb.NginxContainers(client, work)
-    root = work / "stopnginx-root"
+    tag = "mounted" if mounted else "stopnginx"
+    root = work / f"{tag}-root"
     make_root(root)
+    webroot = work / f"{tag}-acme-webroot"
+    webroot.mkdir()
     must(run([SESAM, "issue", "--self-signed", "--domain", "stop.example.test", "--no-restart",
               "--root", str(root)], env=clean_env()), "self-signed issue for the stop-nginx node")
     name = CONTAINER_PREFIX + "port80-" + secrets.token_hex(3)
     results = []
     try:
-        containers(root / "sesam/nginx/conf/ssl", STOPNGINX_HTTPS_PORT, http_port=HTTP01_PORT, name=name)
+        containers(root / "sesam/nginx/conf/ssl", STOPNGINX_HTTPS_PORT, http_port=HTTP01_PORT, name=name,
+                   acme_webroot=webroot if mounted else None)
         tb.wait_port(HTTP01_PORT)
         for i in range(runs):
             probe = PortProbe(HTTP01_PORT)
@@ -775,7 +790,8 @@ def m_stop_nginx(work: Path, docker_host: str, pebble: tb.Pebble, runs: int) -> 
             time.sleep(0.2)
             r = run([SESAM, "issue", "--domain", f"stop{i}-{secrets.token_hex(3)}.example.test",
                      "--server", pebble.directory, "--ca-bundle", pebble.ca_bundle, "--email", EMAIL,
-                     "--agree-tos", "--replace", "--http01", "stop-nginx", "--http-port", str(HTTP01_PORT),
+                     "--agree-tos", "--replace", "--http01", "auto" if mounted else "stop-nginx",
+                     "--http-port", str(HTTP01_PORT),
                      "--http-address", "127.0.0.1", "--container", name, "--docker-host", docker_host,
                      "--root", str(root)], env=clean_env())
             t_done = time.perf_counter()
@@ -793,7 +809,7 @@ def m_stop_nginx(work: Path, docker_host: str, pebble: tb.Pebble, runs: int) -> 
             if r.rc != 0:
                 log(f"   stop-nginx issue failed: {r.output[-1500:]}")
             results.append(res)
-            log(f"m5 run {i + 1}: silent {res['silent_ms']:.0f} ms (longest {res['longest_silence_ms']:.0f} ms), "
+            log(f"m5 {tag} run {i + 1}: silent {res['silent_ms']:.0f} ms (longest {res['longest_silence_ms']:.0f} ms), "
                 f"nginx absent {res['nginx_absent_ms']} ms, issue {r.wall:.2f} s, exit {r.rc}")
     finally:
         containers.cleanup()
@@ -806,6 +822,135 @@ def m_stop_nginx(work: Path, docker_host: str, pebble: tb.Pebble, runs: int) -> 
         "issue_s": stats([r["issue_s"] for r in ok]),
         "failures": len(results) - len(ok),
     }
+
+
+# ---------------------------------------------------------------- measurements 8, 9, 10 (issue 16)
+
+
+def m_imports(clients: dict[str, Client], work: Path) -> dict:
+    """What each sesam-tls verb imports (``-X importtime``, self time summed by top-level package)."""
+    sys.path.insert(0, str(REPO / "bench"))
+    from imports import import_table
+
+    c = clients["sesam-tls"]
+    issue_dir = c.fresh()
+    issue_cmd, env = c.issue_cmd(issue_dir, names_for("sesam-tls", "imports", 1))
+    root = work / "imports-root"
+    make_root(root)
+    must(run([SESAM, "issue", "--self-signed", "--domain", "imports.example.test", "--no-restart",
+              "--root", str(root)], env=clean_env()), "sesam-tls issue --self-signed (imports)")
+    cmds = {
+        "issue (1 name, ACME)": issue_cmd,
+        "renew (nothing due)": [SESAM, "renew", "--root", str(root)],
+        "status": [SESAM, "status", "--root", str(root)],
+        "--help": [SESAM, "--help"],
+        "--version": [SESAM, "--version"],
+    }
+    out = {}
+    for verb, cmd in cmds.items():
+        table, total, modules, rc = import_table(cmd, env if verb.startswith("issue") else clean_env())
+        out[verb] = {"total_ms": total, "modules": modules, "exit": rc,
+                     "packages": {k: {"modules": n, "ms": ms} for k, (n, ms) in table.items()}}
+        log(f"m8 {verb}: {total:.0f} ms of imports, {modules} modules, exit {rc}")
+    c.discard(issue_dir)
+    return out
+
+
+def m_warm(pebble: tb.Pebble, work: Path, runs: int) -> dict:
+    """A warm in-process issuance (bench/warm.py): wall, the CA's own time, ours."""
+    root = work / "warm-root"
+    make_root(root)
+    r = must(run([str(REPO / ".venv/bin/python"), str(REPO / "bench/warm.py"), "--server", pebble.directory,
+                  "--ca-bundle", pebble.ca_bundle, "--http-port", str(HTTP01_PORT), "--root", str(root),
+                  "--runs", str(runs)], env=clean_env()), "bench/warm.py")
+    data = json.loads(r.output.strip().splitlines()[-1])
+    out = {k: stats(data[k]) for k in ("wall", "ca", "own")}
+    log(f"m9 warm in-process issuance: {out['wall']['median'] * 1000:.0f} ms, CA "
+        f"{out['ca']['median'] * 1000:.0f} ms, own {out['own']['median'] * 1000:.0f} ms")
+    return out
+
+
+def m_wire(sizes: str) -> dict:
+    """Requests, nonce HEADs and connections per issuance (bench/wire.py: a Pebble of its own)."""
+    r = must(run([str(REPO / ".venv/bin/python"), str(REPO / "bench/wire.py"), "--json", "--sizes", sizes],
+                 env=clean_env()), "bench/wire.py")
+    rows = json.loads(r.output.strip().splitlines()[-1])
+    for row in rows:
+        log(f"m10 {row['names']} names: {row.get('HEAD', 0)} nonce HEADs, {row.get('connections', 0)} connections")
+    return {"rows": rows}
+
+
+# ---------------------------------------------------------------- the goals of issue 16
+
+
+def goals(res: dict) -> list[tuple[str, str, str]]:
+    """(goal, measured, verdict) for each goal of issue 16 that this run measured or could not."""
+    rows: list[tuple[str, str, str]] = []
+    m1, m3 = res.get("issue") or {}, res.get("startup") or {}
+    lat = m1.get("latency", {})
+    s, cb = lat.get("sesam-tls", {}), lat.get("certbot", {})
+    if s.get("n") and cb.get("n"):
+        x = cb["median"] / s["median"]
+        rows.append(("one name on Pebble ≥ 12× faster than certbot", f"{x:.1f}× ({fmt_s(s['median'])} vs "
+                     f"{fmt_s(cb['median'])})", "met" if x >= 12 else
+                     "not met: the stack's imports alone take most of sesam-tls's time (table 8)"))
+    else:
+        rows.append(("one name on Pebble ≥ 12× faster than certbot", "certbot not run", "not measured"))
+    a2c = res.get("a2c") or {}
+    al, ll = a2c.get("latency", {}).get("sesam-tls", {}), a2c.get("latency", {}).get("lego", {})
+    if al.get("n") and ll.get("n"):
+        x = al["median"] / ll["median"]
+        rows.append(("acme2certifier: within 1.5× of lego", f"{x:.2f}× lego's time ({fmt_s(al['median'])} vs "
+                     f"{fmt_s(ll['median'])})", "met" if x <= 1.5 else "not met: see the floor in its section"))
+    else:
+        rows.append(("acme2certifier: within 1.5× of lego", "not run", "not measured in this run"))
+    sc = m1.get("scaling", {}).get("sesam-tls", {})
+    if sc.get("1", {}).get("n") and sc.get("10", {}).get("n"):
+        x = sc["10"]["median"] / sc["1"]["median"]
+        rows.append(("10 names ≤ 1.2× the one-name time", f"{x:.2f}× ({fmt_s(sc['10']['median'])} vs "
+                     f"{fmt_s(sc['1']['median'])})", "met" if x <= 1.2 else "not met"))
+    wire = {str(r["names"]): r for r in (res.get("wire") or {}).get("rows", [])}
+    if "10" in wire:
+        w = wire["10"]
+        rows.append(("no more TLS handshakes than connections needed; nonces from answers",
+                     f"10 names: {w.get('connections', 0)} connections, {w.get('HEAD', 0)} nonce HEADs "
+                     f"(before: 12 and 11)", "met" if w.get("connections", 99) <= 4 else "not met"))
+    for cmd, goal_ms in (("sesam-tls --help", 50), ("sesam-tls --version", 50), ("sesam-tls renew (nothing due)", 80)):
+        v = m3.get(cmd, {})
+        if v.get("n"):
+            ms = v["median"] * 1000
+            rows.append((f"`{cmd.removeprefix('sesam-tls ')}` ≤ {goal_ms} ms", f"{ms:.0f} ms",
+                         "met" if ms <= goal_ms else "not met: " + (
+                             "the per-verb parser is another branch's work (every verb's parser is built)"
+                             if "help" in cmd or "version" in cmd else
+                             "its imports (cryptography, sesam_tls's own modules: table 8) exceed the budget")))
+    w9 = res.get("warm")
+    if w9:
+        own = w9["own"]["median"]
+        rows.append(("`renew --loop` (warm, in-process): < 0.1 s beyond the CA's own time",
+                     f"{fmt_s(w9['wall']['median'])}, of which the CA {fmt_s(w9['ca']['median'])}: "
+                     f"{fmt_s(own)} beyond", "met" if own < 0.1 else "not met"))
+    mw, sn = res.get("mounted_webroot"), res.get("stop_nginx")
+    if mw and mw.get("silent_ms", {}).get("n"):
+        silent = mw["silent_ms"]["median"]
+        rows.append(("port 80 never silent (nginx serving the challenge folder mounted from the host)",
+                     f"{silent:.0f} ms silent per issuance (stop-nginx: "
+                     f"{sn['silent_ms']['median']:.0f} ms)" if sn and sn.get("silent_ms", {}).get("n")
+                     else f"{silent:.0f} ms", "met" if silent == 0 else "not met"))
+    return rows
+
+
+def imports_report(m8: dict) -> list[str]:
+    lines = ["## 8. What each verb imports", "",
+             "`PYTHONPROFILEIMPORTTIME=1` (`python -X importtime`) on one run of each command; each module's "
+             "self time added to its top-level package (bench/imports.py). One run: the numbers move by "
+             "10-20 % between runs on a shared machine.", "",
+             "| command | imports | modules | the biggest packages (ms, modules) |", "| --- | --- | --- | --- |"]
+    for verb, v in m8.items():
+        pk = sorted(v["packages"].items(), key=lambda kv: -kv[1]["ms"])[:8]
+        biggest = ", ".join(f"{k} {x['ms']:.0f} ({x['modules']})" for k, x in pk)
+        lines.append(f"| `{verb}` | {v['total_ms']:.0f} ms | {v['modules']} | {biggest} |")
+    return lines + [""]
 
 
 # ---------------------------------------------------------------- measurement 7: DNS-01
@@ -972,6 +1117,10 @@ def write_report(res: dict, out: Path, chart: Optional[str]) -> Path:
                   "work ran beside the benchmark). Absolute times are inflated; the ratios still compare like "
                   "with like, since the tools ran interleaved."]
     lines.append("")
+    rows = goals(res)
+    if rows:
+        lines += ["## Goals (issue 16)", "", "| goal | measured | |", "| --- | --- | --- |"]
+        lines += [f"| {g} | {m} | {v} |" for g, m, v in rows] + [""]
     tools = list(res["tools"])
     m1 = res.get("issue")
     if m1:
@@ -1059,6 +1208,51 @@ def write_report(res: dict, out: Path, chart: Optional[str]) -> Path:
             f"| failed runs | {m5['failures']} of {len(m5['runs'])} |",
             "",
         ]
+    mw = res.get("mounted_webroot")
+    if mw:
+        lines += [
+            "### Port 80 with nginx serving the challenge folder (`--http01 auto`)",
+            "",
+            "The same probe, with an nginx container that serves `/.well-known/acme-challenge/` from a folder "
+            "mounted from the host (as an nginx set up for certbot does): `auto` finds the folder among the "
+            "container's mounts, proves it with a probe file and answers there; nothing is stopped.",
+            "",
+            "| what | mounted folder (`auto`) | `stop-nginx` |",
+            "| --- | --- | --- |",
+            f"| port answered nothing (total per issuance) | {fmt_stat(mw['silent_ms'], 'ms')} | "
+            f"{fmt_stat((m5 or {}).get('silent_ms', {}), 'ms')} |",
+            f"| longest silence | {fmt_stat(mw['longest_silence_ms'], 'ms')} | "
+            f"{fmt_stat((m5 or {}).get('longest_silence_ms', {}), 'ms')} |",
+            f"| whole issuance incl. deployment (wall) | {fmt_stat(mw['issue_s'])} | "
+            f"{fmt_stat((m5 or {}).get('issue_s', {}))} |",
+            f"| failed runs | {mw['failures']} of {len(mw['runs'])} | "
+            f"{(m5 or {}).get('failures', '–')} of {len((m5 or {}).get('runs', []))} |",
+            "",
+        ]
+    if res.get("imports"):
+        lines += imports_report(res["imports"])
+    w9 = res.get("warm")
+    if w9:
+        lines += ["## 9. A warm in-process issuance (`renew --loop`)", "",
+                  "bench/warm.py: one process issues once (imports, account), then again and again through "
+                  "`sesam_tls.issue` (ACME exchange, checks, files, state; no container). The CA's own time "
+                  "is the wall time inside HTTP requests to it plus the waits between polls.", "",
+                  "| | median (min–max) |", "| --- | --- |",
+                  f"| whole issuance | {fmt_stat(w9['wall'])} |", f"| the CA's own time | {fmt_stat(w9['ca'])} |",
+                  f"| sesam-tls's own time | {fmt_stat(w9['own'])} |", ""]
+    w10 = res.get("wire")
+    if w10:
+        lines += ["## 10. On the wire", "",
+                  "bench/wire.py, in process, a Pebble of its own: requests counted by wrapping "
+                  "`requests.Session.request`, connections (each a TLS handshake) by wrapping urllib3's "
+                  "`HTTPConnection._new_conn`; a HEAD is a nonce fetch. Before issue 16 (commit 9779822): "
+                  "1 name 9 requests, 1 HEAD, 2 connections; 10 names 37, 11, 12; 100 names 226, 17, 18.", "",
+                  "| names | requests | nonce HEADs | connections | in-process |", "| --- | --- | --- | --- | --- |"]
+        for row in w10["rows"]:
+            total = sum(v for k, v in row.items() if k.isupper())
+            lines.append(f"| {row['names']} | {total} | {row.get('HEAD', 0)} | {row.get('connections', 0)} | "
+                         f"{fmt_s(row.get('seconds'))} |")
+        lines.append("")
     m7 = res.get("dns01")
     if m7:
         lines += dns01_report(m7, res.get("notes", {}).get("dns01", []), f.get("knot", "?"))
@@ -1136,8 +1330,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--lego-size-runs", type=int, default=2, help="lego's runs per size above 1")
     ap.add_argument("--plot-python", default=str(REPO / "bench" / ".venv-plot" / "bin" / "python"),
                     help="a Python with matplotlib for the chart (skipped when absent)")
-    ap.add_argument("--only", default="1,2,3,4,5,dns",
-                    help="measurements to run (6 comes with 1; dns: DNS-01 with RFC 2136)")
+    ap.add_argument("--only", default="1,2,3,4,5,imports,warm,wire,dns",
+                    help="measurements to run (6 comes with 1; dns: DNS-01 with RFC 2136; imports, warm, wire: "
+                         "issue 16's import table, warm in-process issuance, requests and handshakes)")
     ap.add_argument("--dns-sizes", default="1,10", help="name counts for the DNS-01 measurement (default 1,10)")
     ap.add_argument("--dns-runs", type=int, default=None, help="DNS-01 runs per tool with one name (default 10, smoke 1)")
     ap.add_argument("--dns-size-runs", type=int, default=None,
@@ -1167,15 +1362,15 @@ def main(argv: Optional[list[str]] = None) -> int:
         if t not in TOOLS:
             ap.error(f"unknown tool {t}")
     only = {x.strip() for x in args.only.split(",")}
-    for x in only - {"1", "2", "3", "4", "5", "6", "dns"}:
-        ap.error(f"unknown measurement {x} (1,2,3,4,5,dns)")
+    for x in only - {"1", "2", "3", "4", "5", "6", "imports", "warm", "wire", "dns"}:
+        ap.error(f"unknown measurement {x} (1,2,3,4,5,imports,warm,wire,dns)")
     # DNS-01: certbot's RFC 2136 support is a plugin of its own (certbot-dns-rfc2136), not installed here;
     # the smoke run keeps it to sesam-tls.
     dns_tools = [t for t in tools if t in DNS01_CLIENTS and (t == "sesam-tls" or not args.smoke)]
     dns_runs = {int(s): (args.dns_runs or (1 if args.smoke else 10)) if int(s) == 1
                 else (args.dns_size_runs or (1 if args.smoke else 5)) for s in args.dns_sizes.split(",")}
     runs = args.runs or (1 if args.smoke else 10)
-    sizes = [int(s) for s in (args.sizes or ("1,2" if args.smoke else "1,10,50,100")).split(",")]
+    sizes = [int(s) for s in (args.sizes or ("1,2" if args.smoke else "1,3,10,50,100")).split(",")]
     if "2" not in only:
         sizes = [1]
     size_runs_n = args.size_runs or (1 if args.smoke else 3)
@@ -1189,7 +1384,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     t_start = time.perf_counter()
     res: dict = {"smoke": args.smoke, "tools": tools, "errors": [], "notes": {}, "nonce_reject": NONCE_REJECT}
 
-    main_pebble = bool(only & {"1", "2", "3", "4", "5", "6"})
+    main_pebble = bool(only & {"1", "2", "3", "4", "5", "6", "imports", "warm"})
     # the tools that will run: with --only dns, certbot need not be installed
     needed = tools if main_pebble else [t for t in tools if t in dns_tools]
     for t in needed:
@@ -1208,7 +1403,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         clients = {t: CLIENTS[t](work, pebble) for t in needed}  # type: ignore[arg-type]  # (None: not used)
         res["machine"] = machine_facts(clients)
         log(f"machine: {res['machine']}")
-        if only & {"1", "2", "3"}:
+        if only & {"1", "2", "3", "imports"}:
             for t, c in clients.items():
                 log(f"preparing {t} (account + warm-up certificate)")
                 c.prepare()
@@ -1238,6 +1433,14 @@ def main(argv: Optional[list[str]] = None) -> int:
             step("rotation", lambda: m_rotation(work, docker_host, 1 if args.smoke else 3, 1.0 if args.smoke else 2.0))
         if "5" in only and "sesam-tls" in tools:
             step("stop_nginx", lambda: m_stop_nginx(work, docker_host, pebble, 1 if args.smoke else 3))
+            step("mounted_webroot", lambda: m_stop_nginx(work, docker_host, pebble, 1 if args.smoke else 3,
+                                                         mounted=True))
+        if "imports" in only and "sesam-tls" in tools:
+            step("imports", lambda: m_imports(clients, work))
+        if "warm" in only and "sesam-tls" in tools:
+            step("warm", lambda: m_warm(pebble, work, 3 if args.smoke else 10))
+        if "wire" in only and "sesam-tls" in tools:
+            step("wire", lambda: m_wire("1,10" if args.smoke else "1,10,100"))
         if "dns" in only and dns_tools:
             def dns01() -> dict:
                 nonlocal knot, dns_pebble
