@@ -23,7 +23,7 @@ import time
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--server", required=True)
-    ap.add_argument("--ca-bundle", required=True)
+    ap.add_argument("--ca-bundle", default=None)
     ap.add_argument("--http-port", type=int, required=True)
     ap.add_argument("--root", required=True)
     ap.add_argument("--runs", type=int, default=10)

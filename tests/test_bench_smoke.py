@@ -56,6 +56,10 @@ def test_bench_smoke_sesam_tls_only_writes_a_report(tmp_path, docker_host):
     assert "acme" in res["imports"]["issue (1 name, ACME)"]["packages"]
     assert res["warm"]["wall"]["n"] == 3 and res["warm"]["ca"]["n"] == 3
     assert [row["names"] for row in res["wire"]["rows"]] == ["1, new account", "1", "10"]
+    if (REPO / "bench" / ".venv-a2c" / "bin" / "python").exists():  # bench/setup-peers.sh installs it
+        assert "## 12. A second ACME server: acme2certifier" in report
+        assert res["a2c"]["failures"] == {"sesam-tls": 0}
+        assert res["a2c"]["floor_s"] > 0
     dns = res["dns01"]
     assert dns["tools"] == ["sesam-tls"]
     for size in ("1", "10"):
