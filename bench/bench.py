@@ -1330,8 +1330,6 @@ def write_report(res: dict, out: Path, chart: Optional[str]) -> Path:
         ]
     if res.get("imports"):
         lines += imports_report(res["imports"])
-    if res.get("a2c"):
-        lines += a2c_report(res["a2c"])
     w9 = res.get("warm")
     if w9:
         lines += ["## 9. A warm in-process issuance (`renew --loop`)", "",
@@ -1354,6 +1352,8 @@ def write_report(res: dict, out: Path, chart: Optional[str]) -> Path:
             lines.append(f"| {row['names']} | {total} | {row.get('HEAD', 0)} | {row.get('connections', 0)} | "
                          f"{fmt_s(row.get('seconds'))} |")
         lines.append("")
+    if res.get("a2c"):
+        lines += a2c_report(res["a2c"])
     m7 = res.get("dns01")
     if m7:
         lines += dns01_report(m7, res.get("notes", {}).get("dns01", []), f.get("knot", "?"))
