@@ -15,6 +15,18 @@ bench-smoke` runs one iteration of everything. Measurements:
    each) to an nginx container and sesam-tls deploys with reload / restart;
 5. port-80 downtime of ``--http01 stop-nginx``;
 6. peak memory (max RSS) of measurement 1;
+8. (``imports``) what each verb imports, ``python -X importtime`` summed by top-level package
+   (bench/imports.py);
+9. (``warm``) a warm in-process issuance, as a ``renew --loop`` process makes it, with the
+   CA's own time beside it (bench/warm.py);
+10. (``wire``) requests, nonce HEADs and connections (TLS handshakes) for 1, 10 and 100 names
+   (bench/wire.py, a Pebble of its own on free ports);
+11. the goals of issue 16, each with the measured value and met or not, at the top of the report;
+12. (``a2c``) a second ACME server, acme2certifier (PyPI, in bench/.venv-a2c; bench/a2c_launcher.py
+   under wsgiref on 127.0.0.1, its HTTP-01 validation sent to the benchmark's HTTP-01 port and its
+   DNS to our Pebble's challtestsrv): sesam-tls, lego and certbot interleaved, and the stack's
+   floor (a Python that only imports what ``issue`` imports, plus the CA's own time measured in
+   a warm process);
 7. DNS-01 (``--only dns``): sesam-tls's built-in RFC 2136 updates against
    lego's ``rfc2136`` provider, one name and ten names, interleaved, on a
    knotd of our own (testbed/knot.sh) and a second Pebble whose VA resolves
@@ -541,6 +553,7 @@ def m_startup(clients: dict[str, Client], work: Path, runs: int) -> dict:
         must(run([SESAM, "issue", "--self-signed", "--domain", "startup.example.test", "--no-restart",
                   "--root", str(root)], env=clean_env()), "sesam-tls issue --self-signed")
         cmds["sesam-tls --help"] = ([SESAM, "--help"], clean_env())
+        cmds["sesam-tls --version"] = ([SESAM, "--version"], clean_env())
         cmds["sesam-tls renew (nothing due)"] = ([SESAM, "renew", "--root", str(root)], clean_env())
     if "certbot" in clients:
         cb = clients["certbot"]
@@ -757,17 +770,24 @@ def analyse_probe(records: list[tuple[float, str]]) -> dict:
     }
 
 
-def m_stop_nginx(work: Path, docker_host: str, pebble: tb.Pebble, runs: int) -> dict:
+def m_stop_nginx(work: Path, docker_host: str, pebble: tb.Pebble, runs: int, *, mounted: bool = False) -> dict:
+    """Port 80 while sesam-tls issues: with ``--http01 stop-nginx`` (the container is stopped), or
+    (``mounted``) with ``--http01 auto`` on a container that serves /.well-known/acme-challenge/
+    from a folder mounted from the host, as an nginx set up for certbot does: auto answers there."""
     client = tb.docker_client(docker_host)
     containers = tb.NginxContainers(client, work)
-    root = work / "stopnginx-root"
+    tag = "mounted" if mounted else "stopnginx"
+    root = work / f"{tag}-root"
     make_root(root)
+    webroot = work / f"{tag}-acme-webroot"
+    webroot.mkdir()
     must(run([SESAM, "issue", "--self-signed", "--domain", "stop.example.test", "--no-restart",
               "--root", str(root)], env=clean_env()), "self-signed issue for the stop-nginx node")
     name = CONTAINER_PREFIX + "port80-" + secrets.token_hex(3)
     results = []
     try:
-        containers(root / "sesam/nginx/conf/ssl", STOPNGINX_HTTPS_PORT, http_port=HTTP01_PORT, name=name)
+        containers(root / "sesam/nginx/conf/ssl", STOPNGINX_HTTPS_PORT, http_port=HTTP01_PORT, name=name,
+                   acme_webroot=webroot if mounted else None)
         tb.wait_port(HTTP01_PORT)
         for i in range(runs):
             probe = PortProbe(HTTP01_PORT)
@@ -775,7 +795,8 @@ def m_stop_nginx(work: Path, docker_host: str, pebble: tb.Pebble, runs: int) -> 
             time.sleep(0.2)
             r = run([SESAM, "issue", "--domain", f"stop{i}-{secrets.token_hex(3)}.example.test",
                      "--server", pebble.directory, "--ca-bundle", pebble.ca_bundle, "--email", EMAIL,
-                     "--agree-tos", "--replace", "--http01", "stop-nginx", "--http-port", str(HTTP01_PORT),
+                     "--agree-tos", "--replace", "--http01", "auto" if mounted else "stop-nginx",
+                     "--http-port", str(HTTP01_PORT),
                      "--http-address", "127.0.0.1", "--container", name, "--docker-host", docker_host,
                      "--root", str(root)], env=clean_env())
             t_done = time.perf_counter()
@@ -793,7 +814,7 @@ def m_stop_nginx(work: Path, docker_host: str, pebble: tb.Pebble, runs: int) -> 
             if r.rc != 0:
                 log(f"   stop-nginx issue failed: {r.output[-1500:]}")
             results.append(res)
-            log(f"m5 run {i + 1}: silent {res['silent_ms']:.0f} ms (longest {res['longest_silence_ms']:.0f} ms), "
+            log(f"m5 {tag} run {i + 1}: silent {res['silent_ms']:.0f} ms (longest {res['longest_silence_ms']:.0f} ms), "
                 f"nginx absent {res['nginx_absent_ms']} ms, issue {r.wall:.2f} s, exit {r.rc}")
     finally:
         containers.cleanup()
@@ -806,6 +827,229 @@ def m_stop_nginx(work: Path, docker_host: str, pebble: tb.Pebble, runs: int) -> 
         "issue_s": stats([r["issue_s"] for r in ok]),
         "failures": len(results) - len(ok),
     }
+
+
+# ---------------------------------------------------------------- measurements 8, 9, 10 (issue 16)
+
+
+def m_imports(clients: dict[str, Client], work: Path) -> dict:
+    """What each sesam-tls verb imports (``-X importtime``, self time summed by top-level package)."""
+    sys.path.insert(0, str(REPO / "bench"))
+    from imports import import_table
+
+    c = clients["sesam-tls"]
+    issue_dir = c.fresh()
+    issue_cmd, env = c.issue_cmd(issue_dir, names_for("sesam-tls", "imports", 1))
+    root = work / "imports-root"
+    make_root(root)
+    must(run([SESAM, "issue", "--self-signed", "--domain", "imports.example.test", "--no-restart",
+              "--root", str(root)], env=clean_env()), "sesam-tls issue --self-signed (imports)")
+    cmds = {
+        "issue (1 name, ACME)": issue_cmd,
+        "renew (nothing due)": [SESAM, "renew", "--root", str(root)],
+        "status": [SESAM, "status", "--root", str(root)],
+        "--help": [SESAM, "--help"],
+        "--version": [SESAM, "--version"],
+    }
+    out = {}
+    for verb, cmd in cmds.items():
+        table, total, modules, rc = import_table(cmd, env if verb.startswith("issue") else clean_env())
+        out[verb] = {"total_ms": total, "modules": modules, "exit": rc,
+                     "packages": {k: {"modules": n, "ms": ms} for k, (n, ms) in table.items()}}
+        log(f"m8 {verb}: {total:.0f} ms of imports, {modules} modules, exit {rc}")
+    c.discard(issue_dir)
+    return out
+
+
+def m_warm(pebble: tb.Pebble, work: Path, runs: int) -> dict:
+    """A warm in-process issuance (bench/warm.py): wall, the CA's own time, ours."""
+    root = work / "warm-root"
+    make_root(root)
+    r = must(run([str(REPO / ".venv/bin/python"), str(REPO / "bench/warm.py"), "--server", pebble.directory,
+                  "--ca-bundle", pebble.ca_bundle, "--http-port", str(HTTP01_PORT), "--root", str(root),
+                  "--runs", str(runs)], env=clean_env()), "bench/warm.py")
+    data = json.loads(r.output.strip().splitlines()[-1])
+    out = {k: stats(data[k]) for k in ("wall", "ca", "own")}
+    log(f"m9 warm in-process issuance: {out['wall']['median'] * 1000:.0f} ms, CA "
+        f"{out['ca']['median'] * 1000:.0f} ms, own {out['own']['median'] * 1000:.0f} ms")
+    return out
+
+
+def m_wire(sizes: str) -> dict:
+    """Requests, nonce HEADs and connections per issuance (bench/wire.py: a Pebble of its own)."""
+    r = must(run([str(REPO / ".venv/bin/python"), str(REPO / "bench/wire.py"), "--json", "--sizes", sizes],
+                 env=clean_env()), "bench/wire.py")
+    rows = json.loads(r.output.strip().splitlines()[-1])
+    for row in rows:
+        log(f"m10 {row['names']} names: {row.get('HEAD', 0)} nonce HEADs, {row.get('connections', 0)} connections")
+    return {"rows": rows}
+
+
+# ---------------------------------------------------------------- measurement 12: acme2certifier
+
+A2C_PYTHON = REPO / "bench" / ".venv-a2c" / "bin" / "python"
+#: What the HTTP-01 ``issue`` path imports, for the floor: start the interpreter, import these, exit.
+ISSUE_IMPORTS = ("sesam_tls.cli, sesam_tls.cli.issue, sesam_tls.api, sesam_tls.providers.acme, "
+                 "sesam_tls.http01, acme.client, acme.messages, acme.challenges, josepy, requests, "
+                 "cryptography.x509, cryptography.hazmat.primitives.asymmetric.ec")
+
+
+def start_a2c(work: Path, dns_server: str) -> tuple[subprocess.Popen, str]:
+    """acme2certifier on a free port of 127.0.0.1 (bench/a2c_launcher.py); its directory URL."""
+    d = work / "a2c-server"
+    must(run(["bash", str(REPO / "bench" / "a2c_setup.sh"), str(d)]), "bench/a2c_setup.sh")
+    port = tb.free_port()
+    env = clean_env(A2C_PORT=str(port), A2C_HTTP_PORT=str(HTTP01_PORT), A2C_DNS=dns_server,
+                    ACME_SRV_CONFIGFILE=str(d / "acme_srv.cfg"))
+    with open(d / "server.log", "wb") as logf:
+        proc = subprocess.Popen([str(A2C_PYTHON), str(REPO / "bench" / "a2c_launcher.py")], env=env, cwd=d,
+                                stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    tb.wait_port(port)
+    return proc, f"http://127.0.0.1:{port}/directory"
+
+
+def m_a2c(tools: list[str], work: Path, pebble: tb.Pebble, state_dir: Path, runs: int) -> dict:
+    import dataclasses
+
+    ports = dict(line.split("=", 1) for line in
+                 (state_dir / "pebble" / PEBBLE_INSTANCE / "ports.env").read_text().split())
+    proc, directory = start_a2c(work, ports["DNS_SERVER"])
+    try:
+        a2c = dataclasses.replace(pebble, name="acme2certifier", directory=directory)
+        clients = {t: CLIENTS[t](work / "a2c", a2c) for t in tools}
+        for t, c in clients.items():
+            log(f"a2c: preparing {t} (account + warm-up certificate)")
+            c.prepare()
+        out = m_issue(clients, runs, [1], {t: {1: 1} for t in tools})
+        root = work / "a2c-warm"
+        make_root(root)
+        r = must(run([str(REPO / ".venv/bin/python"), str(REPO / "bench/warm.py"), "--server", directory,
+                      "--http-port", str(HTTP01_PORT), "--root", str(root), "--runs", str(max(3, runs))],
+                     env=clean_env()), "bench/warm.py against acme2certifier")
+        warm = json.loads(r.output.strip().splitlines()[-1])
+        out["warm"] = {k: stats(warm[k]) for k in ("wall", "ca", "own")}
+        imports = [must(run([str(REPO / ".venv/bin/python"), "-c", f"import {ISSUE_IMPORTS}"], env=clean_env()),
+                        "import the issue path").wall for _ in range(max(3, runs))]
+        out["import_s"] = stats(imports)
+        out["floor_s"] = out["import_s"]["median"] + out["warm"]["ca"]["median"]
+        version = subprocess.run([str(A2C_PYTHON), "-c", "import importlib.metadata as m; "
+                                  "print(m.version('acme2certifier'))"], capture_output=True, text=True)
+        out["version"] = version.stdout.strip()
+        log(f"a2c: sesam-tls {out['latency'].get('sesam-tls', {}).get('median')}, lego "
+            f"{out['latency'].get('lego', {}).get('median')}, floor {out['floor_s']:.3f} s")
+        return out
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def a2c_report(m: dict) -> list[str]:
+    tools = list(m["latency"])
+    n = max(v.get("n", 0) for v in m["latency"].values())
+    lines = [f"## 12. A second ACME server: acme2certifier {m.get('version', '')}", "",
+             "acme2certifier from PyPI in its own venv (bench/.venv-a2c), its WSGI app under `wsgiref` on "
+             "127.0.0.1 (bench/a2c_launcher.py: one request at a time, sqlite, `openssl_ca_handler` with a CA "
+             "made by `openssl req -x509`); its HTTP-01 validation goes to the benchmark's HTTP-01 port instead "
+             "of 80 and its DNS to our Pebble's challtestsrv, the two changes the launcher makes. One name, "
+             f"new key, existing account, tools interleaved, {n} runs each.", "",
+             "| tool | wall time | failed runs |", "| --- | --- | --- |"]
+    for t in tools:
+        lines.append(f"| {t} | {fmt_stat(m['latency'][t])} | {m['failures'][t]} |")
+    w = m["warm"]
+    lines += ["", "The stack's floor for sesam-tls: a process that starts Python and imports what `issue` imports "
+              f"(and does nothing) takes {fmt_stat(m['import_s'])}; the CA's own time in one issuance (wall time "
+              f"inside HTTP requests to it plus the waits between polls, in a warm process) is {fmt_stat(w['ca'])}. "
+              f"Floor: **{fmt_s(m['floor_s'])}**.", ""]
+    s, lg = m["latency"].get("sesam-tls", {}), m["latency"].get("lego", {})
+    if s.get("n"):
+        lines.append(f"- sesam-tls: {fmt_s(s['median'])}, {s['median'] - m['floor_s']:+.3f} s from the floor "
+                     f"({s['median'] / m['floor_s']:.2f}× it)")
+    if s.get("n") and lg.get("n"):
+        lines.append(f"- sesam-tls / lego: {s['median'] / lg['median']:.2f}×; the floor alone is "
+                     f"{m['floor_s'] / lg['median']:.2f}× lego's time")
+    lines.append(f"- warm in-process issuance against it: {fmt_stat(w['wall'])}, of which the CA {fmt_stat(w['ca'])}")
+    return lines + [""]
+
+
+# ---------------------------------------------------------------- the goals of issue 16
+
+
+def goals(res: dict) -> list[tuple[str, str, str]]:
+    """(goal, measured, verdict) for each goal of issue 16 that this run measured or could not."""
+    rows: list[tuple[str, str, str]] = []
+    m1, m3 = res.get("issue") or {}, res.get("startup") or {}
+    lat = m1.get("latency", {})
+    s, cb = lat.get("sesam-tls", {}), lat.get("certbot", {})
+    if s.get("n") and cb.get("n"):
+        x = cb["median"] / s["median"]
+        rows.append(("one name on Pebble ≥ 12× faster than certbot", f"{x:.1f}× ({fmt_s(s['median'])} vs "
+                     f"{fmt_s(cb['median'])})", "met" if x >= 12 else
+                     "not met: the stack's imports alone take most of sesam-tls's time (table 8)"))
+    else:
+        rows.append(("one name on Pebble ≥ 12× faster than certbot", "certbot not run", "not measured"))
+    a2c = res.get("a2c") or {}
+    al, ll = a2c.get("latency", {}).get("sesam-tls", {}), a2c.get("latency", {}).get("lego", {})
+    if al.get("n") and ll.get("n"):
+        x = al["median"] / ll["median"]
+        rows.append(("acme2certifier: within 1.5× of lego", f"{x:.2f}× lego's time ({fmt_s(al['median'])} vs "
+                     f"{fmt_s(ll['median'])})", "met" if x <= 1.5 else "not met: see the floor in its section"))
+        if x > 1.5:
+            floor = a2c["floor_s"] / ll["median"]
+            rows[-1] = (rows[-1][0], rows[-1][1] + f"; the floor (imports + the CA's time) is {floor:.2f}× lego's",
+                        "not met: " + ("the floor itself is above 1.5× lego's time" if floor > 1.5
+                                       else "above the floor by what table 12 shows"))
+    else:
+        rows.append(("acme2certifier: within 1.5× of lego", "not run", "not measured in this run"))
+    sc = m1.get("scaling", {}).get("sesam-tls", {})
+    if sc.get("1", {}).get("n") and sc.get("10", {}).get("n"):
+        x = sc["10"]["median"] / sc["1"]["median"]
+        rows.append(("10 names ≤ 1.2× the one-name time", f"{x:.2f}× ({fmt_s(sc['10']['median'])} vs "
+                     f"{fmt_s(sc['1']['median'])})", "met" if x <= 1.2 else "not met"))
+    wire = {str(r["names"]): r for r in (res.get("wire") or {}).get("rows", [])}
+    if "10" in wire:
+        w = wire["10"]
+        rows.append(("no more TLS handshakes than connections needed; nonces from answers",
+                     f"10 names: {w.get('connections', 0)} connections, {w.get('HEAD', 0)} nonce HEADs "
+                     f"(before: 12 and 11)", "met" if w.get("connections", 99) <= 4 else "not met"))
+    for cmd, goal_ms in (("sesam-tls --help", 50), ("sesam-tls --version", 50), ("sesam-tls renew (nothing due)", 80)):
+        v = m3.get(cmd, {})
+        if v.get("n"):
+            ms = v["median"] * 1000
+            rows.append((f"`{cmd.removeprefix('sesam-tls ')}` ≤ {goal_ms} ms", f"{ms:.0f} ms",
+                         "met" if ms <= goal_ms else "not met: " + (
+                             "the per-verb parser is another branch's work (every verb's parser is built)"
+                             if "help" in cmd or "version" in cmd else
+                             "its imports (cryptography, sesam_tls's own modules: table 8) exceed the budget")))
+    w9 = res.get("warm")
+    if w9:
+        own = w9["own"]["median"]
+        rows.append(("`renew --loop` (warm, in-process): < 0.1 s beyond the CA's own time",
+                     f"{fmt_s(w9['wall']['median'])}, of which the CA {fmt_s(w9['ca']['median'])}: "
+                     f"{fmt_s(own)} beyond", "met" if own < 0.1 else "not met"))
+    mw, sn = res.get("mounted_webroot"), res.get("stop_nginx")
+    if mw and mw.get("silent_ms", {}).get("n"):
+        silent = mw["silent_ms"]["median"]
+        rows.append(("port 80 never silent (nginx serving the challenge folder mounted from the host)",
+                     f"{silent:.0f} ms silent per issuance (stop-nginx: "
+                     f"{sn['silent_ms']['median']:.0f} ms)" if sn and sn.get("silent_ms", {}).get("n")
+                     else f"{silent:.0f} ms", "met" if silent == 0 else "not met"))
+    return rows
+
+
+def imports_report(m8: dict) -> list[str]:
+    lines = ["## 8. What each verb imports", "",
+             "`PYTHONPROFILEIMPORTTIME=1` (`python -X importtime`) on one run of each command; each module's "
+             "self time added to its top-level package (bench/imports.py). One run: the numbers move by "
+             "10-20 % between runs on a shared machine.", "",
+             "| command | imports | modules | the biggest packages (ms, modules) |", "| --- | --- | --- | --- |"]
+    for verb, v in m8.items():
+        pk = sorted(v["packages"].items(), key=lambda kv: -kv[1]["ms"])[:8]
+        biggest = ", ".join(f"{k} {x['ms']:.0f} ({x['modules']})" for k, x in pk)
+        lines.append(f"| `{verb}` | {v['total_ms']:.0f} ms | {v['modules']} | {biggest} |")
+    return lines + [""]
 
 
 # ---------------------------------------------------------------- measurement 7: DNS-01
@@ -972,6 +1216,10 @@ def write_report(res: dict, out: Path, chart: Optional[str]) -> Path:
                   "work ran beside the benchmark). Absolute times are inflated; the ratios still compare like "
                   "with like, since the tools ran interleaved."]
     lines.append("")
+    rows = goals(res)
+    if rows:
+        lines += ["## Goals (issue 16)", "", "| goal | measured | |", "| --- | --- | --- |"]
+        lines += [f"| {g} | {m} | {v} |" for g, m, v in rows] + [""]
     tools = list(res["tools"])
     m1 = res.get("issue")
     if m1:
@@ -1059,6 +1307,53 @@ def write_report(res: dict, out: Path, chart: Optional[str]) -> Path:
             f"| failed runs | {m5['failures']} of {len(m5['runs'])} |",
             "",
         ]
+    mw = res.get("mounted_webroot")
+    if mw:
+        lines += [
+            "### Port 80 with nginx serving the challenge folder (`--http01 auto`)",
+            "",
+            "The same probe, with an nginx container that serves `/.well-known/acme-challenge/` from a folder "
+            "mounted from the host (as an nginx set up for certbot does): `auto` finds the folder among the "
+            "container's mounts, proves it with a probe file and answers there; nothing is stopped.",
+            "",
+            "| what | mounted folder (`auto`) | `stop-nginx` |",
+            "| --- | --- | --- |",
+            f"| port answered nothing (total per issuance) | {fmt_stat(mw['silent_ms'], 'ms')} | "
+            f"{fmt_stat((m5 or {}).get('silent_ms', {}), 'ms')} |",
+            f"| longest silence | {fmt_stat(mw['longest_silence_ms'], 'ms')} | "
+            f"{fmt_stat((m5 or {}).get('longest_silence_ms', {}), 'ms')} |",
+            f"| whole issuance incl. deployment (wall) | {fmt_stat(mw['issue_s'])} | "
+            f"{fmt_stat((m5 or {}).get('issue_s', {}))} |",
+            f"| failed runs | {mw['failures']} of {len(mw['runs'])} | "
+            f"{(m5 or {}).get('failures', '–')} of {len((m5 or {}).get('runs', []))} |",
+            "",
+        ]
+    if res.get("imports"):
+        lines += imports_report(res["imports"])
+    w9 = res.get("warm")
+    if w9:
+        lines += ["## 9. A warm in-process issuance (`renew --loop`)", "",
+                  "bench/warm.py: one process issues once (imports, account), then again and again through "
+                  "`sesam_tls.issue` (ACME exchange, checks, files, state; no container). The CA's own time "
+                  "is the wall time inside HTTP requests to it plus the waits between polls.", "",
+                  "| | median (min–max) |", "| --- | --- |",
+                  f"| whole issuance | {fmt_stat(w9['wall'])} |", f"| the CA's own time | {fmt_stat(w9['ca'])} |",
+                  f"| sesam-tls's own time | {fmt_stat(w9['own'])} |", ""]
+    w10 = res.get("wire")
+    if w10:
+        lines += ["## 10. On the wire", "",
+                  "bench/wire.py, in process, a Pebble of its own: requests counted by wrapping "
+                  "`requests.Session.request`, connections (each a TLS handshake) by wrapping urllib3's "
+                  "`HTTPConnection._new_conn`; a HEAD is a nonce fetch. Before issue 16 (commit 9779822): "
+                  "1 name 9 requests, 1 HEAD, 2 connections; 10 names 37, 11, 12; 100 names 226, 17, 18.", "",
+                  "| names | requests | nonce HEADs | connections | in-process |", "| --- | --- | --- | --- | --- |"]
+        for row in w10["rows"]:
+            total = sum(v for k, v in row.items() if k.isupper())
+            lines.append(f"| {row['names']} | {total} | {row.get('HEAD', 0)} | {row.get('connections', 0)} | "
+                         f"{fmt_s(row.get('seconds'))} |")
+        lines.append("")
+    if res.get("a2c"):
+        lines += a2c_report(res["a2c"])
     m7 = res.get("dns01")
     if m7:
         lines += dns01_report(m7, res.get("notes", {}).get("dns01", []), f.get("knot", "?"))
@@ -1136,8 +1431,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--lego-size-runs", type=int, default=2, help="lego's runs per size above 1")
     ap.add_argument("--plot-python", default=str(REPO / "bench" / ".venv-plot" / "bin" / "python"),
                     help="a Python with matplotlib for the chart (skipped when absent)")
-    ap.add_argument("--only", default="1,2,3,4,5,dns",
-                    help="measurements to run (6 comes with 1; dns: DNS-01 with RFC 2136)")
+    ap.add_argument("--only", default="1,2,3,4,5,imports,warm,wire,a2c,dns",
+                    help="measurements to run (6 comes with 1; dns: DNS-01 with RFC 2136; imports, warm, wire: "
+                         "issue 16's import table, warm in-process issuance, requests and handshakes)")
     ap.add_argument("--dns-sizes", default="1,10", help="name counts for the DNS-01 measurement (default 1,10)")
     ap.add_argument("--dns-runs", type=int, default=None, help="DNS-01 runs per tool with one name (default 10, smoke 1)")
     ap.add_argument("--dns-size-runs", type=int, default=None,
@@ -1167,15 +1463,15 @@ def main(argv: Optional[list[str]] = None) -> int:
         if t not in TOOLS:
             ap.error(f"unknown tool {t}")
     only = {x.strip() for x in args.only.split(",")}
-    for x in only - {"1", "2", "3", "4", "5", "6", "dns"}:
-        ap.error(f"unknown measurement {x} (1,2,3,4,5,dns)")
+    for x in only - {"1", "2", "3", "4", "5", "6", "imports", "warm", "wire", "a2c", "dns"}:
+        ap.error(f"unknown measurement {x} (1,2,3,4,5,imports,warm,wire,a2c,dns)")
     # DNS-01: certbot's RFC 2136 support is a plugin of its own (certbot-dns-rfc2136), not installed here;
     # the smoke run keeps it to sesam-tls.
     dns_tools = [t for t in tools if t in DNS01_CLIENTS and (t == "sesam-tls" or not args.smoke)]
     dns_runs = {int(s): (args.dns_runs or (1 if args.smoke else 10)) if int(s) == 1
                 else (args.dns_size_runs or (1 if args.smoke else 5)) for s in args.dns_sizes.split(",")}
     runs = args.runs or (1 if args.smoke else 10)
-    sizes = [int(s) for s in (args.sizes or ("1,2" if args.smoke else "1,10,50,100")).split(",")]
+    sizes = [int(s) for s in (args.sizes or ("1,2" if args.smoke else "1,3,10,50,100")).split(",")]
     if "2" not in only:
         sizes = [1]
     size_runs_n = args.size_runs or (1 if args.smoke else 3)
@@ -1189,7 +1485,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     t_start = time.perf_counter()
     res: dict = {"smoke": args.smoke, "tools": tools, "errors": [], "notes": {}, "nonce_reject": NONCE_REJECT}
 
-    main_pebble = bool(only & {"1", "2", "3", "4", "5", "6"})
+    main_pebble = bool(only & {"1", "2", "3", "4", "5", "6", "imports", "warm", "a2c"})
     # the tools that will run: with --only dns, certbot need not be installed
     needed = tools if main_pebble else [t for t in tools if t in dns_tools]
     for t in needed:
@@ -1208,7 +1504,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         clients = {t: CLIENTS[t](work, pebble) for t in needed}  # type: ignore[arg-type]  # (None: not used)
         res["machine"] = machine_facts(clients)
         log(f"machine: {res['machine']}")
-        if only & {"1", "2", "3"}:
+        if only & {"1", "2", "3", "imports"}:
             for t, c in clients.items():
                 log(f"preparing {t} (account + warm-up certificate)")
                 c.prepare()
@@ -1238,6 +1534,21 @@ def main(argv: Optional[list[str]] = None) -> int:
             step("rotation", lambda: m_rotation(work, docker_host, 1 if args.smoke else 3, 1.0 if args.smoke else 2.0))
         if "5" in only and "sesam-tls" in tools:
             step("stop_nginx", lambda: m_stop_nginx(work, docker_host, pebble, 1 if args.smoke else 3))
+            step("mounted_webroot", lambda: m_stop_nginx(work, docker_host, pebble, 1 if args.smoke else 3,
+                                                         mounted=True))
+        if "imports" in only and "sesam-tls" in tools:
+            step("imports", lambda: m_imports(clients, work))
+        if "warm" in only and "sesam-tls" in tools:
+            step("warm", lambda: m_warm(pebble, work, 3 if args.smoke else 10))
+        if "a2c" in only and "sesam-tls" in tools:
+            if A2C_PYTHON.exists():
+                # the smoke run keeps to sesam-tls, as for DNS-01
+                a2c_tools = [t for t in tools if t != "certbot" or not args.smoke]
+                step("a2c", lambda: m_a2c(a2c_tools, work, pebble, state_dir, 1 if args.smoke else 10))
+            else:
+                log(f"no {A2C_PYTHON}: the acme2certifier measurement is skipped (bench/setup-peers.sh installs it)")
+        if "wire" in only and "sesam-tls" in tools:
+            step("wire", lambda: m_wire("1,10" if args.smoke else "1,10,100"))
         if "dns" in only and dns_tools:
             def dns01() -> dict:
                 nonlocal knot, dns_pebble

@@ -39,3 +39,5 @@ venv_with() {
 venv_with "$HERE/.venv-certbot" "import certbot, sys; sys.exit(0 if certbot.__version__ == '${CERTBOT_SPEC#certbot==}' or '${CERTBOT_SPEC}' == 'certbot' else 1)" "$CERTBOT_SPEC"
 venv_with "$HERE/.venv-plot" "import matplotlib" "matplotlib"
 log "certbot: $("$HERE/.venv-certbot/bin/certbot" --version 2>&1)"
+# acme2certifier, the second ACME server of measurement 12 (shared/TESTBED.md section 8): its own venv
+venv_with "$HERE/.venv-a2c" "import acme2certifier" "acme2certifier>=0.46,<0.47"

@@ -34,7 +34,10 @@ def test_bench_smoke_sesam_tls_only_writes_a_report(tmp_path, docker_host):
 
     report = (out / "REPORT.md").read_text()
     for heading in ("## Machine", "## 1. Issuance latency", "## 2. Scaling", "## 3. Start-up",
-                    "## 4. Rotation cost", "## 5. Port-80 downtime", "## DNS-01 (RFC 2136)"):
+                    "## 4. Rotation cost", "## 5. Port-80 downtime", "## DNS-01 (RFC 2136)",
+                    # issue 16: the goals, the mounted-webroot row, imports per verb, warm issuance, the wire
+                    "## Goals (issue 16)", "### Port 80 with nginx serving the challenge folder",
+                    "## 8. What each verb imports", "## 9. A warm in-process issuance", "## 10. On the wire"):
         assert heading in report, heading
     assert "## Errors" not in report
 
@@ -47,6 +50,16 @@ def test_bench_smoke_sesam_tls_only_writes_a_report(tmp_path, docker_host):
         assert res["rotation"][mode]["all_exit_0"], mode
         assert res["rotation"][mode]["all_serve_new_cert"], mode
     assert res["stop_nginx"]["failures"] == 0
+    assert res["mounted_webroot"]["failures"] == 0
+    assert res["mounted_webroot"]["silent_ms"]["n"] == 1
+    assert {"issue (1 name, ACME)", "renew (nothing due)", "--help"} <= set(res["imports"])
+    assert "acme" in res["imports"]["issue (1 name, ACME)"]["packages"]
+    assert res["warm"]["wall"]["n"] == 3 and res["warm"]["ca"]["n"] == 3
+    assert [row["names"] for row in res["wire"]["rows"]] == ["1, new account", "1", "10"]
+    if (REPO / "bench" / ".venv-a2c" / "bin" / "python").exists():  # bench/setup-peers.sh installs it
+        assert "## 12. A second ACME server: acme2certifier" in report
+        assert res["a2c"]["failures"] == {"sesam-tls": 0}
+        assert res["a2c"]["floor_s"] > 0
     dns = res["dns01"]
     assert dns["tools"] == ["sesam-tls"]
     for size in ("1", "10"):

@@ -115,3 +115,32 @@ def test_a_cached_answer_counts_its_age():
     conn._saw_date({"Date": email.utils.format_datetime(now - dt.timedelta(minutes=10), usegmt=True)})
     with pytest.raises(IssuanceError, match="clock"):
         conn.check_clock()
+
+
+def test_poll_starts_within_a_few_ms_and_keeps_to_one_a_second_after_the_first_second():
+    # The order is ready 8-30 ms after the challenge POST on a CA next door: a first wait of a few
+    # ms that doubles finds it at once; a CA elsewhere (Let's Encrypt) is not polled more than about
+    # once a second after the first second, whatever the growth would allow.
+    clock = FakeClock()
+    d = Deadline(100, "x", error=IssuanceError, clock=clock)
+    tried: list[float] = []
+
+    def attempt():
+        tried.append(clock.now)
+        return len(tried) == 20, "done", None
+
+    assert poll(attempt, d, "waiting", first=0.005, growth=2, cap=2.0, slow_after=1.0, slow_every=1.0,
+                sleep=clock.sleep) == "done"
+    assert clock.slept[0] <= 0.005 and clock.slept[1] <= 0.01
+    started = 1000.0
+    late = [b - a for a, b in zip(tried, tried[1:], strict=False) if b - started > 1.0]
+    assert late and min(late) >= 1.0 - 1e-9
+    assert len([t for t in tried if t - started <= 1.0]) <= 10  # a handful in the first second
+
+
+def test_poll_without_slow_after_may_poll_faster_than_once_a_second():
+    clock = FakeClock()
+    d = Deadline(100, "x", error=IssuanceError, clock=clock)
+    answers = iter([False] * 6 + [True])
+    poll(lambda: (next(answers), 1, None), d, "", first=0.005, growth=2, cap=0.5, sleep=clock.sleep)
+    assert clock.slept == pytest.approx([0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32])

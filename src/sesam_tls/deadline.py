@@ -81,27 +81,36 @@ def poll(
     first: float = 0.02,
     growth: float = 1.5,
     cap: float = 2.0,
+    slow_after: Optional[float] = None,
+    slow_every: float = 1.0,
     sleep: Callable[[float], None] = time.sleep,
 ) -> T:
     """Wait ``first`` s (0: none), call ``attempt()``, and again with the delay growing by ``growth``
-    up to ``cap`` (at least 10 ms apart).
+    up to ``cap`` (after a ``first`` of 0: 10 ms times ``growth``).
 
     ``attempt`` returns ``(done, value, retry_after)``: ``value`` is returned
     once ``done``; ``retry_after`` (seconds, or None) is what the other side
-    asked for and lengthens the next wait. No wait runs past the deadline:
-    when it has passed, ``deadline.exceeded(doing)`` is raised.
+    asked for and lengthens the next wait. With ``slow_after``, an attempt that
+    falls later than that many seconds after the poll began comes at least
+    ``slow_every`` s after the one before: a server elsewhere (Let's Encrypt asks
+    for it) is not asked more than about once a second once the quick first tries
+    are over, while one next door is found ready within a few ms. No wait runs
+    past the deadline: when it has passed, ``deadline.exceeded(doing)`` is raised.
     """
+    began = deadline.remaining()  # elapsed = began - remaining(): the deadline's own clock
     delay = first
     asked: Optional[float] = None
     while True:
         wait = max(delay, asked) if asked is not None else delay
+        if slow_after is not None and began - deadline.remaining() + wait > slow_after:
+            wait = max(wait, slow_every)
         deadline.check(doing)
         sleep(min(wait, deadline.remaining()))
         deadline.check(doing)
         done, value, asked = attempt()
         if done:
             return value
-        delay = min(max(delay, 0.01) * growth, cap)
+        delay = min((delay if delay > 0 else 0.01) * growth, cap)
 
 
 def seconds_from_env(name: str, default: float, environ: Optional[Mapping[str, str]] = None) -> float:

@@ -107,7 +107,6 @@ def challenge_from_args(args: argparse.Namespace, remembered: Any = None) -> str
 def dns01_from_args(args: argparse.Namespace, remembered: Any = None) -> Any:
     """The DNS-01 options for --challenge dns-01 (None for http-01, which refuses DNS options).
     Given on the command line, else recorded with the managed certificate when it used DNS-01."""
-    from ..dns01 import Dns01Options
     from ..errors import UsageError
 
     challenge = challenge_from_args(args, remembered)
@@ -123,6 +122,7 @@ def dns01_from_args(args: argparse.Namespace, remembered: Any = None) -> Any:
         if name in secret_sources:
             raise UsageError(f"--dns-hook-env {name}: that variable holds a secret of sesam-tls's own; "
                              "it is never passed to a hook")
+    from ..dns01 import Dns01Options  # here: the HTTP-01 path does not load dns01
     from ..state import encode
 
     recorded = getattr(remembered, "dns01", None) if getattr(remembered, "challenge", None) == "dns-01" else None

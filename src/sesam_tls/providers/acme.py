@@ -3,9 +3,12 @@
     directory -> account -> order -> authorizations -> responder up ->
     self-check -> answer challenges -> poll -> finalize -> poll -> certificate
 
-Nothing sleeps a fixed time: polls start at 20 ms and grow, honour the CA's
-``Retry-After`` and stop at the exchange's one deadline (``sesam_tls.deadline``),
-which also bounds every read on the wire (``acme_net``). The per-name requests (authorization,
+Nothing sleeps a fixed time: polls start at 5 ms and double (the order is ready
+8-30 ms after the challenge POST on a CA next door, valid within 5 ms of finalize),
+honour the CA's ``Retry-After``, keep to about one a second after the first second
+against a CA that is not on this machine (:func:`poll_pace`), and stop at the
+exchange's one deadline (``sesam_tls.deadline``), which also bounds every read on
+the wire (``acme_net``: one session and a few shared connections for the whole run). The per-name requests (authorization,
 self-check, challenge) go out concurrently and the order, not each name, is
 polled, so many names cost little more than one. The provider returns
 the bundle and writes nothing but its own account in the state folder; the
@@ -22,18 +25,18 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, TypeVar
+from typing import TYPE_CHECKING, Any, Optional, TypeVar
 from urllib.parse import urlsplit
 
 from ..bundle import Bundle
 from ..deadline import Deadline, poll
 from ..errors import IssuanceError, RefusedCertificate, UsageError
-from ..dns01 import Dns01Options, open_dns01, wait_visible
 from ..http01 import Http01Options, WouldStopNginx, open_responder, presented, self_check
 from ..keys import generate_key
 from ..names import normalize_domain
 from .acme_account import AccountStore, Eab, ensure_account, reregister
 from .acme_net import (
+    CA_CONNECTIONS,
     LETSENCRYPT,
     LETSENCRYPT_STAGING,
     Connection,
@@ -44,16 +47,23 @@ from .acme_net import (
 from .acme_problems import challenge_failure, dns01_failure, problem_text, refused_for_replaces
 from .base import CertRequest
 
-__all__ = ["LETSENCRYPT", "LETSENCRYPT_STAGING", "REVOCATION_REASONS", "Acme", "Eab", "Rehearsed", "check_names",
-           "revoke"]
+if TYPE_CHECKING:  # dns01 (subprocess, DNS wire format) is imported by the DNS-01 path only
+    from ..dns01 import Dns01Options
+
+__all__ = ["CA_CONNECTIONS", "LETSENCRYPT", "LETSENCRYPT_STAGING", "REVOCATION_REASONS", "Acme", "Eab", "Rehearsed",
+           "check_names", "poll_pace", "revoke"]
 
 log = logging.getLogger("sesam_tls")
 
 T = TypeVar("T")
 R = TypeVar("R")
 
-FIRST_POLL = 0.02
+FIRST_POLL = 0.005
+POLL_GROWTH = 2.0
 MAX_POLL = 2.0
+#: Against a CA elsewhere, after this many seconds of polling, at least ``SLOW_EVERY`` s between polls.
+SLOW_AFTER = 1.0
+SLOW_EVERY = 1.0
 MAX_THREADS = 16
 
 #: RFC 5280 reason codes that Let's Encrypt accepts.
@@ -130,6 +140,8 @@ class Acme:
         self.account_uri: Optional[str] = None
         self._names_asked: list[str] = []
         self._key_type: Optional[str] = None
+        #: What the last exchange cost on the wire: requests, nonce_heads, connections (TLS handshakes).
+        self.wire: dict[str, int] = {}
 
     @property
     def origin(self) -> str:
@@ -172,6 +184,16 @@ class Acme:
         what = f"the ACME exchange with {urlsplit(self.directory).netloc or self.directory}"
         deadline = acme_deadline(what) if self.deadline is None else Deadline(self.deadline, what, error=IssuanceError)
         conn = Connection(self.directory, ca_bundle=self.ca_bundle, deadline=deadline)
+        try:
+            return self._exchange(conn, request, deadline, rehearsal=rehearsal, finalize=finalize)
+        finally:
+            self.wire = conn.stats
+            log.debug("acme: %(requests)d requests, %(nonce_heads)d nonce HEADs, %(connections)d connections",
+                      self.wire)
+            conn.close()
+
+    def _exchange(self, conn: Connection, request: CertRequest, deadline: Deadline, *, rehearsal: bool,
+                  finalize: bool) -> Bundle | Rehearsed:
         step = ["fetching the ACME directory"]
         with wire_errors(conn, lambda: step[0]), _Workers() as workers:
             directory = conn.directory()
@@ -292,6 +314,8 @@ class Acme:
                         deadline: Deadline) -> None:
         """Publish every TXT value, check the authoritative servers serve them, then ask the CA.
         The values are removed on the way out whatever happens (open_dns01)."""
+        from ..dns01 import open_dns01, wait_visible
+
         assert self.dns01 is not None
         jwk = conn.key
         chosen = [(authz, _challenge(authz, "dns-01")) for authz in authzs]
@@ -509,8 +533,21 @@ def _deactivate_quietly(conn: Connection, authz: Any) -> None:
         log.debug("acme: could not deactivate the authorization for %s: %s", _ident(authz), exc)
 
 
+def poll_pace(directory: str) -> dict[str, Any]:
+    """How to poll a CA at ``directory`` (pure): 5 ms first, doubling up to ``MAX_POLL``; for a CA
+    that is not on this machine (by its URL's host: ``localhost``, 127/8, ``::1``), no more than
+    about one poll a second after the first second, as Let's Encrypt asks of clients."""
+    host = (urlsplit(directory).hostname or "").rstrip(".").lower()
+    try:
+        local = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        local = host == "localhost" or host.endswith(".localhost")
+    return {"first": FIRST_POLL, "growth": POLL_GROWTH, "cap": MAX_POLL,
+            "slow_after": None if local else SLOW_AFTER, "slow_every": SLOW_EVERY}
+
+
 def _await_order(conn: Connection, order_uri: str, waiting: tuple[str, ...], deadline: Deadline, what: str) -> Any:
-    """Poll the order until its status leaves ``waiting``: 20 ms first, growing, Retry-After honoured."""
+    """Poll the order until its status leaves ``waiting`` at :func:`poll_pace`, Retry-After honoured."""
     from acme import messages
 
     def attempt() -> tuple[bool, Any, Optional[float]]:
@@ -518,7 +555,7 @@ def _await_order(conn: Connection, order_uri: str, waiting: tuple[str, ...], dea
         order = messages.Order.from_json(response.json())
         return _status(order) not in waiting, order, retry_after_seconds(response.headers.get("Retry-After"))
 
-    return poll(attempt, deadline, f"waiting for {what}", first=FIRST_POLL, cap=MAX_POLL)
+    return poll(attempt, deadline, f"waiting for {what}", **poll_pace(conn.url))
 
 
 def _csr(key: Any, request: CertRequest) -> Any:
@@ -539,8 +576,9 @@ def _csr(key: Any, request: CertRequest) -> Any:
 
 
 class _Workers:
-    """Threads for the per-name requests, kept for the whole issuance: each thread keeps its own
-    ``ClientV2`` (TLS connection and nonces), so the second phase pays no new handshakes."""
+    """Threads for the per-name work (CA requests, self-checks, DNS updates), kept for the whole
+    issuance. They share the connection's one client: at most ``CA_CONNECTIONS`` of them talk to
+    the CA at a time, over connections kept open, so a thread costs no handshake of its own."""
 
     def __init__(self, size: int = MAX_THREADS) -> None:
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=size, thread_name_prefix="acme")

@@ -1,0 +1,84 @@
+#!/usr/bin/env python3
+"""A warm, in-process issuance, as a ``renew --loop`` process makes it: one interpreter that has
+issued once already (imports done, account known) issues again and again through the library's
+whole pipeline (``sesam_tls.issue``: ACME exchange, checks, files, state; no container).
+
+    .venv/bin/python bench/warm.py --server URL --ca-bundle PEM --http-port N --root DIR [--runs 10]
+
+Prints one JSON object: per run the wall time, the time spent inside HTTP requests to the CA
+(``requests.Session.request``, wrapped) and in the waits between polls (``poll``'s sleeps,
+wrapped): together "the CA's own time", which on loopback is the CA's work plus a few
+hundred microseconds of wire per request. The rest is this process's own time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--server", required=True)
+    ap.add_argument("--ca-bundle", default=None)
+    ap.add_argument("--http-port", type=int, required=True)
+    ap.add_argument("--root", required=True)
+    ap.add_argument("--runs", type=int, default=10)
+    args = ap.parse_args(argv)
+
+    import requests
+
+    import sesam_tls.providers.acme as acme_mod
+    from sesam_tls import CertRequest, DeployOptions, Node, issue
+    from sesam_tls.deadline import poll as real_poll
+    from sesam_tls.http01 import Http01Options
+    from sesam_tls.providers.acme import Acme
+
+    waited = [0.0]
+    request = requests.Session.request
+
+    def timed_request(self, *a, **kw):  # type: ignore[no-untyped-def]
+        t = time.perf_counter()
+        try:
+            return request(self, *a, **kw)
+        finally:
+            waited[0] += time.perf_counter() - t
+
+    def timed_poll(*a, **kw):  # type: ignore[no-untyped-def]
+        def sleep(s: float) -> None:
+            waited[0] += s
+            time.sleep(s)
+
+        return real_poll(*a, sleep=sleep, **kw)
+
+    requests.Session.request = timed_request
+    acme_mod.poll = timed_poll
+
+    node = Node.from_settings(root=args.root, env={})
+    http01 = Http01Options(strategy="standalone", port=args.http_port, listen=("127.0.0.1",))
+
+    def once(i: int) -> tuple[float, float]:
+        waited[0] = 0.0
+        provider = Acme(state_dir=node.state_dir, directory=args.server, ca_bundle=args.ca_bundle,
+                        agree_tos=True, email="a@example.test", http01=http01)
+        t = time.perf_counter()
+        issue(CertRequest.build([f"warm{i}-{time.time_ns()}.example.test"]), provider, node=node,
+              options=DeployOptions(restart=False), replace=True)
+        return time.perf_counter() - t, waited[0]
+
+    once(-1)  # the first: imports of what issue loads lazily, the account
+    runs = [once(i) for i in range(args.runs)]
+    walls, cas = [w for w, _ in runs], [c for _, c in runs]
+    print(json.dumps({
+        "wall": walls, "ca": cas, "own": [w - c for w, c in runs],
+        "median_wall": statistics.median(walls), "median_ca": statistics.median(cas),
+        "median_own": statistics.median([w - c for w, c in runs]),
+    }))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
