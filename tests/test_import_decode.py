@@ -441,3 +441,18 @@ def test_a_certificate_damaged_inside_is_refused_at_decoding():
     der[at - 2] = 0x30  # the UTF8String tag of the issuer's CN becomes a SEQUENCE
     with pytest.raises(InputError, match=r"^cert\.der: certificate #1 is damaged inside \(.*issuer"):
         decode(bytes(der), source="cert.der")
+
+
+def test_a_public_key_on_an_unknown_curve_is_refused_when_decoded(tmp_path):
+    """Found by the fuzz pass: one bit flipped in a certificate's curve OID (P-256's
+    1.2.840.10045.3.1.7 becomes 1.3.840...). cryptography parses the certificate and
+    fails only when its public key is asked for, with UnsupportedAlgorithm: that was a
+    traceback; now it is one InputError line naming the file."""
+    der = EC.leaf.public_bytes(serialization.Encoding.DER)
+    p256 = bytes.fromhex("06082a8648ce3d030107")
+    assert der.count(p256) == 1
+    broken = der.replace(p256, bytes.fromhex("06082b8648ce3d030107"))
+    path = tmp_path / "leaf.der"
+    path.write_bytes(broken)
+    with pytest.raises(InputError, match=r"leaf\.der.* is damaged inside \(.*not supported"):
+        decode(broken, source=str(path))

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 
 from .agent_config import AgentConfig
 from .ari import cert_id
@@ -235,7 +236,7 @@ def gate_bundle(
     from_ca = settings_class(provider.name).from_ca
     try:
         report = gate(bundle, request.identifiers, now=now or _now(), source=origin, from_ca=from_ca)
-    except ValueError as exc:  # a field damaged inside, read only now (see _check)
+    except (ValueError, UnsupportedAlgorithm) as exc:  # a field damaged inside, read only now (see _check)
         raise refused_as(f"{origin}: the certificate is damaged inside ({one_line(exc, 160)}); not deployed") from None
     if report.errors:
         more = f" (and {len(report.errors) - 1} more)" if len(report.errors) > 1 else ""
@@ -337,7 +338,7 @@ def _check(provider: Imported, request: CertRequest) -> Report:
     """
     try:
         return provider.check(request)
-    except ValueError as exc:
+    except (ValueError, UnsupportedAlgorithm) as exc:  # a public key on a curve nobody knows, too
         reason = one_line(exc, 160)
         files = ", ".join(str(p) for p in provider.files)
         raise InputError(f"{files}: a certificate is damaged inside ({reason}); nothing was changed") from None

@@ -107,8 +107,8 @@ def _check_readable(cert: x509.Certificate, where: str) -> None:
     ask now, so a certificate damaged inside is refused here, naming the file."""
     try:
         _ = (cert.subject.rfc4514_string(), cert.issuer.rfc4514_string(), len(cert.extensions),
-             cert.not_valid_after_utc)
-    except ValueError as exc:
+             cert.not_valid_after_utc, cert.public_key())
+    except (ValueError, _Unsupported) as exc:  # a key on a curve nobody knows: found by fuzzing
         reason = one_line(exc, 160)
         raise InputError(f"{where} is damaged inside ({reason})") from None
 
