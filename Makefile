@@ -8,7 +8,7 @@ define timed
 	printf '[make] %-22s %6d ms\n' '$(1)' $$(( (e - s) / 1000000 )); exit $$rc
 endef
 
-.PHONY: testbed test demo clean-testbed
+.PHONY: testbed test fuzz demo clean-testbed
 
 # The installed testbed: packages, venv, the loopback dockerd and the nginx
 # image. Pebble is not started here: every test session, the demo and the
@@ -27,6 +27,10 @@ lint:
 	$(call timed,ruff,.venv/bin/ruff check src tests bench)
 	$(call timed,mypy,.venv/bin/mypy)
 	$(call timed,lint-imports,.venv/bin/lint-imports --no-logo)
+
+# `make fuzz`: the fuzz pass with new random inputs (make test runs the same fixed set every time).
+fuzz: testbed
+	$(call timed,fuzz,SESAM_TLS_FUZZ_RANDOM=1 $(PYTHON) -m pytest -q tests/test_fuzz.py)
 
 demo: testbed
 	testbed/demo.sh
