@@ -70,7 +70,7 @@ PEBBLE_CA_BUNDLE="$(PEBBLE_INSTANCE=demo PEBBLE_PORT=auto PEBBLE_MGMT_PORT=auto 
 pebble_port() { sed -n "s/^$1=//p" "$SESAM_TESTBED_DIR/pebble/demo/ports.env"; }
 DIRECTORY="https://127.0.0.1:$(pebble_port PORT)/dir"
 HTTP01_PORT="$(pebble_port HTTP_PORT)"
-PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+PORT="$(free_port)"
 
 log "1. the node's first certificate, as the Sesam guide's self-signed option would give it"
 "$SESAM_TLS" issue --self-signed --domain "$NAME" --no-restart

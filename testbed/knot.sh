@@ -28,9 +28,6 @@ need_bins() {
     command -v knotd >/dev/null && command -v kdig >/dev/null && command -v knsupdate >/dev/null \
         || die "no knotd/kdig/knsupdate: run 'make testbed' (testbed/setup.sh installs knot and knot-dnsutils)"
 }
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 answers() {  # answers PORT: the zone's SOA comes back
     kdig @127.0.0.1 -p "$1" +time=1 +retry=0 +short SOA example.test 2>/dev/null | grep -q 'ns.example.test'
 }
@@ -108,24 +105,9 @@ start_knot() {  # start_knot NAME PORT UPDATES
     write_files "$dir" "$port" "$updates"
     log "starting $name on 127.0.0.1:$port (updates $([ "$updates" = 1 ] && echo allowed || echo refused))"
     setsid knotd -c "$dir/knot.conf" >"$dir/knotd.log" 2>&1 </dev/null &
-    local pid=$! t0 now
+    local pid=$!
     echo "$pid" >"$dir/knotd.pid"
-    t0="$(date +%s%N)"
-    until answers "$port"; do
-        if ! [ -d "/proc/$pid" ] || grep -q '^State:[[:space:]]*Z' "/proc/$pid/status" 2>/dev/null; then
-            log "$name exited during start; log tail ($dir/knotd.log):"
-            tail -n 30 "$dir/knotd.log" >&2 || true
-            exit 1
-        fi
-        now="$(date +%s%N)"
-        if (( (now - t0) / 1000000000 >= READY_TIMEOUT )); then
-            log "$name not ready within ${READY_TIMEOUT}s; log tail ($dir/knotd.log):"
-            tail -n 30 "$dir/knotd.log" >&2 || true
-            exit 1
-        fi
-        sleep 0.05
-    done
-    log "$name ready (pid $pid)"
+    wait_ready "$name" "$pid" "$dir/knotd.log" answers "$port"
     echo "$dir/ports.env"
 }
 

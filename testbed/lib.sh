@@ -46,5 +46,39 @@ stop_pidfile() {
     rm -f "$pidfile"
 }
 
+free_port() {  # a TCP port on 127.0.0.1 that was free a moment ago
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+tcp_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# wait_ready NAME PID LOGFILE CHECK...: poll CHECK until it succeeds, at most $READY_TIMEOUT s
+# (default 30); stop with the log tail when the process PID exits first
+wait_ready() {
+    local name="$1" pid="$2" logfile="$3"; shift 3
+    local t0 now
+    t0="$(date +%s%N)"
+    until "$@"; do
+        if ! [ -d "/proc/$pid" ] || grep -q '^State:[[:space:]]*Z' "/proc/$pid/status" 2>/dev/null; then
+            if grep -q 'address already in use' "$logfile" 2>/dev/null; then
+                log "$name could not listen: $(grep -m1 -o '[^ ]*address already in use' "$logfile") (a port is taken by another process)"
+            else
+                log "$name exited during start; log tail ($logfile):"
+                tail -n 30 "$logfile" >&2 || true
+            fi
+            exit 1
+        fi
+        now="$(date +%s%N)"
+        if (( (now - t0) / 1000000000 >= ${READY_TIMEOUT:-30} )); then
+            log "$name not ready within ${READY_TIMEOUT:-30}s; log tail ($logfile):"
+            tail -n 30 "$logfile" >&2 || true
+            exit 1
+        fi
+        sleep 0.1
+    done
+    now="$(date +%s%N)"
+    log "$name ready after $(( (now - t0) / 1000000 )) ms (pid $pid)"
+}
+
 # docker CLI talking to the testbed's dockerd only
 tdocker() { docker -H "$DOCKER_HOST" "$@"; }

@@ -66,12 +66,8 @@ api_cert() {
 }
 
 # ---- helpers -------------------------------------------------------------------
-tcp_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 dir_answers() {  # dir_answers PORT
     curl -fsS --max-time 2 --cacert "$D/api-ca.pem" "https://127.0.0.1:$1/dir" >/dev/null 2>&1
-}
-free_port() {  # a TCP port on 127.0.0.1 that was free a moment ago
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 port_or_auto() {  # port_or_auto VALUE: VALUE, or a free port for "auto"
     if [ "$1" = auto ]; then free_port; else
@@ -87,33 +83,6 @@ port_free() {
             | sed 's/users:(("\([^"]*\)",pid=\([0-9]*\)/\1, pid \2/')"
         die "127.0.0.1:$1 ($2) is already in use by another process${who:+ ($who)}: choose other ports (PEBBLE_*PORT=auto picks free ones)"
     fi
-}
-
-# wait_ready NAME PID LOGFILE CHECK...: poll CHECK until it succeeds
-wait_ready() {
-    local name="$1" pid="$2" logfile="$3"; shift 3
-    local t0 now
-    t0="$(date +%s%N)"
-    until "$@"; do
-        if ! [ -d "/proc/$pid" ] || grep -q '^State:[[:space:]]*Z' "/proc/$pid/status" 2>/dev/null; then
-            if grep -q 'address already in use' "$logfile" 2>/dev/null; then
-                log "$name could not listen: $(grep -m1 -o '[^ ]*address already in use' "$logfile") (a port is taken by another process)"
-            else
-                log "$name exited during start; log tail ($logfile):"
-                tail -n 30 "$logfile" >&2 || true
-            fi
-            exit 1
-        fi
-        now="$(date +%s%N)"
-        if (( (now - t0) / 1000000000 >= READY_TIMEOUT )); then
-            log "$name not ready within ${READY_TIMEOUT}s; log tail ($logfile):"
-            tail -n 30 "$logfile" >&2 || true
-            exit 1
-        fi
-        sleep 0.1
-    done
-    now="$(date +%s%N)"
-    log "$name ready after $(( (now - t0) / 1000000 )) ms (pid $pid)"
 }
 
 # The PEBBLE_* knobs for pebble itself, one NAME=VALUE a line, sorted.

@@ -20,16 +20,14 @@ time.sleep(86400)' "$1" </dev/null >/dev/null 2>&1 &
     echo $! >"$SQUAT/listen-$1.pid"
 }
 
-taken() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
 case "${1:-}" in
     start)
         mkdir -p "$SQUAT"
         # a port something else already holds is squatted already
-        if taken 14000; then log "14000 is taken already"; else
+        if tcp_open 14000; then log "14000 is taken already"; else
             env -u PEBBLE_PORT -u PEBBLE_MGMT_PORT -u PEBBLE_DNS_PORT "$HERE/pebble.sh" start >/dev/null; fi
-        if taken 14100; then log "14100 is taken already"; else "$HERE/pebble.sh" start-eab >/dev/null; fi
-        for p in 5002 5102; do taken "$p" || listen "$p"; done
+        if tcp_open 14100; then log "14100 is taken already"; else "$HERE/pebble.sh" start-eab >/dev/null; fi
+        for p in 5002 5102; do tcp_open "$p" || listen "$p"; done
         log "squatting 14000 15000 8053 8055 14100 15100 8153 8155 5002 5102 (state $SQUAT)" ;;
     stop)
         "$HERE/pebble.sh" stop-all >/dev/null 2>&1 || true
