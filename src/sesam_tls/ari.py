@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import email.utils
 from dataclasses import dataclass
 from typing import Any, Optional
 
 from cryptography import x509
 
+from .deadline import retry_after_seconds
 from .renewal import parse_time
 
 __all__ = ["AriWindow", "cert_id", "fetch_window", "DEFAULT_RETRY"]
@@ -49,16 +49,10 @@ class AriWindow:
 
 
 def _retry_after(header: Optional[str], now: dt.datetime) -> dt.timedelta:
-    if not header:
+    seconds = retry_after_seconds(header, now=now)
+    if seconds is None:
         return DEFAULT_RETRY
-    try:
-        delay = dt.timedelta(seconds=int(header))
-    except ValueError:
-        try:
-            delay = email.utils.parsedate_to_datetime(header) - now
-        except (TypeError, ValueError):
-            return DEFAULT_RETRY
-    return min(max(delay, MIN_RETRY), MAX_RETRY)
+    return min(max(dt.timedelta(seconds=min(seconds, MAX_RETRY.total_seconds())), MIN_RETRY), MAX_RETRY)
 
 
 def fetch_window(

@@ -11,6 +11,8 @@ it. Both are pure but for the clock and the sleep, which tests may replace.
 
 from __future__ import annotations
 
+import datetime as dt
+import email.utils
 import math
 import os
 import time
@@ -19,7 +21,7 @@ from typing import Optional, TypeVar
 
 from .errors import SesamTLSError, UsageError
 
-__all__ = ["Deadline", "poll", "seconds_from_env"]
+__all__ = ["Deadline", "poll", "retry_after_seconds", "seconds_from_env"]
 
 T = TypeVar("T")
 
@@ -129,3 +131,22 @@ def seconds_from_env(name: str, default: float, environ: Optional[Mapping[str, s
     if not (math.isfinite(value) and value > 0):
         raise UsageError(f"${name}={raw!r}: not a positive number of seconds")
     return value
+
+
+def retry_after_seconds(value: Optional[str], *, now: Optional[dt.datetime] = None) -> Optional[float]:
+    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP date), or None (pure).
+
+    The one parser of the header: ACME polling, rate limits and ARI all read it here."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isascii() and value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.timezone.utc)
+    now = now or dt.datetime.now(dt.timezone.utc)
+    return max(0.0, (when - now).total_seconds())

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, Optional, Union
 from urllib.parse import urljoin, urlsplit
 
-from ..deadline import Deadline, seconds_from_env
+from ..deadline import Deadline, retry_after_seconds, seconds_from_env
 from ..errors import IssuanceError, SesamTLSError, one_line
 from ..renewal import CLOCK_SKEW
 from .acme_problems import problem_text, rate_limited
@@ -550,23 +550,6 @@ def _watched_adapter(**kwargs: Any) -> Any:
             return manager
 
     return Adapter(**kwargs)
-
-
-def retry_after_seconds(value: Optional[str], *, now: Optional[dt.datetime] = None) -> Optional[float]:
-    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP date), or None (pure)."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.timezone.utc)
-    now = now or dt.datetime.now(dt.timezone.utc)
-    return max(0.0, (when - now).total_seconds())
 
 
 def _alg_for(jwk: Any, jose: Any) -> Any:
