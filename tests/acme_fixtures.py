@@ -159,6 +159,18 @@ def _tls_files(folder: Path) -> tuple[Path, Path, Path]:
     return paths
 
 
+def serve_https(handler: type, cert: Path, key: Path) -> tuple[http.server.ThreadingHTTPServer, int]:
+    """A threaded HTTPS server of the test's own on 127.0.0.1 (a free port), serving in a daemon
+    thread until ``server.shutdown()``; returns the server and its port."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True).start()
+    return server, server.server_address[1]
+
+
 class AcmeFront:
     """HTTPS on 127.0.0.1 in front of Pebble; see the module docstring."""
 
@@ -177,8 +189,6 @@ class AcmeFront:
         self.rewrite: Optional[Callable[[bytes, bytes], bytes]] = None
         ca, cert, key = _tls_files(folder)
         self.ca_bundle = str(ca)
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(cert, key)
         self._upstream = ssl.create_default_context(cafile=pebble.ca_bundle)
         front = self
 
@@ -197,14 +207,9 @@ class AcmeFront:
             def do_POST(self) -> None:
                 front.handle(self, "POST")
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
-        self.port = self.server.server_address[1]
+        self.server, self.port = serve_https(Handler, cert, key)
         self.base = f"https://127.0.0.1:{self.port}"
         self.directory = f"{self.base}/dir"
-        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
-        self._thread.start()
 
     def close(self) -> None:
         self.server.shutdown()

@@ -21,6 +21,28 @@ def make_root(tmp: Path) -> Path:
     return root
 
 
+def input_writer(folder: Path):
+    """write(name, data, mode=None) -> path: the operator's input files, outside the node root."""
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def write(name: str, data: bytes, mode: int | None = None) -> str:
+        (folder / name).write_bytes(data)
+        if mode is not None:
+            os.chmod(folder / name, mode)
+        return str(folder / name)
+
+    return write
+
+
+def run_import(capsys, root: Path, *args: str) -> tuple[int, str, str]:
+    """``sesam-tls import ARGS --root ROOT --no-restart`` in-process: (exit code, stdout, stderr)."""
+    from sesam_tls.cli import main
+
+    code = main(["import", *args, "--root", str(root), "--no-restart"])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
 def seed_own_pair(root: Path, name: str):
     """The operator's own self-signed pair as plain files in the node's ssl folder (the Sesam guide's way)."""
     from sesam_tls import CertRequest, SelfSigned

@@ -38,7 +38,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from .acme_fixtures import _tls_files
+from .acme_fixtures import _tls_files, serve_https
 
 MODES = ("ok", "endless-dir", "big-dir", "gzip-dir", "redirect-loop", "drip-dir", "drip-headers", "drip-finalize", "endless-cert", "date-off")
 GIB = 1 << 30
@@ -75,8 +75,6 @@ class HostileAcme:
         ca, cert, key = _tls_files(folder)
         self.ca_bundle = str(ca)
         self._ca_key = ec.generate_private_key(ec.SECP256R1())
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(cert, key)
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -98,14 +96,9 @@ class HostileAcme:
             def do_POST(self) -> None:
                 server.handle(self, "POST")
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
-        self.port = self.server.server_address[1]
+        self.server, self.port = serve_https(Handler, cert, key)
         self.base = f"https://127.0.0.1:{self.port}"
         self.directory = f"{self.base}/dir"
-        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
-        self._thread.start()
 
     def close(self) -> None:
         self._stop.set()

@@ -27,7 +27,7 @@ from cryptography.x509.oid import NameOID
 from sesam_tls.pemio import MAX_INPUT
 
 from . import certgen as g
-from .helpers import make_root, tree_digest
+from .helpers import input_writer, make_root, tree_digest
 
 NOW = dt.datetime.now(dt.timezone.utc)
 EC = g.pki(now=NOW)
@@ -142,14 +142,7 @@ def root(tmp_path):
 
 @pytest.fixture
 def write(tmp_path):
-    folder = tmp_path / "in"
-    folder.mkdir()
-
-    def write(name: str, data: bytes) -> str:
-        (folder / name).write_bytes(data)
-        return str(folder / name)
-
-    return write
+    return input_writer(tmp_path / "in")
 
 
 # PKCS#12 and PKCS#8 iteration counts ------------------------------------------------

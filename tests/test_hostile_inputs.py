@@ -18,7 +18,7 @@ import pytest
 from sesam_tls.cli import main
 
 from . import certgen as g
-from .helpers import make_root, tree_digest
+from .helpers import input_writer, make_root, run_import, tree_digest
 
 NOW = dt.datetime.now(dt.timezone.utc)
 EC = g.pki(now=NOW)
@@ -34,21 +34,11 @@ def root(tmp_path):
 
 @pytest.fixture
 def write(tmp_path):
-    folder = tmp_path / "in"
-    folder.mkdir()
-
-    def write(name: str, data: bytes, mode: int = 0o600) -> str:
-        (folder / name).write_bytes(data)
-        os.chmod(folder / name, mode)
-        return str(folder / name)
-
-    return write
+    write = input_writer(tmp_path / "in")
+    return lambda name, data, mode=0o600: write(name, data, mode)
 
 
-def sesam_tls(capsys, root: Path, *args: str) -> tuple[int, str, str]:
-    code = main(["import", *args, "--root", str(root), "--no-restart"])
-    out, err = capsys.readouterr()
-    return code, out, err
+sesam_tls = run_import
 
 
 def config_path(root: Path) -> Path:

@@ -19,7 +19,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from sesam_tls.cli import main
 
 from . import certgen as g
-from .helpers import make_root, tree_digest
+from .helpers import input_writer, make_root, run_import, tree_digest
 
 REPO = Path(__file__).resolve().parents[1]
 # The command runs on the real clock, so this corpus is built around it.
@@ -39,20 +39,10 @@ def root(tmp_path):
 @pytest.fixture
 def inputs(tmp_path):
     """Writes input files outside the root; returns their paths."""
-    folder = tmp_path / "in"
-    folder.mkdir()
-
-    def write(name: str, data: bytes) -> str:
-        (folder / name).write_bytes(data)
-        return str(folder / name)
-
-    return write
+    return input_writer(tmp_path / "in")
 
 
-def sesam_tls(capsys, root: Path, *args: str) -> tuple[int, str, str]:
-    code = main(["import", *args, "--root", str(root), "--no-restart"])
-    out, err = capsys.readouterr()
-    return code, out, err
+sesam_tls = run_import
 
 
 def ssl_dir(root: Path) -> Path:
