@@ -51,7 +51,8 @@ class _TopHelp(argparse.RawDescriptionHelpFormatter):
 
     def __init__(self, prog: str) -> None:
         super().__init__(prog)
-        self._action_max_length = 15  # room for the longest verb ("configure") beside its help
+        # room for the longest verb beside its help (argparse measures the subcommands too narrowly)
+        self._action_max_length = max(len(verb) for verb in VERBS) + 6
 
     _split_lines = _Help._split_lines
 
