@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from .choices import CHALLENGES, TSIG_ALGORITHMS
 from .errors import IssuanceError, UsageError
 
 __all__ = [
@@ -61,8 +62,7 @@ __all__ = [
 
 log = logging.getLogger("sesam_tls")
 
-CHALLENGES = ("http-01", "dns-01")
-TSIG_ALGORITHMS = ("hmac-sha256", "hmac-sha512")
+
 PREFIX = "_acme-challenge"
 TTL = 60
 #: One query to one server; the whole check is bounded by the propagation timeout.

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any, Optional, Protocol
 
 from .deadline import Deadline, poll
+from .choices import HTTP01_STRATEGIES as STRATEGIES
 from .errors import DockerError, IssuanceError, SesamTLSError, StorageError, UsageError, one_line
 from .fsutil import describe_oserror, write_new
 from .ports import container_holds_port, describe_holders, port_holders
@@ -59,7 +60,6 @@ __all__ = [
 
 log = logging.getLogger("sesam_tls")
 
-STRATEGIES = ("auto", "standalone", "stop-nginx", "webroot")
 WELL_KNOWN = "/.well-known/acme-challenge/"
 #: RFC 8555 section 8.3: a token is base64url; anything else could walk out of a webroot.
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,256}$")

@@ -6,11 +6,11 @@ from dataclasses import dataclass
 from typing import Optional
 
 from .errors import UsageError
+from .choices import RELOAD_MODES
 from .verify import parse_address
 
 __all__ = ["DeployOptions", "RELOAD_MODES"]
 
-RELOAD_MODES = ("auto", "reload", "restart")
 
 
 @dataclass(frozen=True)
@@ -48,4 +48,4 @@ class DeployOptions:
         for name in self.hook_env or ():
             problem = check_env_name(name)
             if problem:
-                raise UsageError(f"--hook-env {name}: {problem}")
+                raise UsageError(f"`hook_env` {name}: {problem}")

@@ -35,6 +35,28 @@ VERBS = {
 }
 
 
+#: A library parameter -> the flag that sets it, where the two are not spelled alike
+#: (otherwise ``dns_server`` -> ``--dns-server``). Library messages name a parameter
+#: in backquotes (`` `http_port` ``); the CLI says the flag instead (``--http-port``).
+OPTION_OF = {
+    "strategy": "--http01",
+    "names": "--domain",
+    "domains": "--domain",
+    "confirm": "--yes",
+    "tsig_algorithm": "--dns-tsig-algorithm",
+    "tsig_name": "--dns-tsig-name",
+    "tsig_file": "--dns-tsig-file",
+    "tsig_env": "--dns-tsig-env",
+}
+
+
+def in_flags(message: str) -> str:
+    """A library message with each `parameter` named as its flag (`` `http_port` `` -> ``--http-port``)."""
+    import re
+
+    return re.sub(r"`([a-z][a-z0-9_]*)`", lambda m: OPTION_OF.get(m[1], "--" + m[1].replace("_", "-")), message)
+
+
 class _Help(argparse.HelpFormatter):
     """argparse's help, wrapped at spaces only: a path such as /var/lib/sesam-tls
     or a flag such as --http-port is never broken at its hyphen."""
@@ -134,7 +156,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 class _OneLine(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         prefix = "" if record.levelno <= logging.INFO else f"{record.levelname.lower()}: "
-        text = f"sesam-tls: {prefix}{printable(record.getMessage())}"
+        text = f"sesam-tls: {prefix}{printable(in_flags(record.getMessage()))}"
         if record.exc_info and record.exc_info[0] is not None:  # --debug: the traceback itself, not only its title
             text += "\n" + self.formatException(record.exc_info)
         return text
@@ -204,7 +226,7 @@ def _main(argv: list[str]) -> int:
     except SesamTLSError as exc:
         if getattr(args, "debug", False):
             logging.getLogger("sesam_tls").debug("traceback of the error below:", exc_info=True)
-        return _error(str(exc), exc.exit_code, as_json=as_json)
+        return _error(in_flags(str(exc)), exc.exit_code, as_json=as_json)
     except KeyboardInterrupt:
         print("sesam-tls: interrupted", file=sys.stderr)
         if as_json:

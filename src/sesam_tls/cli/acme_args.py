@@ -7,11 +7,11 @@ import argparse
 import os
 from pathlib import Path
 from typing import Any, Optional
+from ..choices import CHALLENGES, HTTP01_STRATEGIES as HTTP01_CHOICES, TSIG_ALGORITHMS
 
 #: An EAB HMAC key is some 50 characters; a larger file is the wrong file.
 MAX_EAB_FILE = 64 * 1024
 
-HTTP01_CHOICES = ("auto", "standalone", "stop-nginx", "webroot")
 
 
 def add_ca_arguments(parser: argparse.ArgumentParser, *, remembered: bool = False) -> None:
@@ -63,13 +63,13 @@ def add_challenge_arguments(parser: argparse.ArgumentParser, *, remembered: bool
     """--challenge and the DNS-01 options. With remembered=True nothing has a default,
     so that the managed certificate's recorded settings can take their place."""
     recorded = "the managed certificate's, else " if remembered else ""
-    parser.add_argument("--challenge", choices=("http-01", "dns-01"), default=None if remembered else "http-01",
+    parser.add_argument("--challenge", choices=CHALLENGES, default=None if remembered else "http-01",
                         help=f"how the CA checks control of the names (default: {recorded}http-01); "
                         "dns-01 needs no inbound port and allows wildcards")
     g = parser.add_argument_group("DNS-01 challenge (with --challenge dns-01)")
     g.add_argument("--dns-server", metavar="HOST[:PORT]", help="the zone's primary, for RFC 2136 updates")
     g.add_argument("--dns-tsig-name", metavar="NAME", help="TSIG key name for the updates")
-    g.add_argument("--dns-tsig-algorithm", choices=("hmac-sha256", "hmac-sha512"), default=None,
+    g.add_argument("--dns-tsig-algorithm", choices=TSIG_ALGORITHMS, default=None,
                    help="TSIG algorithm (default hmac-sha256)")
     secret = g.add_mutually_exclusive_group()
     secret.add_argument("--dns-tsig-file", metavar="FILE",

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any, Callable
 
-from ..node import ENV
+from ..choices import ENV, RELOAD_MODES
 from ..text import printable
 
 
@@ -76,7 +76,7 @@ def add_deploy_arguments(parser: argparse.ArgumentParser, *, renew: bool = False
     g.add_argument("--no-restart", action="store_true", help="write files and agent config only; leave nginx alone")
     g.add_argument(
         "--reload-mode",
-        choices=("auto", "reload", "restart"),
+        choices=RELOAD_MODES,
         default=None,
         help="auto: restart when the agent config changed, else nginx -t + reload (default auto)",
     )

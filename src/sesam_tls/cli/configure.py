@@ -9,6 +9,8 @@ them. Nothing is deployed and nginx is not touched.
 from __future__ import annotations
 
 import argparse
+
+from ..choices import RELOAD_MODES
 from typing import Any
 
 from .common import add_node_arguments, emit_json, node_from_args
@@ -22,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("settings (each recorded; renew and the timer replay it)")
     g.add_argument("--verify", metavar="HOST:PORT", help="after deploying, check by TLS handshake that HOST:PORT serves it")
     g.add_argument("--verify-name", metavar="NAME", help="SNI name for --verify (default: the first name)")
-    g.add_argument("--reload-mode", choices=("auto", "reload", "restart"), default=None,
+    g.add_argument("--reload-mode", choices=RELOAD_MODES, default=None,
                    help="auto: restart when the agent config changed, else nginx -t + reload")
     restart = g.add_mutually_exclusive_group()
     restart.add_argument("--no-restart", action="store_true", help="write files and agent config only; leave nginx alone")

@@ -19,7 +19,9 @@ from .acme_args import (
 from .common import add_node_arguments, emit_json, node_from_args
 from ..text import printable
 
-REASONS = ("unspecified", "keyCompromise", "superseded", "affiliationChanged", "cessationOfOperation")
+from ..choices import REVOCATION_REASONS, canonical_reason
+
+REASONS = tuple(REVOCATION_REASONS)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _reason(value: str) -> str:
     """A revocation reason in any case (certbot: ``keycompromise``) -> ours; an unknown one stays, for argparse to refuse."""
-    return {r.lower(): r for r in REASONS}.get(value.lower(), value)
+    return canonical_reason(value)
 
 
 def run(args: argparse.Namespace) -> int:

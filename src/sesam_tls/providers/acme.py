@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Optional, TypeVar
 from urllib.parse import urlsplit
 
 from ..bundle import Bundle
+from ..choices import CHALLENGES, REVOCATION_REASONS
 from ..deadline import Deadline, poll
 from ..errors import IssuanceError, RefusedCertificate, UsageError
 from ..http01 import Http01Options, WouldStopNginx, open_responder, presented, self_check
@@ -66,14 +67,6 @@ SLOW_AFTER = 1.0
 SLOW_EVERY = 1.0
 MAX_THREADS = 16
 
-#: RFC 5280 reason codes that Let's Encrypt accepts.
-REVOCATION_REASONS = {
-    "unspecified": 0,
-    "keyCompromise": 1,
-    "affiliationChanged": 3,
-    "superseded": 4,
-    "cessationOfOperation": 5,
-}
 
 
 @dataclass(frozen=True)
@@ -117,7 +110,7 @@ class Acme:
         challenge: str = "http-01",
         dns01: Optional[Dns01Options] = None,
     ) -> None:
-        if challenge not in ("http-01", "dns-01"):
+        if challenge not in CHALLENGES:
             raise UsageError(f"--challenge {challenge}: choose http-01 or dns-01")
         if challenge == "dns-01" and dns01 is None:
             raise UsageError("--challenge dns-01 needs --dns-server with a TSIG key, or a DNS hook")
