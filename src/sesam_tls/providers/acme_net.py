@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, Optional, Union
 from urllib.parse import urljoin, urlsplit
 
+from ..acme_target import LETSENCRYPT, LETSENCRYPT_STAGING
 from ..deadline import Deadline, retry_after_seconds, seconds_from_env
 from ..errors import IssuanceError, SesamTLSError, one_line
 from ..renewal import CLOCK_SKEW
@@ -56,8 +57,6 @@ __all__ = [
 
 log = logging.getLogger("sesam_tls")
 
-LETSENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
-LETSENCRYPT_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
 
 #: ``ClientNetwork.post`` already retries a ``badNonce`` once; we repeat that
 #: up to this many times, each try costing one round trip.
