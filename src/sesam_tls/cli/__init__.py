@@ -64,7 +64,7 @@ def in_flags(message: str) -> str:
     """A library message with each `parameter` named as its flag (`` `http01.port` `` -> ``--http-port``)."""
     import re
 
-    return re.sub(r"`([a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)?)`", lambda m: option_of(m[1]), message)
+    return re.sub(r"(?<!`)`([a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)?)`(?!`)", lambda m: option_of(m[1]), message)
 
 
 class _Help(argparse.HelpFormatter):
