@@ -18,30 +18,37 @@ from ._version import __version__ as __version__
 # Public names are loaded on first use (PEP 562): `sesam-tls --help` and a
 # renewal with nothing due do not pay for cryptography, acme or docker.
 _WHERE = {
+    "Account": ".account",
+    "AccountInfo": ".account",
     "Acme": ".providers.acme",
     "Bundle": ".bundle",
     "CertRequest": ".providers.base",
     "DeployOptions": ".options",
+    "Deactivation": ".account",
     "DeployResult": ".deploy",
     "Desired": ".desired",
     "EnsureResult": ".desired",
     "Http01Options": ".http01",
     "Imported": ".providers.imported",
+    "KeyRollover": ".account",
     "Node": ".node",
     "Outcome": ".api",
     "Provider": ".providers.base",
     "RenewResult": ".renew",
+    "Revocation": ".revocation",
     "SelfSigned": ".providers.selfsigned",
     "SesamTLSError": ".errors",
     "ensure": ".desired",
     "import_certificate": ".api",
     "issue": ".api",
     "renew": ".renew",
+    "revoke": ".revocation",
     "rollback": ".api",
     "status": ".api",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .account import Account, AccountInfo, Deactivation, KeyRollover
     from .api import Outcome, import_certificate, issue, rollback, status
     from .bundle import Bundle
     from .deploy import DeployResult
@@ -55,27 +62,34 @@ if TYPE_CHECKING:  # pragma: no cover
     from .providers.imported import Imported
     from .providers.selfsigned import SelfSigned
     from .renew import RenewResult, renew
+    from .revocation import Revocation, revoke
 
 __all__ = [
+    "Account",
+    "AccountInfo",
     "Acme",
     "Bundle",
     "CertRequest",
+    "Deactivation",
     "DeployOptions",
     "DeployResult",
     "Desired",
     "EnsureResult",
     "Http01Options",
     "Imported",
+    "KeyRollover",
     "Node",
     "Outcome",
     "Provider",
     "RenewResult",
+    "Revocation",
     "SelfSigned",
     "SesamTLSError",
     "ensure",
     "import_certificate",
     "issue",
     "renew",
+    "revoke",
     "rollback",
     "status",
 ]
