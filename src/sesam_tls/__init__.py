@@ -21,14 +21,17 @@ _WHERE = {
     "Acme": ".providers.acme",
     "Bundle": ".bundle",
     "CertRequest": ".providers.base",
+    "DeployGiven": ".replay",
     "DeployOptions": ".options",
     "DeployResult": ".deploy",
     "Desired": ".desired",
     "EnsureResult": ".desired",
     "Http01Options": ".http01",
+    "ImportReport": ".importing",
     "Imported": ".providers.imported",
     "Node": ".node",
     "Outcome": ".api",
+    "Password": ".importing",
     "Provider": ".providers.base",
     "RenewResult": ".renew",
     "SelfSigned": ".providers.selfsigned",
@@ -37,6 +40,7 @@ _WHERE = {
     "import_certificate": ".api",
     "issue": ".api",
     "renew": ".renew",
+    "renew_replayed": ".unattended",
     "rollback": ".api",
     "status": ".api",
 }
@@ -49,25 +53,31 @@ if TYPE_CHECKING:  # pragma: no cover
     from .options import DeployOptions
     from .errors import SesamTLSError
     from .http01 import Http01Options
+    from .importing import ImportReport, Password
     from .node import Node
     from .providers.acme import Acme
     from .providers.base import CertRequest, Provider
     from .providers.imported import Imported
     from .providers.selfsigned import SelfSigned
     from .renew import RenewResult, renew
+    from .replay import DeployGiven
+    from .unattended import renew_replayed
 
 __all__ = [
     "Acme",
     "Bundle",
     "CertRequest",
+    "DeployGiven",
     "DeployOptions",
     "DeployResult",
     "Desired",
     "EnsureResult",
     "Http01Options",
+    "ImportReport",
     "Imported",
     "Node",
     "Outcome",
+    "Password",
     "Provider",
     "RenewResult",
     "SelfSigned",
@@ -76,6 +86,7 @@ __all__ = [
     "import_certificate",
     "issue",
     "renew",
+    "renew_replayed",
     "rollback",
     "status",
 ]
