@@ -450,7 +450,7 @@ def ensure(node: Optional[Node] = None, desired: Optional[Desired] = None, *, ch
     for action in actions:
         _ACTIONS[action](node, desired, now)
     rec = load_record(node.metadata_path)
-    if rec is not None and rec.settings.metrics_file:  # as issue, import and renew do at the command line
+    if rec is not None and rec.settings.metrics_file:  # after a reconfigure or a renewal too, as issue and import do
         from .metrics import write_metrics
 
         write_metrics(Path(rec.settings.metrics_file), rec)
