@@ -27,17 +27,20 @@ _WHERE = {
     "CertRequest": ".providers.base",
     "Configured": ".configure",
     "Deactivation": ".account",
+    "DeployGiven": ".replay",
     "DeployOptions": ".options",
     "DeployResult": ".deploy",
     "Desired": ".desired",
     "EnsureResult": ".desired",
     "Http01Options": ".http01",
+    "ImportReport": ".importing",
     "Imported": ".providers.imported",
     "KeptVersion": ".rollback",
     "KeyRollover": ".account",
     "Node": ".node",
     "NodeStatus": ".status",
     "Outcome": ".api",
+    "Password": ".importing",
     "Provider": ".providers.base",
     "RenewResult": ".renew",
     "Revocation": ".revocation",
@@ -54,6 +57,7 @@ _WHERE = {
     "kept_versions": ".rollback",
     "remove_timer": ".timer",
     "renew": ".renew",
+    "renew_replayed": ".unattended",
     "revoke": ".revocation",
     "rollback": ".rollback",
     "status": ".status",
@@ -67,19 +71,22 @@ if TYPE_CHECKING:  # pragma: no cover
     from .configure import Configured, configure
     from .deploy import DeployResult
     from .desired import Desired, EnsureResult, ensure
-    from .options import DeployOptions
     from .errors import SesamTLSError
     from .http01 import Http01Options
+    from .importing import ImportReport, Password
     from .node import Node
+    from .options import DeployOptions
     from .providers.acme import Acme
     from .providers.base import CertRequest, Provider
     from .providers.imported import Imported
     from .providers.selfsigned import SelfSigned
     from .renew import RenewResult, renew
+    from .replay import DeployGiven
     from .revocation import Revocation, revoke
     from .rollback import KeptVersion, RollbackOutcome, kept_versions, rollback
     from .status import NodeStatus, status
     from .timer import TimerChanges, TimerStatus, install_timer, remove_timer, timer_status
+    from .unattended import renew_replayed
 
 __all__ = [
     "Account",
@@ -89,17 +96,20 @@ __all__ = [
     "CertRequest",
     "Configured",
     "Deactivation",
+    "DeployGiven",
     "DeployOptions",
     "DeployResult",
     "Desired",
     "EnsureResult",
     "Http01Options",
+    "ImportReport",
     "Imported",
     "KeptVersion",
     "KeyRollover",
     "Node",
     "NodeStatus",
     "Outcome",
+    "Password",
     "Provider",
     "RenewResult",
     "Revocation",
@@ -116,6 +126,7 @@ __all__ = [
     "kept_versions",
     "remove_timer",
     "renew",
+    "renew_replayed",
     "revoke",
     "rollback",
     "status",

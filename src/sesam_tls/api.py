@@ -33,6 +33,7 @@ from .state import CertificateInfo, DeploySettings, Deployment, HistoryEntry, Ho
 from .store import SslFolder
 
 if TYPE_CHECKING:  # pragma: no cover - the import path loads these when it runs
+    from .importing import ImportReport
     from .providers.imported import Imported, Password
     from .validate import Report
 
@@ -54,6 +55,18 @@ class Outcome:
     def metadata(self) -> dict[str, Any]:
         """The record as JSON values (what ``certificate.json`` holds)."""
         return self.record.to_json()
+
+    def to_json(self) -> dict[str, Any]:
+        """The result as the CLI prints it under ``--json``: the certificate, its deployment."""
+        from .state import encode
+
+        return {
+            "result": "deployed",
+            "provider": self.record.provider,
+            **encode(self.record.certificate),
+            "deployment": encode(self.record.deployment),
+            "config_changed": self.deployment.config_changed,
+        }
 
 
 def _now() -> dt.datetime:
@@ -85,11 +98,15 @@ def issue(
     now: Optional[dt.datetime] = None,
     settings: Optional[DeploySettings] = None,
     replace: bool = False,
+    notify_url_file: Optional[str] = None,
 ) -> Outcome:
     """Get a certificate from ``provider`` and deploy it to ``node``.
 
     ``settings``: what a later unattended renewal replays; they replace the
     recorded ones, as a new command line does in certbot (None keeps them).
+    After the deployment the metrics file the record names is rewritten;
+    ``notify_url_file`` (the webhook URL's file, checked first) is recorded
+    for the renewals (:mod:`sesam_tls.notify`).
 
     The lock comes first: the preflight writes a probe into the ssl folder,
     and a run holding the lock sweeps temp files there, so checking before
@@ -99,12 +116,42 @@ def issue(
     A certificate from another provider than the managed one is refused
     unless ``replace`` (:func:`check_provider_switch`).
     """
+    url_from = _notify_source(notify_url_file)  # (h-thin) checked before anything
     node = node or Node.from_settings()
     preflight(node, options, probe=False)
     with node_lock(node.state_dir):
         check_provider_switch(node, provider, replace=replace)
         SslFolder(node.ssl_dir).check_writable()
-        return obtain_and_deploy(request, provider, node, options, now=now, settings=settings)
+        outcome = obtain_and_deploy(request, provider, node, options, now=now, settings=settings)
+    _after_deployment(node, outcome, url_from)  # (h-thin)
+    return outcome
+
+
+# (h-thin) after a deployment: the recorded metrics file, the webhook's source -------------------
+
+
+def _notify_source(notify_url_file: Optional[str]) -> Any:
+    """The webhook URL's source for ``notify_url_file``, checked now (None: not given)."""
+    if notify_url_file is None:
+        return None
+    from .notify import check_url_file
+
+    return check_url_file(notify_url_file)
+
+
+def _after_deployment(node: Node, outcome: Outcome, url_from: Any) -> None:
+    """What follows a deployment, the node lock released: metrics, the webhook's source recorded."""
+    from .metrics import write_recorded_metrics
+
+    write_recorded_metrics(outcome.record)
+    _remember_notify(node, url_from)
+
+
+def _remember_notify(node: Node, url_from: Any) -> None:
+    if url_from is not None:
+        from .notify import remember_url_file
+
+        remember_url_file(node, url_from)
 
 
 def rehearse_issue(
@@ -290,7 +337,8 @@ def import_certificate(
     now: Optional[dt.datetime] = None,
     settings: Optional[DeploySettings] = None,
     replace: bool = False,
-) -> Union[Outcome, Report]:
+    notify_url_file: Optional[str] = None,
+) -> Union[Outcome, ImportReport]:
     """Deploy the operator's own certificate, after checking everything about it.
 
     ``password`` (bytes, or a callable asked only when a file is encrypted)
@@ -300,9 +348,13 @@ def import_certificate(
     a refusal raises InputError and leaves the node untouched. Over a
     certificate another provider made, only with ``replace``.
 
-    ``check_only`` returns the validation :class:`~sesam_tls.validate.Report`
-    (errors included, nothing raised for them) and writes nothing.
+    ``check_only`` returns the validation report (an
+    :class:`~sesam_tls.importing.ImportReport`, errors included, nothing
+    raised for them) and writes nothing. ``password``: a
+    :class:`~sesam_tls.importing.Password` says where it comes from.
+    ``notify_url_file``: as for :func:`issue` (checked with ``check_only`` too).
     """
+    url_from = _notify_source(notify_url_file)  # (h-thin) a bad file fails first, even with check_only
     node = node or Node.from_settings()
     request, origin = _import_request(node, domains)
     from .providers.imported import Imported
@@ -320,10 +372,14 @@ def import_certificate(
     if check_only:
         for finding in report.warnings:
             log.warning("%s", finding.message)
-        return report
+        from .importing import ImportReport  # (h-thin)
+
+        return ImportReport.of(report)
     bundle = report.bundle()  # refuses here, before Docker is asked or a folder is made
     request = dataclasses.replace(request, key_type=bundle.key_type)
-    return issue(request, provider, node=node, options=options, now=now, settings=settings, replace=replace)
+    outcome = issue(request, provider, node=node, options=options, now=now, settings=settings, replace=replace)
+    _remember_notify(node, url_from)  # (h-thin)
+    return outcome
 
 
 def _check(provider: Imported, request: CertRequest) -> Report:

@@ -41,6 +41,10 @@ __all__ = ["AcmeDesired", "DeployDesired", "Desired", "EnsureResult", "ImportDes
 log = logging.getLogger("sesam_tls")
 
 PROVIDERS = ("selfsigned", "acme", "import")
+#: Desired states are small; more than this is not one.
+MAX_DESIRED = 1024 * 1024
+#: A caller that opens stdin and never writes is refused after this long.
+STDIN_TIMEOUT = 30.0
 
 
 @dataclass(frozen=True)
@@ -113,6 +117,42 @@ class Desired:
     acme: AcmeDesired = field(default_factory=AcmeDesired)
     import_files: ImportDesired = field(default_factory=ImportDesired)
     deploy: DeployDesired = field(default_factory=DeployDesired)
+
+    @classmethod
+    def from_json(cls, data: Any) -> "Desired":
+        """From JSON values (``import`` for ``import_files``); a wrong field is one UsageError naming it."""
+        return desired_from_json(data)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, *, where: str = "given") -> "Desired":
+        """From the bytes of one JSON object; ``where`` says where they came from (``on stdin``) in errors,
+        which never quote the text: it may hold a secret."""
+        import json
+
+        if len(data) > MAX_DESIRED:
+            raise UsageError(f"the desired state {where} is larger than {MAX_DESIRED // 1024} KiB")
+        if not data.strip():
+            raise UsageError(f"no desired state {where}: give it as one JSON object")
+        try:
+            value = json.loads(data)
+        except (ValueError, RecursionError) as exc:
+            reason = getattr(exc, "msg", type(exc).__name__)  # never the text itself: it may hold a secret
+            raise UsageError(f"the desired state {where} is not JSON ({reason})") from None
+        return desired_from_json(value)
+
+    @classmethod
+    def from_file(cls, path: str = "-", *, timeout: float = STDIN_TIMEOUT) -> "Desired":
+        """From a file, or standard input (``-`` or ``/dev/stdin``), read with a size cap and a deadline
+        (a caller that opens stdin and never writes is refused after ``timeout`` seconds)."""
+        from .fsutil import read_bounded
+
+        stdin = path in ("-", "/dev/stdin")
+        try:
+            data, _ = read_bounded("/dev/stdin" if stdin else path, MAX_DESIRED, timeout=timeout)
+        except OSError as exc:
+            raise UsageError(f"cannot read the desired state from {'stdin' if stdin else path}: "
+                             f"{exc.strerror or exc}") from None
+        return cls.from_bytes(data, where="on stdin" if stdin else f"in {path}")
 
 
 @dataclass(frozen=True)
@@ -410,7 +450,7 @@ def ensure(node: Optional[Node] = None, desired: Optional[Desired] = None, *, ch
     for action in actions:
         _ACTIONS[action](node, desired, now)
     rec = load_record(node.metadata_path)
-    if rec is not None and rec.settings.metrics_file:  # as issue, import and renew do at the command line
+    if rec is not None and rec.settings.metrics_file:  # after a reconfigure or a renewal too, as issue and import do
         from .metrics import write_metrics
 
         write_metrics(Path(rec.settings.metrics_file), rec)

@@ -37,7 +37,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .attention import Reason
     from .state import NodeRecord
 
-__all__ = ["render_metrics", "write_metrics"]
+__all__ = ["render_metrics", "write_metrics", "write_recorded_metrics"]
 
 LAST_RUN = "sesam_tls_last_run_timestamp_seconds"
 
@@ -140,3 +140,13 @@ def write_metrics(
     run = last_run.timestamp() if last_run else (_previous_last_run(path) if keep_last_run else None)
     text = render_metrics(record, now=now, served=served, reasons=reasons, last_run=run)
     atomic_write(path, text.encode(), 0o644, what=f"metrics file {path}")
+
+
+def write_recorded_metrics(record: Optional[NodeRecord]) -> None:
+    """The metrics file the record names (``settings.metrics_file``), rewritten after a deployment.
+
+    ``issue`` and ``import`` end with it, so the gauges show the new
+    certificate at once rather than at the timer's next run.
+    """
+    if record is not None and record.settings.metrics_file:
+        write_metrics(Path(record.settings.metrics_file), record)

@@ -53,6 +53,10 @@ class RenewResult:
         """The record as JSON values (what ``certificate.json`` holds)."""
         return None if self.record is None else self.record.to_json()
 
+    def to_json(self) -> dict[str, Any]:
+        """The result as the CLI prints it under ``--json``."""  # (h-thin)
+        return {"result": self.status, "message": self.message, "exit_code": self.exit_code}
+
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)

@@ -9,22 +9,100 @@ certbot keeps its latest run's options); a flag given to ``renew`` wins for
 that run only, so a one-off run never changes what the timer does.
 
 Nothing here reads the disk or the environment: the environment comes in as
-a mapping, and the CLI applies the results at its edge.
+a mapping, and the operations apply the results at their edge
+(:func:`sesam_tls.unattended.renew_replayed`). :class:`DeployGiven` is what
+one run was given, as plain values: the CLI translates its flags into it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
+import os
 import urllib.parse
-from typing import Any, Mapping, Optional
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Mapping, Optional
 
 from .options import DeployOptions
 from .state import DeploySettings, NodeRecord, Proxy
 
-__all__ = ["PROXY_VARIABLES", "deploy_options", "merge", "missing_secrets", "proxy_environment", "proxy_from_env"]
+if TYPE_CHECKING:  # pragma: no cover
+    from .node import Node
+
+__all__ = ["PROXY_VARIABLES", "DeployGiven", "deploy_options", "merge", "missing_secrets", "proxy_environment", "proxy_from_env"]
 
 #: The record's proxy fields and the variables they come from (upper case first, as curl and requests read them).
 PROXY_VARIABLES = {"https_proxy": "HTTPS_PROXY", "http_proxy": "HTTP_PROXY", "no_proxy": "NO_PROXY"}
+
+
+@dataclass(frozen=True)
+class DeployGiven:
+    """How one run was told to deploy, as plain values (None: not given), before the record and the defaults.
+
+    ``issue``/``import`` record the settings (:meth:`settings`) and deploy
+    with them alone (:meth:`for_new_certificate`): the latest command line is
+    what the timer replays, all of it. ``renew`` puts them over the recorded
+    ones for its run only (:meth:`options`). ``container``/``docker_host``:
+    the node's, when given (a flag or its environment variable), which then
+    win over the recorded ones. ``hook_env``: the variables hooks may see
+    (None: keep the recorded list); ``secret_env``: the variables this run
+    read a secret from, never given to a hook.
+    """
+
+    verify: Optional[str] = None
+    verify_name: Optional[str] = None
+    reload_mode: Optional[str] = None
+    restart: Optional[bool] = None
+    timeout: Optional[float] = None
+    metrics_file: Optional[str] = None
+    container: Optional[str] = None
+    docker_host: Optional[str] = None
+    deploy_hook: Optional[str] = None
+    failure_hook: Optional[str] = None
+    hook_env: Optional[tuple[str, ...]] = None
+    secret_env: tuple[str, ...] = ()
+
+    def settings(self, node: "Optional[Node]" = None, env: Optional[Mapping[str, str]] = None) -> DeploySettings:
+        """The settings as the record keeps them; the metrics file's path made absolute.
+
+        With ``node``, its container and Docker host (given, from the
+        environment or the default) are recorded; with ``env``, its proxy (a
+        value that cannot be recorded is said in one warning line).
+        """
+        proxy = Proxy()
+        if env is not None:
+            proxy, notes = proxy_from_env(env)
+            for note in notes:
+                logging.getLogger("sesam_tls").warning("%s", note)
+        return DeploySettings(
+            verify=self.verify,
+            verify_name=self.verify_name,
+            reload_mode=self.reload_mode,
+            restart=self.restart,
+            timeout=self.timeout,
+            metrics_file=os.path.abspath(self.metrics_file) if self.metrics_file else None,
+            container=node.container if node is not None else self.container,
+            docker_host=node.docker_host if node is not None else self.docker_host,
+            proxy=proxy,
+        )
+
+    def options(self, recorded: Optional[DeploySettings] = None) -> DeployOptions:
+        """This run's deploy options: what was given, over ``recorded``, over the defaults."""
+        given = dataclasses.replace(self.settings(), container=None, docker_host=None)
+        options = deploy_options(merge(recorded or DeploySettings(), given), deploy_hook=self.deploy_hook,
+                                 failure_hook=self.failure_hook)
+        return dataclasses.replace(options, hook_env=self.hook_env, secret_env=self.secret_env)
+
+    def for_new_certificate(self, node: "Node", env: Mapping[str, str]) -> tuple[DeploySettings, DeployOptions]:
+        """For ``issue``/``import``: the settings to record (``node``'s container, ``env``'s proxy) and
+        the deploy options of the run (what was given, over the defaults only).
+
+        The latest ``issue``/``import`` is what the timer replays, all of it
+        (as certbot keeps its latest run's options): a setting not given there
+        is not recorded, and the run itself uses only what it was given.
+        ``configure`` changes the record between runs.
+        """
+        return self.settings(node, env), self.options()
 
 
 def merge(recorded: DeploySettings, given: DeploySettings) -> DeploySettings:

@@ -98,7 +98,7 @@ def add_deploy_arguments(parser: argparse.ArgumentParser, *, renew: bool = False
 
 
 def node_from_args(args: argparse.Namespace) -> Any:
-    from ..node import Node
+    from .. import Node
 
     return Node.from_settings(
         root=args.root,
@@ -111,6 +111,32 @@ def node_from_args(args: argparse.Namespace) -> Any:
     )
 
 
+#: The options that name the environment variable a run reads a secret from.
+SECRET_SOURCES = ("password_env", "eab_hmac_env", "dns_tsig_env")
+
+
+def given_from_args(args: argparse.Namespace) -> Any:
+    """The deployment flags as the library takes them (``sesam_tls.DeployGiven``; None: not given)."""
+    from .. import DeployGiven
+
+    hook_env = getattr(args, "hook_env", None)
+    return DeployGiven(
+        verify=args.verify,
+        verify_name=args.verify_name,
+        reload_mode=args.reload_mode,
+        restart=False if args.no_restart else (True if getattr(args, "restart", False) else None),
+        timeout=args.timeout,
+        metrics_file=getattr(args, "metrics_file", None),
+        container=getattr(args, "container", None),
+        docker_host=getattr(args, "docker_host", None),
+        deploy_hook=getattr(args, "deploy_hook", None),
+        failure_hook=getattr(args, "failure_hook", None),
+        hook_env=tuple(hook_env) if hook_env else None,
+        # the variables this run reads a secret from never reach a hook, even when allowed
+        secret_env=tuple(n for n in (getattr(args, a, None) for a in SECRET_SOURCES) if n),
+    )
+
+
 def settings_from_args(args: argparse.Namespace, node: Any = None, env: Any = None) -> Any:
     """The deployment settings given on the command line (None: not given), as the record keeps them.
 
@@ -118,71 +144,28 @@ def settings_from_args(args: argparse.Namespace, node: Any = None, env: Any = No
     environment or the default) are recorded; with ``env``, its proxy (a
     value that cannot be recorded is said in one warning line).
     """
-    import logging
-    import os
+    import dataclasses
 
-    from ..replay import proxy_from_env
-    from ..state import DeploySettings, Proxy
-
-    proxy = Proxy()
-    if env is not None:
-        proxy, notes = proxy_from_env(env)
-        for note in notes:
-            logging.getLogger("sesam_tls").warning("%s", note)
-    metrics = getattr(args, "metrics_file", None)
-    return DeploySettings(
-        verify=args.verify,
-        verify_name=args.verify_name,
-        reload_mode=args.reload_mode,
-        restart=False if args.no_restart else (True if getattr(args, "restart", False) else None),
-        timeout=args.timeout,
-        metrics_file=os.path.abspath(metrics) if metrics else None,
-        container=node.container if node is not None else None,
-        docker_host=node.docker_host if node is not None else None,
-        proxy=proxy,
-    )
+    given = dataclasses.replace(given_from_args(args), container=None, docker_host=None)
+    return given.settings(node, env)
 
 
 def deploy_options_from_args(args: argparse.Namespace, recorded: Any = None) -> Any:
     """The deploy options: the command line's, over ``recorded`` settings (a ``DeploySettings``), over the defaults."""
-    from ..replay import deploy_options, merge
-    from ..state import DeploySettings
-
-    import dataclasses
-
-    settings = merge(recorded or DeploySettings(), settings_from_args(args))
-    options = deploy_options(settings, deploy_hook=args.deploy_hook, failure_hook=args.failure_hook)
-    hook_env = getattr(args, "hook_env", None)
-    secret_sources = ("password_env", "eab_hmac_env", "dns_tsig_env")
-    return dataclasses.replace(
-        options,
-        hook_env=tuple(hook_env) if hook_env else None,
-        # the variables this run reads a secret from never reach a hook, even when allowed
-        secret_env=tuple(n for n in (getattr(args, a, None) for a in secret_sources) if n),
-    )
+    return given_from_args(args).options(recorded)
 
 
 def new_certificate_settings(args: argparse.Namespace, node: Any) -> tuple[Any, Any]:
-    """For ``issue``/``import``: the settings to record and the deploy options of this run.
-
-    The command line of the latest ``issue``/``import`` is what the timer
-    replays, all of it (as certbot keeps its latest run's options): a setting
-    not given there is not recorded, and the run itself uses only what it was
-    given. ``configure`` changes the record between runs.
-    """
+    """For ``issue``/``import``: the settings to record and the deploy options of this run
+    (``sesam_tls.DeployGiven.for_new_certificate``)."""
     import os
 
-    return settings_from_args(args, node, os.environ), deploy_options_from_args(args)
+    return given_from_args(args).for_new_certificate(node, os.environ)
 
 
 def write_recorded_metrics(record: Any) -> None:
-    """The metrics file the record names, rewritten after a deployment."""
-    if record is not None and record.settings.metrics_file:
-        from pathlib import Path
-
-        from ..metrics import write_metrics
-
-        write_metrics(Path(record.settings.metrics_file), record)
+    """Nothing: ``sesam_tls.issue`` and ``sesam_tls.import_certificate`` rewrite the metrics file the
+    record names after their deployment themselves. Kept so that a verb calling it still works."""
 
 
 def emit_json(data: Any) -> None:
@@ -191,16 +174,8 @@ def emit_json(data: Any) -> None:
 
 
 def outcome_summary(outcome: Any) -> dict[str, Any]:
-    """The JSON result of a verb that deployed a certificate."""
-    from ..state import encode
-
-    return {
-        "result": "deployed",
-        "provider": outcome.record.provider,
-        **encode(outcome.record.certificate),
-        "deployment": encode(outcome.record.deployment),
-        "config_changed": outcome.deployment.config_changed,
-    }
+    """The JSON result of a verb that deployed a certificate (``Outcome.to_json()``)."""
+    return dict(outcome.to_json())
 
 
 def print_outcome(args: argparse.Namespace, outcome: Any) -> None:
@@ -222,8 +197,8 @@ def print_outcome(args: argparse.Namespace, outcome: Any) -> None:
 
 def key_type_arg(value: str) -> str:
     """``--key-type``: ours, or lego's/certbot's name for it (``ec256``, ``rsa2048``, ...), any case."""
+    from ..choices import canonical_key_type
     from ..errors import UsageError
-    from ..keys import canonical_key_type
 
     try:
         return canonical_key_type(value)

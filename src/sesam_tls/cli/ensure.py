@@ -16,11 +16,6 @@ import argparse
 
 from .common import add_node_arguments, emit_json, node_from_args
 
-#: Desired states are small; more than this on stdin is not one.
-MAX_STDIN = 1024 * 1024
-#: A caller that opens stdin and never writes is refused after this long.
-STDIN_TIMEOUT = 30.0
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
@@ -31,40 +26,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_node_arguments(parser)
 
 
-def read_desired(data: bytes) -> object:
-    """The desired state from the bytes of stdin; one UsageError line when they are not a JSON object."""
-    import json
-
-    from ..desired import desired_from_json
-    from ..errors import UsageError
-
-    if len(data) > MAX_STDIN:
-        raise UsageError(f"the desired state on stdin is larger than {MAX_STDIN // 1024} KiB")
-    if not data.strip():
-        raise UsageError("no desired state on stdin: give it as one JSON object")
-    try:
-        value = json.loads(data)
-    except (ValueError, RecursionError) as exc:
-        reason = getattr(exc, "msg", type(exc).__name__)  # never the text itself: it may hold a secret
-        raise UsageError(f"the desired state on stdin is not JSON ({reason})") from None
-    return desired_from_json(value)
-
-
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from ..desired import ensure
-    from ..errors import SesamTLSError, UsageError
-    from ..fsutil import read_bounded
+    from .. import Desired, ensure
+    from ..errors import SesamTLSError
     from ..text import printable
 
     try:
-        try:
-            data, _ = read_bounded("/dev/stdin", MAX_STDIN, timeout=STDIN_TIMEOUT)
-        except OSError as exc:
-            raise UsageError(f"cannot read the desired state from stdin: {exc.strerror or exc}") from None
-        desired = read_desired(data)
-        result = ensure(node_from_args(args), desired, check=args.check)  # type: ignore[arg-type]
+        # stdin read with a size cap and a deadline: a caller that opens it and never writes is refused
+        desired = Desired.from_file("-")
+        result = ensure(node_from_args(args), desired, check=args.check)
     except SesamTLSError as exc:
         if not args.json:
             raise  # main() prints the one line and exits with the code

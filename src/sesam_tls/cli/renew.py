@@ -4,20 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING, Callable, Optional
-
-if TYPE_CHECKING:
-    from pathlib import Path
-
-    from ..node import Node
-    from ..options import DeployOptions
+from typing import Callable
 
 from .common import (
     add_deploy_arguments,
     add_key_policy_arguments,
     add_node_arguments,
-    deploy_options_from_args,
     emit_json,
+    given_from_args,
     node_from_args,
 )
 
@@ -45,20 +39,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..renew import renew
+    from .. import renew_replayed
     from ..text import printable
 
-    node, options, metrics = _replayed(args, node_from_args(args))
-
+    node, given = node_from_args(args), given_from_args(args)
     new_key = [args.new_key]  # --new-key: for the next renewal only, also under --loop
 
     def once(force: bool) -> tuple[int, object]:
-        result = renew(node, force=force, dry_run=args.dry_run, days=args.days, options=options, metrics_file=metrics,
-                       key_policy=args.key_policy, new_key=new_key[0], notify_url_file=args.notify_url_file)
+        # what is given here wins for this run only; the rest is replayed from the record
+        result = renew_replayed(node, given=given, force=force, dry_run=args.dry_run, days=args.days,
+                                key_policy=args.key_policy, new_key=new_key[0], notify_url_file=args.notify_url_file)
         if result.status == "renewed":
             new_key[0] = False
         if args.json:
-            emit_json({"result": result.status, "message": result.message, "exit_code": result.exit_code})
+            emit_json(result.to_json())
         elif result.exit_code == 0:
             print(printable(result.message))
         if result.exit_code != 0:  # every non-zero exit says why in one line, beside --json too
@@ -69,41 +63,6 @@ def run(args: argparse.Namespace) -> int:
     if not args.loop:
         return once(args.force)[0]
     return _loop(once, args.force)
-
-
-def _replayed(args: argparse.Namespace, node: "Node") -> "tuple[Node, DeployOptions, Optional[Path]]":
-    """The node, deploy options and metrics file of this run: what was given, else what the record says.
-
-    What is given here wins for this run only (``configure`` changes the
-    record). The recorded proxy fills in what the environment lacks (the
-    timer's run has an empty one), and a secret the record says came from an
-    environment variable is named in one line.
-    """
-    import logging
-    import os
-    from pathlib import Path
-
-    from ..errors import SesamTLSError
-    from ..node import ENV
-    from ..replay import missing_secrets, proxy_environment
-    from ..state import load_record
-
-    try:
-        record = load_record(node.metadata_path)
-    except SesamTLSError:
-        record = None  # renew says why, with the lock held
-    recorded = record.settings if record is not None else None
-    options = deploy_options_from_args(args, recorded)
-    metrics = args.metrics_file or (recorded.metrics_file if recorded is not None else None)
-    if recorded is not None:
-        if recorded.container and not (args.container or os.environ.get(ENV["container"])):
-            node = node.with_(container=recorded.container)
-        if recorded.docker_host and not (args.docker_host or os.environ.get(ENV["docker_host"])):
-            node = node.with_(docker_host=recorded.docker_host)
-        os.environ.update(proxy_environment(recorded.proxy, os.environ))
-    for line in missing_secrets(record):
-        logging.getLogger("sesam_tls").warning("%s", line)
-    return node, options, Path(metrics) if metrics else None
 
 
 def _loop(once: "Callable[[bool], tuple[int, object]]", force: bool) -> int:
