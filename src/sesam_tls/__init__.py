@@ -21,6 +21,8 @@ _WHERE = {
     "Acme": ".providers.acme",
     "Bundle": ".bundle",
     "CertRequest": ".providers.base",
+    "CheckItem": ".checks",
+    "CheckReport": ".checks",
     "DeployOptions": ".options",
     "DeployResult": ".deploy",
     "Desired": ".desired",
@@ -33,6 +35,7 @@ _WHERE = {
     "RenewResult": ".renew",
     "SelfSigned": ".providers.selfsigned",
     "SesamTLSError": ".errors",
+    "check": ".checks",
     "ensure": ".desired",
     "import_certificate": ".api",
     "issue": ".api",
@@ -44,6 +47,7 @@ _WHERE = {
 if TYPE_CHECKING:  # pragma: no cover
     from .api import Outcome, import_certificate, issue, rollback, status
     from .bundle import Bundle
+    from .checks import CheckItem, CheckReport, check
     from .deploy import DeployResult
     from .desired import Desired, EnsureResult, ensure
     from .options import DeployOptions
@@ -60,6 +64,8 @@ __all__ = [
     "Acme",
     "Bundle",
     "CertRequest",
+    "CheckItem",
+    "CheckReport",
     "DeployOptions",
     "DeployResult",
     "Desired",
@@ -72,6 +78,7 @@ __all__ = [
     "RenewResult",
     "SelfSigned",
     "SesamTLSError",
+    "check",
     "ensure",
     "import_certificate",
     "issue",
