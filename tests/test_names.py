@@ -93,5 +93,5 @@ def test_request_dedupes_and_limits():
         CertRequest.build([f"n{i}.example" for i in range(101)])
     with pytest.raises(UsageError, match="unknown key type 'rsa-1024'"):
         CertRequest.build(["a.example"], key_type="rsa-1024")
-    with pytest.raises(UsageError, match="--days 0"):
+    with pytest.raises(UsageError, match="`days` 0"):
         CertRequest.build(["a.example"], days=0)

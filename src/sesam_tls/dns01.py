@@ -5,7 +5,7 @@ A responder has the same two verbs as HTTP-01's, ``present(name, value)`` and
 ``cleanup(name, value)``, in three kinds:
 
 - ``rfc2136``: a dynamic update (RFC 2136) signed with TSIG, to the zone's
-  primary (``--dns-server``); what BIND, Knot and PowerDNS speak. Built on
+  primary (``dns01.server``); what BIND, Knot and PowerDNS speak. Built on
   dnspython, not hand-made packets.
 - ``certbot``: the operator's certbot manual hooks (``CERTBOT_DOMAIN``,
   ``CERTBOT_VALIDATION``, ...), for any other DNS provider.
@@ -19,13 +19,13 @@ validation zone) is followed for the update and for the check.
 
 Before the CA is asked, :func:`wait_visible` queries the zone's authoritative
 servers directly (never a cache, never the system resolver for a zone a
-``--dns-server`` serves) until each serves every value, or waits a fixed
-time when nothing can be asked (``--dns-propagation-wait``).
+``dns01.server`` serves) until each serves every value, or waits a fixed
+time when nothing can be asked (``dns01.propagation_wait``).
 
 Secrets: the TSIG secret comes from a file (its path is recorded, so the
 timer can renew) or the environment (that run only); never argv, never
 recorded, never logged. Hooks run with a minimal environment plus the
-variables the operator names (``--dns-hook-env``), recorded by name only.
+variables the operator names (``dns01.hook_env``), recorded by name only.
 """
 
 from __future__ import annotations
@@ -149,38 +149,38 @@ class Dns01Options:
     def check(self) -> None:
         """The combinations that make sense (pure)."""
         if self.exec_hook and (self.auth_hook or self.cleanup_hook):
-            raise UsageError("--dns-exec-hook and --dns-auth-hook/--dns-cleanup-hook are two contracts: choose one")
+            raise UsageError("`dns01.exec_hook` and `dns01.auth_hook`/`dns01.cleanup_hook` are two contracts: choose one")
         if self.cleanup_hook and not self.auth_hook:
-            raise UsageError("--dns-cleanup-hook needs --dns-auth-hook")
+            raise UsageError("`dns01.cleanup_hook` needs `dns01.auth_hook`")
         if self.method == "rfc2136":
             if not self.server:
                 raise UsageError(
-                    "--challenge dns-01 needs a way to publish the TXT record: --dns-server with a TSIG key "
-                    "(RFC 2136), --dns-exec-hook, or --dns-auth-hook"
+                    "`challenge` dns-01 needs a way to publish the TXT record: `dns01.server` with a TSIG key "
+                    "(RFC 2136), `dns01.exec_hook`, or `dns01.auth_hook`"
                 )
             if not self.tsig_name:
-                raise UsageError(f"--dns-server {self.server}: the update needs a TSIG key: add --dns-tsig-name")
+                raise UsageError(f"`dns01.server` {self.server}: the update needs a TSIG key: add `dns01.tsig_name`")
             if not (self.tsig_file or self.tsig_from_env or self.secret):
-                raise UsageError("--dns-tsig-name needs the secret: --dns-tsig-file FILE or --dns-tsig-env VAR")
+                raise UsageError("`dns01.tsig_name` needs the secret: `dns01.tsig_file` FILE or `dns01.tsig_env` VAR")
         elif self.tsig_name or self.tsig_file or self.tsig_from_env:
             raise UsageError("the TSIG options are for RFC 2136 updates; a hook publishes the record itself")
         if self.tsig_algorithm not in TSIG_ALGORITHMS:
-            raise UsageError(f"--dns-tsig-algorithm {self.tsig_algorithm}: choose {' or '.join(TSIG_ALGORITHMS)}")
+            raise UsageError(f"`dns01.tsig_algorithm` {self.tsig_algorithm}: choose {' or '.join(TSIG_ALGORITHMS)}")
         if self.server:
-            parse_server(self.server, "--dns-server")
+            parse_server(self.server, "`dns01.server`")
         for resolver in self.resolvers:
-            parse_server(resolver, "--dns-resolvers")
+            parse_server(resolver, "`dns01.resolvers`")
         for name in self.hook_env:
             if not _ENV_NAME.match(name):
-                raise UsageError(f"--dns-hook-env {name}: not an environment variable name")
+                raise UsageError(f"`dns01.hook_env` {name}: not an environment variable name")
         if self.propagation_wait is not None and not 0 <= self.propagation_wait <= 3600:
-            raise UsageError(f"--dns-propagation-wait {self.propagation_wait:g}: must be 0 to 3600 seconds")
+            raise UsageError(f"`dns01.propagation_wait` {self.propagation_wait:g}: must be 0 to 3600 seconds")
         if not 0 < self.propagation_timeout <= 3600:
-            raise UsageError(f"--dns-propagation-timeout {self.propagation_timeout:g}: must be 1 to 3600 seconds")
+            raise UsageError(f"`dns01.propagation_timeout` {self.propagation_timeout:g}: must be 1 to 3600 seconds")
         if not 0 < self.hook_timeout <= 3600:
-            raise UsageError(f"--dns-hook-timeout {self.hook_timeout:g}: must be 1 to 3600 seconds")
-        for hook, option in ((self.auth_hook, "--dns-auth-hook"), (self.cleanup_hook, "--dns-cleanup-hook"),
-                             (self.exec_hook, "--dns-exec-hook")):
+            raise UsageError(f"`dns01.hook_timeout` {self.hook_timeout:g}: must be 1 to 3600 seconds")
+        for hook, option in ((self.auth_hook, "`dns01.auth_hook`"), (self.cleanup_hook, "`dns01.cleanup_hook`"),
+                             (self.exec_hook, "`dns01.exec_hook`")):
             if hook is not None:
                 try:
                     if not shlex.split(hook):
@@ -194,18 +194,18 @@ class Dns01Options:
             return self.secret
         if self.tsig_from_env or not self.tsig_file:
             raise UsageError(
-                "the TSIG secret was given with --dns-tsig-env, for that run only: a renewal cannot read it; "
-                "issue again with --dns-tsig-file FILE (a file readable by root only)"
+                "the TSIG secret was given with `dns01.tsig_env`, for that run only: a renewal cannot read it; "
+                "issue again with `dns01.tsig_file` FILE (a file readable by root only)"
             )
         path = Path(self.tsig_file)
         try:
             text = path.read_text()
             mode = path.stat().st_mode
         except OSError as exc:
-            raise UsageError(f"--dns-tsig-file {path}: {exc.strerror or exc}") from None
+            raise UsageError(f"`dns01.tsig_file` {path}: {exc.strerror or exc}") from None
         if mode & 0o077:
-            log.warning("--dns-tsig-file %s can be read by other users (mode %o): chmod 600 it", path, mode & 0o777)
-        return _parse_secret(text, f"--dns-tsig-file {path}")
+            log.warning("`dns01.tsig_file` %s can be read by other users (mode %o): chmod 600 it", path, mode & 0o777)
+        return _parse_secret(text, f"`dns01.tsig_file` {path}")
 
     def settings(self) -> dict[str, Any]:
         """What the metadata records: where the secret is, never the secret."""
@@ -264,8 +264,8 @@ def _replace(options: Dns01Options, **changes: Any) -> Dns01Options:
 def _secret_from_env(name: str) -> str:
     value = os.environ.get(name, "")
     if not value.strip():
-        raise UsageError(f"--dns-tsig-env {name}: that environment variable is empty or unset")
-    return _parse_secret(value, f"--dns-tsig-env {name}")
+        raise UsageError(f"`dns01.tsig_env` {name}: that environment variable is empty or unset")
+    return _parse_secret(value, f"`dns01.tsig_env` {name}")
 
 
 _BIND_SECRET = re.compile(r'secret\s+"([^"]+)"')
@@ -276,7 +276,7 @@ def _parse_secret(text: str, where: str) -> str:
     found = _BIND_SECRET.search(text)
     value = (found.group(1) if found else text).strip()
     if not value:
-        raise UsageError(f"{where}: the file is empty" if where.startswith("--dns-tsig-file") else f"{where}: empty")
+        raise UsageError(f"{where}: the file is empty" if where.startswith("`dns01.tsig_file`") else f"{where}: empty")
     try:
         if not base64.b64decode(value, validate=True):
             raise ValueError
@@ -354,8 +354,8 @@ class Dns:
                     return rrset.name.to_text()
         raise IssuanceError(
             f"zone not found: the DNS server {_label(server)} is not authoritative for {name} "
-            f"(answer {dns.rcode.to_text(response.rcode())}, no SOA): name the zone's primary in --dns-server, "
-            "or the zone with --dns-zone"
+            f"(answer {dns.rcode.to_text(response.rcode())}, no SOA): name the zone's primary in `dns01.server`, "
+            "or the zone with `dns01.zone`"
         )
 
     def txt_values(self, server: tuple[str, int], name: str) -> set[str]:
@@ -508,10 +508,10 @@ class Rfc2136Responder:
             response = dns.query.tcp(update, host, port=port, timeout=QUERY_TIMEOUT * 2)
         except dns.tsig.PeerBadKey:
             raise IssuanceError(f"{what} refused the {key}: BADKEY, it knows no key of that name and algorithm "
-                                "(compare --dns-tsig-name/--dns-tsig-algorithm with the server's key)") from None
+                                "(compare `dns01.tsig_name`/`dns01.tsig_algorithm` with the server's key)") from None
         except dns.tsig.PeerBadSignature:
             raise IssuanceError(f"{what} refused the {key}: BADSIG, the secret differs from the server's "
-                                "(check the --dns-tsig-file/--dns-tsig-env secret)") from None
+                                "(check the `dns01.tsig_file`/`dns01.tsig_env` secret)") from None
         except dns.tsig.PeerBadTime:
             raise IssuanceError(f"{what} refused the {key}: BADTIME, this node's clock and the server's differ "
                                 "by more than 5 minutes") from None
@@ -570,7 +570,7 @@ class HookResponder:
                    "CERTBOT_AUTH_OUTPUT": record.auth_output}
             run_dns_hook("cleanup", self.options.cleanup_hook, [], env, self.options, record.domain)
         else:
-            log.info("DNS: no --dns-cleanup-hook: the TXT record for %s stays as the auth hook left it", record.domain)
+            log.info("DNS: no `dns01.cleanup_hook`: the TXT record for %s stays as the auth hook left it", record.domain)
 
     def _exec(self, verb: str, record: Record) -> None:
         run_dns_hook(verb, self.options.exec_hook or "", [verb, record.fqdn, record.value], {}, self.options,
@@ -606,7 +606,7 @@ def run_dns_hook(verb: str, command: str, args: list[str], extra: dict[str, str]
         _kill_group(proc)
         proc.communicate()
         raise IssuanceError(f"{what} did not finish within {options.hook_timeout:g} s; it was stopped "
-                            "with every process it started (--dns-hook-timeout)") from None
+                            "with every process it started (`dns01.hook_timeout`)") from None
     except BaseException:
         _kill_group(proc)
         proc.wait()
@@ -638,11 +638,11 @@ class Dns01Session:
 
     def __init__(self, options: Dns01Options, domains: Sequence[str], total: int) -> None:
         self.options = options
-        named = [parse_server(options.server, "--dns-server")] if options.server else []
-        named += [parse_server(r, "--dns-resolvers") for r in options.resolvers]
+        named = [parse_server(options.server, "`dns01.server`")] if options.server else []
+        named += [parse_server(r, "`dns01.resolvers`") for r in options.resolvers]
         self.dns = Dns(named) if named else None
         if options.method == "rfc2136":
-            assert self.dns is not None  # check() requires --dns-server
+            assert self.dns is not None  # check() requires `dns01.server`
             self.responder: Any = Rfc2136Responder(options, self.dns)
         else:
             self.responder = HookResponder(options, domains, total)
@@ -672,12 +672,12 @@ class Dns01Session:
                                else dns.resolver.zone_for_name(record.fqdn, resolver=resolver).to_text())
             except Exception as exc:  # noqa: BLE001 - said in one line
                 raise IssuanceError(f"zone not found for {record.fqdn} through this node's resolver: "
-                                    f"{_dns_reason(exc)}; name the zone's servers with --dns-resolvers") from None
+                                    f"{_dns_reason(exc)}; name the zone's servers with `dns01.resolvers`") from None
 
     def servers_for_check(self, records: Sequence[Record]) -> list[tuple[str, int]]:
-        """--dns-resolvers, else the zones' authoritative servers (the --dns-server first)."""
+        """`dns01.resolvers`, else the zones' authoritative servers (the `dns01.server` first)."""
         if self.options.resolvers:
-            return [(_address(h), p) for h, p in (parse_server(r, "--dns-resolvers") for r in self.options.resolvers)]
+            return [(_address(h), p) for h, p in (parse_server(r, "`dns01.resolvers`") for r in self.options.resolvers)]
         if self.dns is not None:
             first = self.dns.servers[0]
             found = {s for z in {r.zone for r in records} for s in self.dns.authoritative(z)}
@@ -693,8 +693,8 @@ class Dns01Session:
                         servers.update((r.address, 53) for r in answer)
             except Exception as exc:  # noqa: BLE001 - said in one line
                 raise IssuanceError(f"could not find the name servers of {zone} through this node's resolver: "
-                                    f"{_dns_reason(exc)}; name them with --dns-resolvers, or use "
-                                    "--dns-propagation-wait S") from None
+                                    f"{_dns_reason(exc)}; name them with `dns01.resolvers`, or use "
+                                    "`dns01.propagation_wait` S") from None
         self.dns = Dns(sorted(servers))
         return sorted(servers)
 
@@ -746,7 +746,7 @@ def wait_visible(session: Dns01Session, records: Sequence[Record]) -> None:
     """Until every server the check asks serves every value, bounded; or the fixed wait."""
     options = session.options
     if options.propagation_wait is not None:
-        log.info("DNS: waiting %g s for the TXT records to propagate (--dns-propagation-wait)",
+        log.info("DNS: waiting %g s for the TXT records to propagate (`dns01.propagation_wait`)",
                  options.propagation_wait)
         time.sleep(options.propagation_wait)
         return
@@ -781,7 +781,7 @@ def wait_visible(session: Dns01Session, records: Sequence[Record]) -> None:
                 f"the TXT record {record.fqdn} for {record.domain} was not visible after "
                 f"{options.propagation_timeout:g} s: served by {', '.join(good) or 'no server'} but not by "
                 f"{', '.join(lagging)} (that server lags or does not get the zone's updates; "
-                f"--dns-resolvers names the servers to ask, --dns-propagation-timeout waits longer){more}"
+                f"`dns01.resolvers` names the servers to ask, `dns01.propagation_timeout` waits longer){more}"
             )
         time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
         delay = min(delay * 2, 1.0)
@@ -802,10 +802,10 @@ def check_dns01(options: Dns01Options, domains: Sequence[str]) -> str:
     """``sesam-tls check`` for DNS-01: where each record goes (CNAME followed, zone found), the
     TSIG key accepted (a test record added and removed), the servers the check will ask answering."""
     parts = [options.describe()]
-    named = [parse_server(options.server, "--dns-server")] if options.server else []
-    named += [parse_server(r, "--dns-resolvers") for r in options.resolvers]
+    named = [parse_server(options.server, "`dns01.server`")] if options.server else []
+    named += [parse_server(r, "`dns01.resolvers`") for r in options.resolvers]
     if not named:
-        parts.append("no --dns-server or --dns-resolvers: nothing to check before the CA looks")
+        parts.append("no `dns01.server` or `dns01.resolvers`: nothing to check before the CA looks")
         return "; ".join(parts)
     with open_dns01(options, domains) as session:
         assert session.dns is not None
@@ -825,9 +825,9 @@ def check_dns01(options: Dns01Options, domains: Sequence[str]) -> str:
                 session.cleanup_all()
             parts.append(f"TSIG key {options.tsig_name!r} accepted (a test record added and removed)")
         if options.propagation_wait is not None:
-            parts.append(f"propagation: a fixed wait of {options.propagation_wait:g} s (--dns-propagation-wait)")
+            parts.append(f"propagation: a fixed wait of {options.propagation_wait:g} s (`dns01.propagation_wait`)")
         else:
-            how = "--dns-resolvers" if options.resolvers else "the zone's authoritative servers"
+            how = "`dns01.resolvers`" if options.resolvers else "the zone's authoritative servers"
             servers = session.servers_for_check([Record(domain="", value="", zone=z) for z in zones])
             for server in servers:
                 session.dns.query(server, next(iter(zones)), "SOA")
@@ -839,8 +839,8 @@ def caa_lookup(options: Optional[Dns01Options]) -> Callable[[str], list[Any]]:
     """How ``check`` reads CAA: at the first named DNS server with DNS-01, else through this node's
     resolver (as the CA would, from the internet)."""
     if options is not None and (options.server or options.resolvers):
-        first = parse_server(options.server, "--dns-server") if options.server else \
-            parse_server(options.resolvers[0], "--dns-resolvers")
+        first = parse_server(options.server, "`dns01.server`") if options.server else \
+            parse_server(options.resolvers[0], "`dns01.resolvers`")
         return Dns([first]).caa
 
     def system(name: str) -> list[Any]:

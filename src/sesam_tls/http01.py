@@ -96,18 +96,18 @@ class Http01Options:
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
-            raise UsageError(f"unknown --http01 {self.strategy!r}: choose one of {', '.join(STRATEGIES)}")
+            raise UsageError(f"unknown `http01.strategy` {self.strategy!r}: choose one of {', '.join(STRATEGIES)}")
         if not 0 < self.port < 65536:
-            raise UsageError(f"invalid --http-port {self.port}: must be between 1 and 65535")
+            raise UsageError(f"invalid `http01.port` {self.port}: must be between 1 and 65535")
         if self.strategy == "webroot" and self.webroot is None:
-            raise UsageError("--http01 webroot needs --webroot DIR (the folder your web server serves)")
+            raise UsageError("`http01.strategy` webroot needs `http01.webroot` DIR (the folder your web server serves)")
         if self.webroot is not None and self.strategy != "webroot":
-            raise UsageError(f"--webroot is only used with --http01 webroot, not {self.strategy!r}")
+            raise UsageError(f"`http01.webroot` is only used with `http01.strategy` webroot, not {self.strategy!r}")
         for address in self.listen:
             try:
                 ipaddress.ip_address(address)
             except ValueError:
-                raise UsageError(f"invalid --http-address {address!r}: not an IP address") from None
+                raise UsageError(f"invalid `http01.listen` {address!r}: not an IP address") from None
 
     @classmethod
     def given_or_recorded(
@@ -267,7 +267,7 @@ def standalone(port: int, listen: Iterable[str]) -> Iterator[TokenServer]:
     except PortBusy as exc:
         raise IssuanceError(
             f"cannot serve HTTP-01 challenges: {exc} ({_busy_reason(exc)}); "
-            "choose --http01 auto, stop-nginx or webroot"
+            "choose `http01.strategy` auto, stop-nginx or webroot"
         ) from None
     log.info("serving HTTP-01 challenges on port %d", port)
     try:
@@ -352,7 +352,7 @@ class WebrootResponder:
 
     def open(self) -> None:
         if not self.root.is_dir():
-            raise UsageError(f"--webroot {self.root}: not a folder")
+            raise UsageError(f"`http01.webroot` {self.root}: not a folder")
         for folder in (self.folder.parent, self.folder) if self.folder != self.root else ():
             if not folder.is_dir():
                 try:
@@ -423,7 +423,7 @@ def open_responder(options: Http01Options, nginx: Any = None, *, rehearsal: bool
     ``rehearsal``: raise :class:`WouldStopNginx` instead of stopping the container.
     """
     if options.strategy == "stop-nginx" and rehearsal:
-        raise _would_stop(nginx, options.port, "--http01 stop-nginx")
+        raise _would_stop(nginx, options.port, "`http01.strategy` stop-nginx")
     if options.strategy == "webroot":
         assert options.webroot is not None  # checked in Http01Options
         with webroot(options.webroot) as responder:
@@ -433,7 +433,7 @@ def open_responder(options: Http01Options, nginx: Any = None, *, rehearsal: bool
             yield server
     elif options.strategy == "stop-nginx":
         if nginx is None:
-            raise UsageError("--http01 stop-nginx needs the node's nginx container")
+            raise UsageError("`http01.strategy` stop-nginx needs the node's nginx container")
         with stop_nginx(nginx, options.port, options.listen) as server:
             yield server
     else:
@@ -461,7 +461,7 @@ def _auto(options: Http01Options, nginx: Any, *, rehearsal: bool = False) -> Ite
                     found.close()
                 return
             if rehearsal:
-                raise _would_stop(nginx, options.port, f"--http01 auto: port {options.port} is held by it") from None
+                raise _would_stop(nginx, options.port, f"`http01.strategy` auto: port {options.port} is held by it") from None
             log.info("port %d is held by the managed container %s: using stop-nginx", options.port, nginx.name)
             with stop_nginx(nginx, options.port, options.listen) as stopped:
                 yield stopped
@@ -469,8 +469,8 @@ def _auto(options: Http01Options, nginx: Any, *, rehearsal: bool = False) -> Ite
         raise IssuanceError(
             f"cannot answer HTTP-01 challenges: {busy}, held by {describe_holders(holders)}, "
             f"not by the managed container{' ' + repr(nginx.name) if nginx is not None else ''}; "
-            f"stop that process, or use --http01 webroot --webroot DIR if it serves DIR, "
-            "or --http01 stop-nginx --container NAME if it is another nginx container"
+            f"stop that process, or use `http01.strategy` webroot `http01.webroot` DIR if it serves DIR, "
+            "or `http01.strategy` stop-nginx `container` NAME if it is another nginx container"
         ) from None
     log.info("serving HTTP-01 challenges on port %d (standalone)", options.port)
     try:
@@ -547,7 +547,7 @@ def plan(options: Http01Options, nginx: Any = None) -> str:
         folder = options.webroot / WELL_KNOWN.strip("/")
         probe = folder if folder.is_dir() else options.webroot
         if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
-            raise IssuanceError(f"--webroot {options.webroot}: not a writable folder")
+            raise IssuanceError(f"`http01.webroot` {options.webroot}: not a writable folder")
         return f"token files go under {folder} (webroot)"
     server = TokenServer(options.port, options.listen)
     try:
@@ -566,7 +566,7 @@ def plan(options: Http01Options, nginx: Any = None) -> str:
         raise IssuanceError(
             f"port {options.port} is held by {describe_holders(holders)}"
             + ("" if options.strategy == "standalone" else ", not by the managed container")
-            + "; stop it, or use --http01 webroot --webroot DIR if it serves DIR"
+            + "; stop it, or use `http01.strategy` webroot `http01.webroot` DIR if it serves DIR"
         ) from None
     server.stop()
     return f"port {options.port} is free: a standalone server answers the challenges"
@@ -614,7 +614,7 @@ def self_check(name: str, port: int, token: str, key_authorization: str, *, time
         what = f"HTTP {response.status}" if response.status != 200 else "a different body"
         raise IssuanceError(
             f"self-check failed for {name}: {url} answered {what}, not the challenge token "
-            "(is --webroot the folder that server serves for this name?); the CA was not asked to validate"
+            "(is `http01.webroot` the folder that server serves for this name?); the CA was not asked to validate"
         )
 
 

@@ -35,26 +35,36 @@ VERBS = {
 }
 
 
-#: A library parameter -> the flag that sets it, where the two are not spelled alike
-#: (otherwise ``dns_server`` -> ``--dns-server``). Library messages name a parameter
-#: in backquotes (`` `http_port` ``); the CLI says the flag instead (``--http-port``).
+#: A library parameter -> the flag that sets it, where the two are not spelled alike.
+#: Library messages name a parameter in backquotes (`` `http01.port` ``); the CLI says the
+#: flag instead (``--http-port``). Otherwise ``dns_server`` -> ``--dns-server``, and a
+#: ``dns01.`` field -> ``--dns-`` and the field (``dns01.tsig_name`` -> ``--dns-tsig-name``).
 OPTION_OF = {
-    "strategy": "--http01",
     "names": "--domain",
     "domains": "--domain",
+    "ips": "--ip",
     "confirm": "--yes",
-    "tsig_algorithm": "--dns-tsig-algorithm",
-    "tsig_name": "--dns-tsig-name",
-    "tsig_file": "--dns-tsig-file",
-    "tsig_env": "--dns-tsig-env",
+    "directory": "--server",
+    "http01.strategy": "--http01",
+    "http01.port": "--http-port",
+    "http01.listen": "--http-address",
+    "http01.webroot": "--webroot",
 }
 
 
+def option_of(param: str) -> str:
+    """The flag for a library parameter: ``http01.port`` -> ``--http-port``, ``reload_mode`` -> ``--reload-mode``."""
+    if param in OPTION_OF:
+        return OPTION_OF[param]
+    prefix, _, name = param.rpartition(".")
+    return ("--dns-" if prefix == "dns01" else "--") + name.replace("_", "-")
+
+
 def in_flags(message: str) -> str:
-    """A library message with each `parameter` named as its flag (`` `http_port` `` -> ``--http-port``)."""
+    """A library message with each `parameter` named as its flag (`` `http01.port` `` -> ``--http-port``)."""
     import re
 
-    return re.sub(r"`([a-z][a-z0-9_]*)`", lambda m: OPTION_OF.get(m[1], "--" + m[1].replace("_", "-")), message)
+    return re.sub(r"(?<!`)`([a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)?)`(?!`)", lambda m: option_of(m[1]), message)
 
 
 class _Help(argparse.HelpFormatter):
@@ -156,7 +166,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 class _OneLine(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         prefix = "" if record.levelno <= logging.INFO else f"{record.levelname.lower()}: "
-        text = f"sesam-tls: {prefix}{printable(in_flags(record.getMessage()))}"
+        text = f"sesam-tls: {prefix}{printable(record.getMessage())}"
         if record.exc_info and record.exc_info[0] is not None:  # --debug: the traceback itself, not only its title
             text += "\n" + self.formatException(record.exc_info)
         return text
@@ -187,8 +197,24 @@ def _error(message: str, code: int, *, as_json: bool) -> int:
     return code
 
 
+class _InFlags:
+    """stdout/stderr while a verb runs: whatever the library said about a `parameter` (an error,
+    a log line, a result's message, JSON) reaches the operator as the flag (:func:`in_flags`)."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return int(self._stream.write(in_flags(text)))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _InFlags(sys.stdout), _InFlags(sys.stderr)
     try:
         return _main(argv)
     except BrokenPipeError:
@@ -200,6 +226,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
         return 128 + 13
+    finally:
+        sys.stdout, sys.stderr = streams
 
 
 def _main(argv: list[str]) -> int:
@@ -226,7 +254,7 @@ def _main(argv: list[str]) -> int:
     except SesamTLSError as exc:
         if getattr(args, "debug", False):
             logging.getLogger("sesam_tls").debug("traceback of the error below:", exc_info=True)
-        return _error(in_flags(str(exc)), exc.exit_code, as_json=as_json)
+        return _error(str(exc), exc.exit_code, as_json=as_json)
     except KeyboardInterrupt:
         print("sesam-tls: interrupted", file=sys.stderr)
         if as_json:

@@ -71,7 +71,7 @@ def add_name_argument(group: Any, help: str) -> None:
 def add_deploy_arguments(parser: argparse.ArgumentParser, *, renew: bool = False) -> None:
     """The deployment options; each is recorded with the certificate and replayed by ``renew``
     (given to ``renew`` itself, it wins for that run only)."""
-    title = "deployment (default: what is recorded, see `status`)" if renew else "deployment (recorded: renew replays it)"
+    title = "deployment (default: what is recorded, see sesam-tls status)" if renew else "deployment (recorded: renew replays it)"
     g = parser.add_argument_group(title)
     g.add_argument("--no-restart", action="store_true", help="write files and agent config only; leave nginx alone")
     g.add_argument(

@@ -56,11 +56,11 @@ class CertRequest:
         for ip in ips:
             addresses.setdefault(normalize_ip(ip), None)
         if not seen and not addresses:
-            raise UsageError("no names given: use --domain NAME (and/or --ip ADDRESS)")
+            raise UsageError("no names given: use `names` NAME (and/or `ips` ADDRESS)")
         if len(seen) + len(addresses) > MAX_NAMES:
             raise UsageError(f"too many names: {len(seen) + len(addresses)} (at most {MAX_NAMES} on one certificate)")
         if days is not None and not 1 <= days <= 3650:
-            raise UsageError(f"invalid --days {days}: must be between 1 and 3650")
+            raise UsageError(f"invalid `days` {days}: must be between 1 and 3650")
         return cls(tuple(seen), tuple(addresses), check_key_type(key_type), days, check_key_policy(key_policy))
 
     @property
