@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from sesam_tls import CheckItem, CheckReport, DeployOptions, issue
-from sesam_tls.cli import main
+from sesam_tls.cli import in_flags, main
 from sesam_tls.providers.base import CertRequest
 
 from .acme_fixtures import LOOPBACK, acme_for, node_factory  # noqa: F401 - a fixture
@@ -84,22 +84,27 @@ def test_a_failing_check_says_each_reason_with_its_exit_code(pebble, node_factor
     out = library(
         node_code(gone) + "\n"
         f"report = sesam_tls.check(node, names=['*.example.test'], directory={pebble.directory!r}, "
-        f"ca_bundle={pebble.ca_bundle!r}, agree_tos=True, http01='standalone', http_port={port}, "
-        f"http_address=[{LOOPBACK[0]!r}])\n"
+        f"ca_bundle={pebble.ca_bundle!r}, agree_tos=True, profile='no-such-profile', http01='standalone', "
+        f"http_port={port}, http_address=[{LOOPBACK[0]!r}])\n"
         "assert not report.ok and report.exit_code == 2  # the first failed item's: names, a usage error\n"
         "out = {'json': report.to_json(), 'failed': [[i.check, i.detail, i.exit_code] for i in report.items if not i.ok]}\n"
     )
     failed = {check: (detail, code) for check, detail, code in out["failed"]}
-    assert list(failed) == ["names", "docker"], failed
+    assert list(failed) == ["names", "ACME server", "docker"], failed
     assert failed["names"][1] == 2 and "wildcards cannot be validated over HTTP-01" in failed["names"][0]
+    # a Python caller reads the parameter, the CLI's operator the flag
+    assert failed["ACME server"][1] == 2
+    assert failed["ACME server"][0].startswith(f"{pebble.directory} answers, but does not offer `profile` no-such-profile")
     assert failed["docker"][1] == 6 and "sesam-tls-test-no-such-container" in failed["docker"][0]
     assert out["json"]["ok"] is False
     # the same call through the CLI prints the same report and exits with the same code
     argv = ["check", "-d", "*.example.test", "--server", pebble.directory, "--ca-bundle", pebble.ca_bundle,
-            "--agree-tos", "--http01", "standalone", "--http-port", str(port), "--http-address", LOOPBACK[0],
+            "--agree-tos", "--profile", "no-such-profile", "--http01", "standalone", "--http-port", str(port), "--http-address", LOOPBACK[0],
             *where(gone), "--json"]
     assert main(argv) == 2
-    assert json.loads(capsys.readouterr().out) == out["json"]
+    printed = capsys.readouterr().out
+    assert "does not offer --profile no-such-profile" in printed
+    assert json.loads(printed) == json.loads(in_flags(json.dumps(out["json"])))
 
 
 def test_the_report_is_frozen_and_its_exit_code_is_the_first_failure():
