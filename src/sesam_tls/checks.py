@@ -127,6 +127,8 @@ def check(
         raise UsageError(f"`challenge` {challenge!r}: choose {' or '.join(CHALLENGES)}")
     if dns01 is not None and challenge == "http-01":
         raise UsageError("DNS-01 options were given with `challenge` http-01: give one")
+    names = (names,) if isinstance(names, str) else tuple(names)  # one name, not its letters
+    ips = (ips,) if isinstance(ips, str) else tuple(ips)
     record = _record(node)
     acme = record.provider_settings if record is not None and record.provider == "acme" else None
     if not (names or ips) and record is not None:
