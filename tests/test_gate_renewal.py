@@ -17,7 +17,7 @@ import json
 import pytest
 
 from sesam_tls import CertRequest, DeployOptions, Node, SelfSigned, issue
-from sesam_tls.api import status
+from sesam_tls import status
 from sesam_tls.cli import main
 from sesam_tls.renew import renew
 from sesam_tls.renewal import decide
@@ -59,9 +59,9 @@ def from_the_future(tmp_path):
 
 def test_status_calls_a_not_yet_valid_certificate_attention(from_the_future, capsys):
     info = status(from_the_future)
-    assert info["deployed"]["not_yet_valid"] is True
-    assert info["renewal"]["attention"] is True and info["renewal"]["due"] is True
-    assert "not valid before" in info["renewal"]["reason"]
+    assert info.deployed.not_yet_valid is True
+    assert info.renewal.attention is True and info.renewal.due is True
+    assert "not valid before" in info.renewal.reason
     assert main(["status", "--root", str(from_the_future.root), "--warn-days", "14"]) == 10
     assert "not valid before" in capsys.readouterr().out
 
@@ -78,8 +78,8 @@ def test_renew_renews_a_not_yet_valid_certificate(from_the_future, capsys):
 
 def test_a_valid_certificate_is_neither_attention_nor_due(node):
     info = status(node)
-    assert info["deployed"]["not_yet_valid"] is False
-    assert info["renewal"]["attention"] is False and info["renewal"]["due"] is False
+    assert info.deployed.not_yet_valid is False
+    assert info.renewal.attention is False and info.renewal.due is False
 
 
 # no order storms -------------------------------------------------------------------------------

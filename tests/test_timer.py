@@ -13,9 +13,9 @@ import pytest
 
 from sesam_tls import timer
 from sesam_tls.cli import main
-from sesam_tls.cli.timer import own_command
 from sesam_tls.errors import UsageError
 from sesam_tls.node import ENV, Node
+from sesam_tls.timer import own_command
 
 from .helpers import tree_digest
 
@@ -262,7 +262,7 @@ def test_systemctl_sequence_when_live(tmp_path):
     timer.install(n, [EXE], systemctl=systemctl)
     assert calls == [["enable", "--now", timer.TIMER]]  # nothing rewritten: no reload
     info = timer.status(n, [EXE], systemctl=systemctl)
-    assert info["systemd"]["next_run"] == "Tue 2030-01-01 07:00:00 UTC" and info["systemd"]["last_run"] is None
+    assert info.systemd.next_run == "Tue 2030-01-01 07:00:00 UTC" and info.systemd.last_run is None
     calls.clear()
     timer.remove(n, systemctl=systemctl)
     assert calls == [["disable", "--now", timer.TIMER], ["daemon-reload"]]
@@ -274,7 +274,7 @@ def test_remove_without_systemd_says_to_stop_the_loaded_timer(tmp_path):
     node = Node.from_settings(root=str(tmp_path), env={})
     timer.install(node, ["/usr/local/bin/sesam-tls"])
     change = timer.remove(node)[0]
-    assert change.to_run == ["systemctl stop " + timer.TIMER, "systemctl daemon-reload"]
+    assert change.to_run == ("systemctl stop " + timer.TIMER, "systemctl daemon-reload")
 
 
 def test_remove_without_systemd_drops_the_enablement_link(tmp_path):

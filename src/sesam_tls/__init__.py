@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__ as __version__
@@ -18,36 +20,55 @@ from ._version import __version__ as __version__
 # Public names are loaded on first use (PEP 562): `sesam-tls --help` and a
 # renewal with nothing due do not pay for cryptography, acme or docker.
 _WHERE = {
+    "Account": ".account",
+    "AccountInfo": ".account",
     "Acme": ".providers.acme",
     "Bundle": ".bundle",
     "CertRequest": ".providers.base",
     "CheckItem": ".checks",
     "CheckReport": ".checks",
+    "Configured": ".configure",
+    "Deactivation": ".account",
     "DeployOptions": ".options",
     "DeployResult": ".deploy",
     "Desired": ".desired",
     "EnsureResult": ".desired",
     "Http01Options": ".http01",
     "Imported": ".providers.imported",
+    "KeptVersion": ".rollback",
+    "KeyRollover": ".account",
     "Node": ".node",
+    "NodeStatus": ".status",
     "Outcome": ".api",
     "Provider": ".providers.base",
     "RenewResult": ".renew",
+    "Revocation": ".revocation",
+    "RollbackOutcome": ".rollback",
     "SelfSigned": ".providers.selfsigned",
     "SesamTLSError": ".errors",
+    "TimerChanges": ".timer",
+    "TimerStatus": ".timer",
     "check": ".checks",
+    "configure": ".configure",
     "ensure": ".desired",
     "import_certificate": ".api",
+    "install_timer": ".timer",
     "issue": ".api",
+    "kept_versions": ".rollback",
+    "remove_timer": ".timer",
     "renew": ".renew",
-    "rollback": ".api",
-    "status": ".api",
+    "revoke": ".revocation",
+    "rollback": ".rollback",
+    "status": ".status",
+    "timer_status": ".timer",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .api import Outcome, import_certificate, issue, rollback, status
+    from .account import Account, AccountInfo, Deactivation, KeyRollover
+    from .api import Outcome, import_certificate, issue
     from .bundle import Bundle
     from .checks import CheckItem, CheckReport, check
+    from .configure import Configured, configure
     from .deploy import DeployResult
     from .desired import Desired, EnsureResult, ensure
     from .options import DeployOptions
@@ -59,33 +80,73 @@ if TYPE_CHECKING:  # pragma: no cover
     from .providers.imported import Imported
     from .providers.selfsigned import SelfSigned
     from .renew import RenewResult, renew
+    from .revocation import Revocation, revoke
+    from .rollback import KeptVersion, RollbackOutcome, kept_versions, rollback
+    from .status import NodeStatus, status
+    from .timer import TimerChanges, TimerStatus, install_timer, remove_timer, timer_status
 
 __all__ = [
+    "Account",
+    "AccountInfo",
     "Acme",
     "Bundle",
     "CertRequest",
     "CheckItem",
     "CheckReport",
+    "Configured",
+    "Deactivation",
     "DeployOptions",
     "DeployResult",
     "Desired",
     "EnsureResult",
     "Http01Options",
     "Imported",
+    "KeptVersion",
+    "KeyRollover",
     "Node",
+    "NodeStatus",
     "Outcome",
     "Provider",
     "RenewResult",
+    "Revocation",
+    "RollbackOutcome",
     "SelfSigned",
     "SesamTLSError",
+    "TimerChanges",
+    "TimerStatus",
     "check",
+    "configure",
     "ensure",
     "import_certificate",
+    "install_timer",
     "issue",
+    "kept_versions",
+    "remove_timer",
     "renew",
+    "revoke",
     "rollback",
     "status",
+    "timer_status",
 ]
+
+
+class _Package(types.ModuleType):
+    """This package, with its public names kept over its submodules of the same name.
+
+    Importing a submodule sets it as an attribute of its package: after
+    ``import sesam_tls.status`` (or anything that imports it, ``api`` does),
+    ``sesam_tls.status`` would be the module, not the function, and
+    ``sesam_tls.rollback(node)`` a TypeError. A public name is looked up in
+    ``_WHERE`` instead; the submodule stays in ``sys.modules``.
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, types.ModuleType) and _WHERE.get(name) == "." + name:
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str) -> Any:

@@ -8,20 +8,18 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import hashlib
 import ipaddress
 import logging
 import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
 
-from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 
 from .agent_config import AgentConfig
 from .ari import cert_id
 from .hooks import recordable_names, run_hook
-from .bundle import Bundle, fingerprint
+from .bundle import Bundle
 from .deploy import DeployResult, deploy
 from .options import DeployOptions
 from .errors import InputError, RefusedCertificate, SesamTLSError, UsageError, one_line
@@ -30,10 +28,9 @@ from .names import normalize_domain
 from .nginx import NginxContainer
 from .node import Node
 from .providers.base import CertRequest, Provider
-from .rollback import rollback, rolled_back_note
+from .rollback import rollback
 from .state import CertificateInfo, DeploySettings, Deployment, HistoryEntry, Hooks, NodeRecord, Notify, RenewalState, ReplacesDropped, Request, Timestamp, load_record, node_lock, save_record
 from .store import SslFolder
-from .verify import parse_address, served_certificate
 
 if TYPE_CHECKING:  # pragma: no cover - the import path loads these when it runs
     from .providers.imported import Imported, Password
@@ -463,104 +460,5 @@ def _key_policy(provider: Provider, request: CertRequest) -> Optional[str]:
     return request.key_policy or default_key_policy(provider.name)
 
 
-def status(
-    node: Optional[Node] = None,
-    *,
-    verify: Optional[str] = None,
-    warn_days: Optional[int] = None,
-    now: Optional[dt.datetime] = None,
-) -> dict[str, Any]:
-    """What the node has: the managed certificate, what is on disk, what the config and nginx say.
-
-    Nothing that cannot be read stops the report: an agent config or record
-    that does not parse is reported among ``reasons`` with its own exit code
-    (:mod:`sesam_tls.attention`), and ``attention``/``exit_code``/``reasons``
-    are exactly what ``sesam-tls status`` exits with.
-    """
-    from . import attention
-
-    node = node or Node.from_settings()
-    now = now or _now()
-    reasons: list[attention.Reason] = []
-    rec: Optional[NodeRecord] = None
-    try:
-        rec = load_record(node.metadata_path)
-    except SesamTLSError as exc:
-        reasons.append(attention.record_reason(str(exc)))
-    out: dict[str, Any] = {
-        "managed": (rec is not None) if not reasons else None,
-        "provider": rec.provider if rec else None,
-        "ssl_dir": str(node.ssl_dir),
-        "agent_config": str(node.agent_config),
-        "container": node.container,
-    }
-    if reasons:
-        out["record_error"] = reasons[0].message
-    if rec:
-        from .renewal import decide
-        from .state import encode
-
-        out["settings"] = encode(rec.settings)
-
-        note = rolled_back_note(rec)
-        if note:
-            out["rolled_back"] = note
-        decision = decide(rec, now)
-        renewal = rec.renewal
-        out["renewal"] = {
-            "due": decision.due,
-            "next": decision.at.isoformat() if decision.at else (now.isoformat() if decision.due else None),
-            "reason": decision.reason,
-            "attention": decision.attention or decision.backing_off,
-            "last_attempt": renewal.last_attempt,
-            "last_result": renewal.last_result,
-            "failures": renewal.failures,
-        }
-    folder = SslFolder(node.ssl_dir)
-    pair = folder.read_pair()
-    deployed: Optional[x509.Certificate] = None
-    if pair is None:
-        out["deployed"] = None
-    else:
-        try:
-            bundle = Bundle.from_pem(pair[0], pair[1], source=str(node.ssl_dir))
-        except SesamTLSError as exc:
-            out["deployed"] = {"error": str(exc)}
-        else:
-            deployed = bundle.leaf
-            info = describe(bundle)
-            info["days_left"] = int((bundle.not_after - now).total_seconds() // 86400)
-            from .renewal import CLOCK_SKEW
-
-            info["not_yet_valid"] = bundle.not_before - now > CLOCK_SKEW
-            info["version"] = folder.live_version()
-            out["deployed"] = info
-    try:
-        cert_path, key_path = AgentConfig.read(node.agent_config).ssl_paths()
-        out["agent_config_points_here"] = (cert_path, key_path) == (node.container_cert_path, node.container_key_path)
-    except SesamTLSError as exc:
-        out["agent_config_points_here"] = None
-        out["agent_config_error"] = str(exc)
-        reasons.append(attention.agent_config_reason(str(exc)))
-    reasons += attention.renewal_reasons(rec, now)
-    reasons += [r for r in attention.deployed_reasons(out["deployed"], str(node.ssl_dir), warn_days)
-                if r.reason not in {known.reason for known in reasons}]
-    if verify:
-        host, port = parse_address(verify)
-        try:
-            # Over the bytes sent, as fingerprint() does: no parsing, so a certificate
-            # cryptography cannot load is reported as not ours, not as a traceback.
-            served = hashlib.sha256(served_certificate(host, port, timeout=5.0)).hexdigest()
-            out["served_fingerprint_sha256"] = served
-            out["serving_deployed"] = deployed is not None and served == fingerprint(deployed)
-        except ConnectionError as exc:
-            out["served_fingerprint_sha256"] = None
-            out["serving_deployed"] = False
-            out["verify_error"] = str(exc)
-        if not out["serving_deployed"]:
-            said = out.get("verify_error") or f"it serves {str(out['served_fingerprint_sha256'])[:16]}…"
-            reasons.append(attention.Reason("not-served", attention.ATTENTION,
-                                            f"{verify} does not serve the deployed certificate: {said}"))
-    reasons.sort(key=lambda r: r.exit_code)
-    out.update(attention.as_json(reasons))
-    return out
+# ``status`` moved to :mod:`sesam_tls.status`; still importable from here (last: that module imports this one).
+from .status import status as status  # noqa: E402

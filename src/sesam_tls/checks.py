@@ -34,8 +34,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .nginx import NginxContainer
     from .node import Node
     from .providers.acme_account import Eab
-    from .providers.registry import AcmeSettings
-    from .state import NodeRecord
+    from .state import AcmeSettings, NodeRecord
 
 __all__ = ["CheckItem", "CheckReport", "check"]
 

@@ -20,12 +20,17 @@ __all__ = [
     "RELOAD_MODES",
     "REVOCATION_REASONS",
     "TSIG_ALGORITHMS",
+    "UNSETTABLE",
     "canonical_key_type",
     "canonical_reason",
 ]
 
 #: How nginx takes a new certificate: ``auto`` restarts when the agent config changed, else reloads.
 RELOAD_MODES = ("auto", "reload", "restart")
+
+#: The recorded settings ``configure`` can forget (``unset``; its default applies again), by the record's field names.
+UNSETTABLE = ("verify", "verify_name", "reload_mode", "restart", "timeout", "metrics_file", "container", "docker_host",
+              "proxy", "deploy_hook", "failure_hook")
 
 #: How the HTTP-01 challenge is answered on port 80.
 HTTP01_STRATEGIES = ("auto", "standalone", "stop-nginx", "webroot")

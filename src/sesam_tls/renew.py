@@ -58,9 +58,15 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-def provider_from_record(record: NodeRecord, node: Node, dry_run: bool = False) -> Any:
-    """The provider that made the managed certificate, set up the same way again (the registry builds it)."""
-    return record.provider_settings.build(node, record, dry_run=dry_run)
+def provider_from_record(record: NodeRecord, node: Node, dry_run: bool = False, nginx: Any = None) -> Any:
+    """The provider that made the managed certificate, set up the same way again (the registry builds it),
+    with ``nginx``, the run's container handle (one for the node's container when not given)."""
+    from .nginx import NginxContainer
+    from .providers.registry import build_provider
+
+    if nginx is None:
+        nginx = NginxContainer(node.container, node.docker_host)
+    return build_provider(record, node, dry_run=dry_run, nginx=nginx)
 
 
 provider_from_metadata = provider_from_record  # the name of earlier versions

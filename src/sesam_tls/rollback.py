@@ -32,7 +32,7 @@ from .node import Node
 from .state import HistoryEntry, NodeRecord, RolledBack, Timestamp, load_record, node_lock, save_record
 from .store import SslFolder
 
-__all__ = ["RollbackOutcome", "list_versions", "rollback", "rolled_back_note"]
+__all__ = ["KeptVersion", "RollbackOutcome", "kept_versions", "rollback"]
 
 log = logging.getLogger("sesam_tls")
 
@@ -53,23 +53,55 @@ class RollbackOutcome:
         """The record as JSON values (what ``certificate.json`` holds)."""
         return self.record.to_json()
 
+    def to_json(self) -> dict[str, Any]:
+        """What ``rollback --json`` prints: the versions, the certificate now live and its deployment."""
+        meta = self.metadata
+        return {"result": "rolled-back", "version": self.version, "from_version": self.from_version,
+                **meta["certificate"], "deployment": meta["deployment"]}
 
-def list_versions(node: Node) -> list[dict[str, Any]]:
-    """The kept versions, oldest first: id, names, serial, not-after, whether live; a pair that
-    does not load says why in ``error``. Reads only the ssl folder."""
+
+@dataclass(frozen=True)
+class KeptVersion:
+    """A version kept in the ssl folder (``ssl/.versions``): what ``rollback --to`` takes.
+
+    ``error`` says why its pair does not load; the certificate's fields are then empty.
+    """
+
+    version: str
+    live: bool
+    names: tuple[str, ...] = ()
+    serial: Optional[str] = None
+    not_after: Optional[str] = None
+    fingerprint_sha256: Optional[str] = None
+    error: Optional[str] = None
+
+    def to_json(self) -> dict[str, Any]:
+        """As ``rollback --list --json`` shows it: the certificate's fields, or ``error``."""
+        out: dict[str, Any] = {"version": self.version, "live": self.live}
+        if self.error is not None:
+            out["error"] = self.error
+        else:
+            out.update(names=list(self.names), serial=self.serial, not_after=self.not_after,
+                       fingerprint_sha256=self.fingerprint_sha256)
+        return out
+
+
+def kept_versions(node: Optional[Node] = None) -> tuple[KeptVersion, ...]:
+    """The kept versions, oldest first, and which is live. Reads only the ssl folder (no lock:
+    the live version is switched by one rename, and a version folder is complete before it is named)."""
+    node = node or Node.from_settings()
     folder = SslFolder(node.ssl_dir)
     live = folder.live_version()
     out = []
     for version in folder.version_ids():
-        entry: dict[str, Any] = {"version": version, "live": version == live}
         try:
             bundle = Bundle.from_pem(*folder.read_version(version), source=str(folder.versions / version))
-            entry.update(names=bundle.dns_names + bundle.ip_addresses, serial=bundle.serial,
-                         not_after=bundle.not_after.isoformat(), fingerprint_sha256=bundle.fingerprint)
+            out.append(KeptVersion(version, version == live, names=tuple(bundle.dns_names + bundle.ip_addresses),
+                                   serial=bundle.serial, not_after=bundle.not_after.isoformat(),
+                                   fingerprint_sha256=bundle.fingerprint))
         except (OSError, SesamTLSError, ValueError) as exc:
-            entry["error"] = one_line(exc, 160)
-        out.append(entry)
-    return out
+            out.append(KeptVersion(version, version == live, error=one_line(exc, 160)))
+    return tuple(out)
 
 
 def choose_target(versions: list[str], live: Optional[str], to: Optional[str], where: str) -> str:
@@ -151,14 +183,6 @@ def rollback(
 
 
 # --- the record --------------------------------------------------------------------------------
-
-
-def rolled_back_note(record: Optional[NodeRecord]) -> Optional[dict[str, Any]]:
-    """``{"from_version", "to_version", "at"}`` when the live certificate is there by a rollback."""
-    note = record.deployment.rolled_back if record is not None else None
-    if note is None:
-        return None
-    return {"from_version": note.from_version, "to_version": note.to_version, "at": note.at}
 
 
 def _record_rollback(

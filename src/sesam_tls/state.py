@@ -32,23 +32,28 @@ import time
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, NewType, Optional, Union
+from typing import Any, Callable, ClassVar, Iterator, NewType, Optional, Union
 
-from .errors import LockError, StorageError
+from .errors import LockError, StorageError, UsageError
 from .fsutil import TMP_MARK, atomic_write, describe_oserror, make_dirs, sweep_temp_siblings
 
 __all__ = [
     "SCHEMA",
+    "SETTINGS",
+    "AcmeSettings",
     "AriWindow",
     "AttentionSent",
     "CertificateInfo",
     "DeploySettings",
     "Deployment",
+    "Dns01Settings",
     "HistoryEntry",
     "Hooks",
+    "ImportSettings",
     "NodeRecord",
     "Notify",
     "PendingEvent",
+    "ProviderSettings",
     "Proxy",
     "RenewalState",
     "ReplacesDropped",
@@ -56,12 +61,15 @@ __all__ = [
     "Revoked",
     "RolledBack",
     "SecretSource",
+    "SelfSignedSettings",
     "Timestamp",
+    "UnknownSettings",
     "load_metadata",
     "load_record",
     "node_lock",
     "record_classes",
     "save_record",
+    "settings_class",
 ]
 
 SCHEMA = 2
@@ -272,12 +280,124 @@ class Notify:
     attention_sent: tuple[AttentionSent, ...] = ()
 
 
+# the providers' settings: the record's ``provider_settings`` ---------------------------------------
+
+
+class ProviderSettings:
+    """What every provider's settings class shares: the record codec, and how a library caller's
+    own provider is rebuilt for a renewal.
+
+    A settings class is the typed ``provider_settings`` section of the record: what the provider
+    was told, never a secret. The shipped ones are plain records; building a provider from them is
+    the registry's (:func:`sesam_tls.providers.registry.build_provider`, above this module). A
+    library caller's own settings class may define ``build(node, record, *, dry_run)`` instead.
+    """
+
+    name: ClassVar[str] = ""
+    #: Whether the provider's certificates come from a CA (the gate then refuses a self-signed one).
+    from_ca: ClassVar[bool] = True
+
+    @classmethod
+    def from_record(cls, data: Any) -> Any:
+        return decode(cls, data or {}, "provider_settings")
+
+    def to_record(self) -> dict[str, Any]:
+        return {f.name: encode(getattr(self, f.name)) for f in dataclasses.fields(self)}  # type: ignore[arg-type]  # fields() of a dataclass instance; mypy sees the class type
+
+    def build(self, node: Any, record: "NodeRecord", *, dry_run: bool = False) -> Any:
+        raise UsageError(f"the managed certificate's provider {record.provider!r} cannot be renewed by this sesam-tls")
+
+
+@dataclass(frozen=True)
+class SelfSignedSettings(ProviderSettings):
+    """A self-signed certificate needs nothing but the request."""
+
+    name: ClassVar[str] = "selfsigned"
+    from_ca: ClassVar[bool] = False
+
+
+@dataclass(frozen=True)
+class Dns01Settings:
+    """How DNS-01 TXT records are published (:mod:`sesam_tls.dns01`): the server and the
+    TSIG key's *name and file* (or that it came from the environment, for that run
+    only), or the hook commands; never a secret."""
+
+    method: Optional[str] = None
+    server: Optional[str] = None
+    tsig_name: Optional[str] = None
+    tsig_algorithm: Optional[str] = None
+    tsig_file: Optional[str] = None
+    tsig_source: Optional[str] = None
+    zone: Optional[str] = None
+    resolvers: tuple[str, ...] = ()
+    propagation_wait: Optional[float] = None
+    propagation_timeout: Optional[float] = None
+    auth_hook: Optional[str] = None
+    cleanup_hook: Optional[str] = None
+    exec_hook: Optional[str] = None
+    hook_env: tuple[str, ...] = ()
+    hook_timeout: Optional[float] = None
+
+
+@dataclass(frozen=True)
+class AcmeSettings(ProviderSettings):
+    """Which CA and account, and how HTTP-01 was answered."""
+
+    name: ClassVar[str] = "acme"
+
+    directory: Optional[str] = None
+    account: Optional[str] = None
+    profile: Optional[str] = None
+    http01: Optional[str] = None
+    http_port: Optional[int] = None
+    webroot: Optional[str] = None
+    http_address: tuple[str, ...] = ()
+    key_type: Optional[str] = None
+    ca_bundle: Optional[str] = None
+    external_account_binding: bool = False
+    eab_kid: Optional[str] = None
+    eab_key_from: Optional[SecretSource] = None
+    challenge: Optional[str] = None
+    dns01: Optional[Dns01Settings] = None
+
+
+@dataclass(frozen=True)
+class ImportSettings(ProviderSettings):
+    """Where the operator's files were; sesam-tls cannot renew them (``renewal.decide`` never asks)."""
+
+    name: ClassVar[str] = "import"
+    from_ca: ClassVar[bool] = False
+
+    cert_file: Optional[str] = None
+    key_file: Optional[str] = None
+    chain_file: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class UnknownSettings(ProviderSettings):
+    """A library caller's own provider: recorded by name, with no settings; ``renew`` cannot rebuild it."""
+
+
+#: From a provider's name to its settings class: how ``provider_settings`` is read. The registry
+#: (:data:`sesam_tls.providers.registry.PROVIDERS`) is this same dict; adding a provider is one entry.
+SETTINGS: dict[str, type[ProviderSettings]] = {
+    SelfSignedSettings.name: SelfSignedSettings,
+    AcmeSettings.name: AcmeSettings,
+    ImportSettings.name: ImportSettings,
+}
+
+
+def settings_class(name: str) -> type[ProviderSettings]:
+    """The settings class of the provider called ``name`` (:class:`UnknownSettings` for one not registered)."""
+    return SETTINGS.get(name, UnknownSettings)
+
+
 @dataclass(frozen=True)
 class NodeRecord:
     """Everything sesam-tls knows about the node's managed certificate. See docs/state.md.
 
     ``provider_settings`` is the provider's own settings class (its type is
-    chosen by ``provider`` through :data:`sesam_tls.providers.registry.PROVIDERS`).
+    chosen by ``provider`` through :data:`SETTINGS`).
     """
 
     provider: str
@@ -294,8 +414,6 @@ class NodeRecord:
 
     def __post_init__(self) -> None:
         if self.provider_settings is None:
-            from .providers.registry import settings_class
-
             object.__setattr__(self, "provider_settings", settings_class(self.provider)())
 
     def replace(self, **changes: Any) -> "NodeRecord":
@@ -322,8 +440,6 @@ class NodeRecord:
         provider = body.get("provider")
         if not isinstance(provider, str):
             raise ShapeError("'provider' is missing or not a string")
-        from .providers.registry import settings_class
-
         settings = settings_class(provider).from_record(body.pop("provider_settings", None) or {})
         record = decode(cls, {**body, "provider": provider}, "")
         return record.replace(provider_settings=settings)
@@ -331,11 +447,9 @@ class NodeRecord:
 
 def record_classes() -> list[type]:
     """Every dataclass of the record, the providers' settings included (docs/state.md describes each field)."""
-    from .providers.registry import PROVIDERS
-
     return [NodeRecord, Request, CertificateInfo, Deployment, RolledBack, DeploySettings, Proxy, SecretSource, Hooks,
             RenewalState, AriWindow, ReplacesDropped, HistoryEntry, Notify, PendingEvent, AttentionSent, Revoked,
-            *PROVIDERS.values()]
+            *SETTINGS.values()]
 
 
 # schema migrations --------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["printable"]
+__all__ = ["human_time", "printable"]
 
 _UNSAFE = re.compile(
     "["
@@ -31,3 +31,14 @@ def _escape(match: "re.Match[str]") -> str:
 def printable(text: str) -> str:
     r"""``text`` with each control, bidi-control or surrogate character written as ``\xNN``/``\uNNNN``."""
     return _UNSAFE.sub(_escape, text)
+
+
+def human_time(value: object) -> str:
+    """A time from the record, a certificate or a result (ISO 8601, or a datetime) as a person reads
+    it: to the second, in UTC; ``never`` for none. One format for every time the CLI prints."""
+    import datetime as dt
+
+    from .renewal import human_time as format_time
+    from .renewal import parse_time
+
+    return format_time(value if isinstance(value, dt.datetime) else parse_time(value))

@@ -4,7 +4,10 @@ Rendering is pure (node + command -> file text); the few effects (write,
 delete, ``systemctl``) are at the bottom. The folders are under the node's
 ``root`` like every other path, so a rehearsal never touches the host, and
 ``systemctl`` is only ever run by a caller that passes a runner: the CLI does
-that when no ``--root`` is set and systemd is the running init.
+that when no ``--root`` is set and systemd is the running init. The public
+operations (:func:`install_timer`, :func:`remove_timer`, :func:`timer_status`)
+make those choices for the caller: the command that runs us, whether systemd
+may be driven, what the recorded settings need beside the command line.
 
 The units carry the node's settings as explicit flags, not environment
 variables: the timer must keep working after the shell that installed it is
@@ -13,6 +16,7 @@ gone, and ``Node.from_settings`` would otherwise see a different environment.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import secrets
@@ -40,6 +44,14 @@ __all__ = [
     "install",
     "remove",
     "status",
+    "CronEntry",
+    "SystemdTimer",
+    "TimerChanges",
+    "TimerStatus",
+    "install_timer",
+    "own_command",
+    "remove_timer",
+    "timer_status",
 ]
 
 log = logging.getLogger("sesam_tls")
@@ -263,9 +275,28 @@ def _ini_values(text: str, key: str) -> list[str]:
 Systemctl = Callable[[Sequence[str]], str]
 
 
-@dataclass
+@dataclass(frozen=True)
 class Change:
-    """What install/remove did, and what is left for the operator to run."""
+    """What install/remove did to one flavour (``kind``: systemd or cron), and what is left for
+    the operator to run (``to_run``: systemd was not driven)."""
+
+    kind: str
+    written: tuple[Path, ...] = ()
+    unchanged: tuple[Path, ...] = ()
+    removed: tuple[Path, ...] = ()
+    ran: tuple[str, ...] = ()
+    to_run: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "written": [str(p) for p in self.written],
+                "unchanged": [str(p) for p in self.unchanged], "removed": [str(p) for p in self.removed],
+                "ran": list(self.ran), "to_run": list(self.to_run), "notes": list(self.notes)}
+
+
+@dataclass
+class _Steps:
+    """A :class:`Change` while it is being made."""
 
     kind: str
     written: list[Path] = field(default_factory=list)
@@ -274,6 +305,10 @@ class Change:
     ran: list[str] = field(default_factory=list)
     to_run: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+
+    def done(self) -> Change:
+        return Change(self.kind, tuple(self.written), tuple(self.unchanged), tuple(self.removed), tuple(self.ran),
+                      tuple(self.to_run), tuple(self.notes))
 
 
 def _read(path: Path) -> Optional[str]:
@@ -286,7 +321,7 @@ def _read(path: Path) -> Optional[str]:
         raise StorageError(f"cannot read {path}: {reason}") from exc
 
 
-def _put(path: Path, text: str, change: Change) -> None:
+def _put(path: Path, text: str, change: _Steps) -> None:
     current = _read(path)
     if current == text:
         change.unchanged.append(path)
@@ -302,7 +337,7 @@ def _put(path: Path, text: str, change: Change) -> None:
     change.written.append(path)
 
 
-def _delete(path: Path, change: Change) -> None:
+def _delete(path: Path, change: _Steps) -> None:
     current = _read(path)
     if current is None:
         return
@@ -318,7 +353,7 @@ def _delete(path: Path, change: Change) -> None:
     change.removed.append(path)
 
 
-def _systemctl(systemctl: Optional[Systemctl], args: list[str], change: Change) -> None:
+def _systemctl(systemctl: Optional[Systemctl], args: list[str], change: _Steps) -> None:
     line = "systemctl " + " ".join(args)
     if systemctl is None:
         change.to_run.append(line)
@@ -345,7 +380,7 @@ def install(
     """
     argv = renew_command(command, node)
     if cron:
-        change = Change("cron")
+        change = _Steps("cron")
         path = cron_dir(node) / CRON_FILE
         when = _cron_time(_read(path) or "") or (randbelow(60), randbelow(12))
         _put(path, render_cron(argv, minute=when[0], hour=when[1], environment=environment), change)
@@ -355,8 +390,8 @@ def install(
             change.notes.append(
                 f"the systemd timer is installed too ({systemd_dir(node) / TIMER}); the lock keeps the runs apart"
             )
-        return change
-    change = Change("systemd")
+        return change.done()
+    change = _Steps("systemd")
     folder = systemd_dir(node)
     _put(folder / SERVICE, render_service(argv, environment=environment, credentials=credentials), change)
     _put(folder / TIMER, render_timer(), change)
@@ -367,10 +402,10 @@ def install(
         change.notes.append(
             f"a cron entry is installed too ({cron_dir(node) / CRON_FILE}); the lock keeps the runs apart"
         )
-    return change
+    return change.done()
 
 
-def _unlink_enablement(folder: Path, change: Change) -> None:
+def _unlink_enablement(folder: Path, change: _Steps) -> None:
     """Without a live systemd, ``disable`` is this: drop our link in timers.target.wants."""
     link = folder / "timers.target.wants" / TIMER
     if link.is_symlink() and Path(os.readlink(link)).name == TIMER:
@@ -387,7 +422,7 @@ def remove(node: Node, *, systemctl: Optional[Systemctl] = None) -> list[Change]
     changes = []
     folder = systemd_dir(node)
     if (folder / TIMER).exists() or (folder / SERVICE).exists():
-        change = Change("systemd")
+        change = _Steps("systemd")
         if systemctl is not None:
             if (folder / TIMER).exists():  # disable refuses a unit file that is gone
                 _systemctl(systemctl, ["disable", "--now", TIMER], change)
@@ -400,37 +435,100 @@ def remove(node: Node, *, systemctl: Optional[Systemctl] = None) -> list[Change]
         _delete(folder / SERVICE, change)
         if change.removed:
             _systemctl(systemctl, ["daemon-reload"], change)
-        changes.append(change)
+        changes.append(change.done())
     path = cron_dir(node) / CRON_FILE
     if path.exists():
-        change = Change("cron")
+        change = _Steps("cron")
         _delete(path, change)
-        changes.append(change)
+        changes.append(change.done())
     return changes
+
+
+@dataclass(frozen=True)
+class SystemdTimer:
+    """Our systemd units: there, complete, what they run, and (``loaded``: systemd was asked) its state."""
+
+    installed: bool
+    files: tuple[str, ...]
+    #: a unit file of ours is there: ``installed``, or incomplete when only one is
+    found: bool = False
+    command: Optional[str] = None
+    schedule: Optional[str] = None
+    randomized_delay_sec: Optional[str] = None
+    #: the files are what ``install`` with this node and this sesam-tls would write
+    current: Optional[bool] = None
+    loaded: bool = False
+    next_run: Optional[str] = None
+    last_run: Optional[str] = None
+    active: Optional[str] = None
+    enabled: Optional[str] = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"installed": self.installed, "files": list(self.files)}
+        if self.found:
+            out.update(command=self.command, schedule=self.schedule, randomized_delay_sec=self.randomized_delay_sec,
+                       current=self.current)
+            if self.loaded:
+                out.update(next_run=self.next_run, last_run=self.last_run, active=self.active, enabled=self.enabled)
+        return out
+
+
+@dataclass(frozen=True)
+class CronEntry:
+    """Our cron file: there, and when it is ours and readable, its schedule and whether it is current."""
+
+    installed: bool
+    file: str
+    #: None when there is none, or it is not ours or unreadable
+    schedule: Optional[str] = None
+    current: Optional[bool] = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"installed": self.installed, "file": self.file}
+        if self.schedule is not None:
+            out.update(schedule=self.schedule, current=self.current)
+        return out
+
+
+@dataclass(frozen=True)
+class TimerStatus:
+    """``timer status``: both flavours (either may be installed, or both) and the command they should run."""
+
+    systemd: SystemdTimer
+    cron: CronEntry
+    renew_command: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"systemd": self.systemd.to_json(), "cron": self.cron.to_json(), "renew_command": self.renew_command}
 
 
 def status(node: Node, command: Sequence[str], *, systemctl: Optional[Systemctl] = None,
            environment: Mapping[str, str] = {},  # noqa: B006 - read only
-           credentials: Mapping[str, str] = {}) -> dict[str, object]:  # noqa: B006
+           credentials: Mapping[str, str] = {}) -> TimerStatus:  # noqa: B006
     """What is installed, its schedule and command, and whether it matches what install would write."""
     argv = renew_command(command, node)
     folder = systemd_dir(node)
     service, timer = _read(folder / SERVICE), _read(folder / TIMER)
-    units: dict[str, object] = {
-        "installed": service is not None and timer is not None,
-        "files": [str(folder / SERVICE), str(folder / TIMER)],
-    }
+    units = SystemdTimer(installed=service is not None and timer is not None,
+                         files=(str(folder / SERVICE), str(folder / TIMER)))
     if service is not None or timer is not None:
-        units["command"] = next(iter(_ini_values(service or "", "ExecStart")), None)
-        units["schedule"] = next(iter(_ini_values(timer or "", "OnCalendar")), None)
-        units["randomized_delay_sec"] = next(iter(_ini_values(timer or "", "RandomizedDelaySec")), None)
-        units["current"] = (service == render_service(argv, environment=environment, credentials=credentials)
-                            and timer == render_timer())
+        units = SystemdTimer(
+            installed=units.installed,
+            files=units.files,
+            found=True,
+            command=next(iter(_ini_values(service or "", "ExecStart")), None),
+            schedule=next(iter(_ini_values(timer or "", "OnCalendar")), None),
+            randomized_delay_sec=next(iter(_ini_values(timer or "", "RandomizedDelaySec")), None),
+            current=(service == render_service(argv, environment=environment, credentials=credentials)
+                     and timer == render_timer()),
+        )
         if systemctl is not None:
             props = "NextElapseUSecRealtime,LastTriggerUSec,ActiveState,UnitFileState"
             out = systemctl(["show", TIMER, f"--property={props}"])
             shown = dict(line.partition("=")[::2] for line in out.splitlines() if "=" in line)
-            units.update(
+            units = dataclasses.replace(
+                units,
+                loaded=True,
                 next_run=shown.get("NextElapseUSecRealtime") or None,
                 last_run=shown.get("LastTriggerUSec") or None,
                 active=shown.get("ActiveState"),
@@ -438,10 +536,121 @@ def status(node: Node, command: Sequence[str], *, systemctl: Optional[Systemctl]
             )
     path = cron_dir(node) / CRON_FILE
     text = _read(path)
-    entry: dict[str, object] = {"installed": text is not None, "file": str(path)}
+    entry = CronEntry(installed=text is not None, file=str(path))
     when = _cron_time(text or "")
     if text is not None and when:
         minute, hour = when
-        entry["schedule"] = f"{hour:02d}:{minute:02d} and {hour + 12:02d}:{minute:02d} daily"
-        entry["current"] = text == render_cron(argv, minute=minute, hour=hour, environment=environment)
-    return {"systemd": units, "cron": entry, "renew_command": shlex.join(argv)}
+        entry = CronEntry(
+            installed=True,
+            file=str(path),
+            schedule=f"{hour:02d}:{minute:02d} and {hour + 12:02d}:{minute:02d} daily",
+            current=text == render_cron(argv, minute=minute, hour=hour, environment=environment),
+        )
+    return TimerStatus(units, entry, shlex.join(argv))
+
+
+# ---- the public operations: the choices made for the caller ----------------------------
+
+
+@dataclass(frozen=True)
+class TimerChanges:
+    """What ``install_timer``/``remove_timer`` did (``changes``: none when there was nothing to remove).
+
+    ``root`` is the node's scratch root when it has one: the files point at
+    it and nothing was enabled or stopped (``to_run`` is for the live node).
+    """
+
+    action: str
+    changes: tuple[Change, ...]
+    root: Optional[str] = None
+    #: systemctl was run (a live host booted with systemd); else what it would run is in ``to_run``
+    systemd_live: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {"action": self.action, "changes": [c.to_json() for c in self.changes]}
+
+
+def own_command() -> list[str]:
+    """How we were started, as the units should start us: the sesam-tls script, else python -m.
+
+    ``sys.executable`` is kept as is, not resolved: a venv's python is a
+    symlink whose path is what selects the venv.
+    """
+    import sys
+
+    if getattr(sys, "frozen", False):  # the one-file/one-folder executable: it is its own command
+        return [sys.executable]
+    argv0 = sys.argv[0] if sys.argv else ""
+    if os.path.basename(argv0) == "sesam-tls" and os.path.isfile(argv0) and os.access(argv0, os.X_OK):
+        return [os.path.abspath(argv0)]
+    return [sys.executable, "-m", "sesam_tls"]
+
+
+def run_systemctl(args: Sequence[str]) -> str:
+    """``systemctl ARGS...`` on this host: its stdout; a failure is one SesamTLSError line (its last stderr line)."""
+    import subprocess
+
+    from .errors import SesamTLSError
+
+    try:
+        done = subprocess.run(["systemctl", *args], check=False, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise SesamTLSError(f"systemctl {' '.join(args)}: {exc}") from exc
+    if done.returncode != 0:
+        why = done.stderr.strip().splitlines()[-1:] or [f"exit status {done.returncode}"]
+        raise SesamTLSError(f"systemctl {' '.join(args)}: {why[0]}")
+    return done.stdout
+
+
+def _live_systemctl(node: Node) -> Optional[Systemctl]:
+    return run_systemctl if systemd_live(node) else None
+
+
+def _replayed(node: Node) -> tuple[dict[str, str], dict[str, str], list[str]]:
+    """:func:`replayed_environment` of the node's record; an unreadable record gives nothing
+    (``renew`` says why at its first run)."""
+    from .errors import SesamTLSError
+    from .state import load_record
+
+    try:
+        record = load_record(node.metadata_path)
+    except SesamTLSError:
+        record = None
+    return replayed_environment(record)
+
+
+def install_timer(node: Optional[Node] = None, *, cron: bool = False,
+                  command: Optional[Sequence[str]] = None) -> TimerChanges:
+    """Install the renewal timer: systemd units (enabled when this is a live systemd host), or a cron entry.
+
+    ``command`` is what runs sesam-tls (default: how this process was
+    started, :func:`own_command`). The units carry the node as flags and what
+    the record needs beside them (its proxy, its secret files as systemd
+    credentials); a secret the unattended run will not have is one note.
+    """
+    node = node or Node.from_settings()
+    environment, credentials, missing = _replayed(node)
+    change = install(node, command or own_command(), cron=cron, systemctl=_live_systemctl(node),
+                     environment=environment, credentials=credentials)
+    change = dataclasses.replace(change, notes=change.notes + tuple(missing))
+    return TimerChanges("install", (change,), _root(node), systemd_live(node))
+
+
+def remove_timer(node: Optional[Node] = None) -> TimerChanges:
+    """Disable and delete our units and cron entry, whichever are there; files not ours are left alone."""
+    node = node or Node.from_settings()
+    return TimerChanges("remove", tuple(remove(node, systemctl=_live_systemctl(node))), _root(node),
+                        systemd_live(node))
+
+
+def timer_status(node: Optional[Node] = None, *, command: Optional[Sequence[str]] = None) -> TimerStatus:
+    """What is installed, its schedule, whether it is what :func:`install_timer` would write now,
+    and on a live systemd host its next and last run."""
+    node = node or Node.from_settings()
+    environment, credentials, _ = _replayed(node)
+    return status(node, command or own_command(), systemctl=_live_systemctl(node), environment=environment,
+                  credentials=credentials)
+
+
+def _root(node: Node) -> Optional[str]:
+    return str(node.root) if node.root else None

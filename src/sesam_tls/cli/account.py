@@ -9,12 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from .acme_args import (
-    add_ca_arguments,
-    ca_bundle_from_args,
-    directory_from_args,
-    remembered_settings,
-)
+from .acme_args import add_ca_arguments
 from .common import add_node_arguments, add_subcommand, emit_json, node_from_args
 
 
@@ -45,42 +40,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import UsageError
-    from ..providers.acme_account import AccountStore, account_info, deactivate, rollover
-    from ..providers.acme_net import Connection
-    from ..state import node_lock
+    from .. import Account
 
-    node = node_from_args(args)
-    settings = remembered_settings(node)
-    url = directory_from_args(args, settings.directory if settings else None)
-    conn = Connection(url, ca_bundle=ca_bundle_from_args(args, settings.ca_bundle if settings else None))
-    store = AccountStore(node.state_dir, url)
+    account = Account(node_from_args(args), directory=args.server, staging=args.staging, ca_bundle=args.ca_bundle)
     if args.action == "show":
-        info = account_info(conn, store)
+        info = account.info().to_json()
         if args.json:
             emit_json(info)
         else:
-            width = max(len(k) for k in info) + 1
             from ..text import printable
 
+            width = max(len(k) for k in info) + 1
             print("\n".join(f"{k + ':':<{width}} {printable(_text(v))}" for k, v in info.items()))
         return 0
     if args.action == "rollover":
-        with node_lock(node.state_dir):
-            new = rollover(conn, store)
+        rolled = account.rollover()
         if args.json:
-            emit_json({"result": "rolled over", "directory": url, "key_thumbprint": new})
+            emit_json(rolled.to_json())
         else:
-            print(f"replaced the account key for {url}; new key thumbprint {new}")
+            print(f"replaced the account key for {rolled.directory}; new key thumbprint {rolled.key_thumbprint}")
         return 0
-    if not args.yes:  # only deactivate has --yes
-        raise UsageError(f"deactivating the account at {url} cannot be undone: add --yes")
-    with node_lock(node.state_dir):
-        moved = deactivate(conn, store)
+    done = account.deactivate(confirm=args.yes)  # only deactivate has --yes
     if args.json:
-        emit_json({"result": "deactivated", "directory": url, "moved_to": str(moved)})
+        emit_json(done.to_json())
     else:
-        print(f"deactivated the account at {url}; its files are in {moved}; the next issue registers a new account")
+        print(f"deactivated the account at {done.directory}; its files are in {done.moved_to}; "
+              "the next issue registers a new account")
     return 0
 
 

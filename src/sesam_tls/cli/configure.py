@@ -10,14 +10,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..choices import RELOAD_MODES
-from typing import Any
-
+from ..choices import RELOAD_MODES, UNSETTABLE
 from .common import add_node_arguments, emit_json, node_from_args
-
-#: What --unset accepts: the recorded settings, by the record's field names.
-UNSETTABLE = ("verify", "verify_name", "reload_mode", "restart", "timeout", "metrics_file", "container", "docker_host",
-              "proxy", "deploy_hook", "failure_hook")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,55 +35,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import dataclasses
     import os
 
-    from ..errors import UsageError
-    from ..options import DeployOptions
-    from ..replay import merge, proxy_from_env
-    from ..state import DeploySettings, Hooks, Proxy, encode, load_record, node_lock, save_record
+    from .. import configure
     from ..text import printable
-    from .common import settings_from_args
 
-    node = node_from_args(args)
-    given = settings_from_args(args)
-    given = dataclasses.replace(given, container=args.container, docker_host=args.docker_host)
-    if args.proxy_from_env:
-        proxy, notes = proxy_from_env(os.environ)
-        for note in notes:
-            print(f"sesam-tls: warning: {printable(note)}")
-        given = dataclasses.replace(given, proxy=proxy)
-    # the values are checked as the deployment will read them, before anything is written
-    DeployOptions(reload_mode=given.reload_mode or "auto", verify=given.verify)
-    if given.timeout is not None and not 0 < given.timeout <= 3600:
-        raise UsageError(f"invalid --timeout {given.timeout:g}: must be more than 0 and at most 3600 seconds")
-    with node_lock(node.state_dir):
-        record = load_record(node.metadata_path)
-        if record is None:
-            raise UsageError(f"no managed certificate in {node.state_dir}: run 'sesam-tls issue' or 'sesam-tls import' first")
-        settings = merge(record.settings, given)
-        if args.proxy_from_env:
-            settings = dataclasses.replace(settings, proxy=given.proxy)  # this shell's proxy, all of it
-        blank = DeploySettings()
-        for name in args.unset:
-            if name in ("deploy_hook", "failure_hook"):
-                continue
-            cleared: Any = Proxy() if name == "proxy" else getattr(blank, name)  # each field's own "not set"
-            settings = dataclasses.replace(settings, **{name: cleared})
-        hooks = Hooks(
-            deploy=None if "deploy_hook" in args.unset else (args.deploy_hook or record.hooks.deploy),
-            failure=None if "failure_hook" in args.unset else (args.failure_hook or record.hooks.failure),
-        )
-        updated = record.replace(settings=settings, hooks=hooks)
-        if updated != record:
-            save_record(node.metadata_path, updated)
-    shown = {k: v for k, v in encode(settings).items() if v not in (None, {}) and k != "proxy"}
-    shown.update({f"proxy {k}": v for k, v in encode(settings.proxy).items() if v})
+    done = configure(
+        node_from_args(args),
+        verify=args.verify,
+        verify_name=args.verify_name,
+        reload_mode=args.reload_mode,
+        restart=False if args.no_restart else (True if args.restart else None),
+        timeout=args.timeout,
+        metrics_file=args.metrics_file,
+        container=args.container,  # the flags only: configure records what it was told
+        docker_host=args.docker_host,
+        deploy_hook=args.deploy_hook,
+        failure_hook=args.failure_hook,
+        proxy_env=os.environ if args.proxy_from_env else None,
+        unset=args.unset,
+    )
+    result = done.to_json()
     if args.json:
-        emit_json({"result": "configured" if updated != record else "unchanged", "settings": encode(settings),
-                   "hooks": encode(hooks)})
-    else:
-        what = "; ".join(f"{k} {v}" for k, v in shown.items()) or "defaults only"
-        state = "recorded" if updated != record else "unchanged"
-        print(printable(f"{state} in {node.metadata_path}: {what}; renew and the timer use them"))
+        emit_json(result)
+        return 0
+    settings = result["settings"]
+    shown = {k: v for k, v in settings.items() if v not in (None, {}) and k != "proxy"}
+    shown.update({f"proxy {k}": v for k, v in settings["proxy"].items() if v})
+    what = "; ".join(f"{k} {v}" for k, v in shown.items()) or "defaults only"
+    state = "recorded" if done.changed else "unchanged"
+    print(printable(f"{state} in {done.record_path}: {what}; renew and the timer use them"))
     return 0

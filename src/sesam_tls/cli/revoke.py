@@ -10,14 +10,8 @@ from __future__ import annotations
 
 import argparse
 
-from .acme_args import (
-    add_ca_arguments,
-    ca_bundle_from_args,
-    directory_from_args,
-    remembered_settings,
-)
+from .acme_args import add_ca_arguments
 from .common import add_node_arguments, emit_json, node_from_args
-from ..text import printable
 
 from ..choices import REVOCATION_REASONS, canonical_reason
 
@@ -37,48 +31,20 @@ def _reason(value: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    import datetime as dt
+    from .. import revoke
+    from ..text import printable
 
-    from ..bundle import Bundle
-    from ..errors import UsageError
-    from ..providers.acme import revoke
-    from ..state import Revoked, Timestamp, load_record, node_lock, save_record
-    from ..store import SslFolder
-
-    node = node_from_args(args)
-    settings = remembered_settings(node)
-    if not settings:
-        raise UsageError(f"the node's certificate ({node.metadata_path}) was not issued by an ACME CA: nothing to revoke")
-    with node_lock(node.state_dir):
-        record = load_record(node.metadata_path)
-        pair = SslFolder(node.ssl_dir).read_pair()
-        if pair is None:
-            raise UsageError(f"no certificate in {node.ssl_dir}: nothing to revoke")
-        bundle = Bundle.from_pem(pair[0], pair[1], source=str(node.ssl_dir))
-        if record is None or bundle.fingerprint != record.certificate.fingerprint_sha256:
-            raise UsageError(
-                f"the certificate in {node.ssl_dir} is not the managed ACME certificate recorded in "
-                f"{node.metadata_path}; nothing was revoked"
-            )
-        revoke(
-            bundle.leaf,
-            state_dir=node.state_dir,
-            directory=directory_from_args(args, settings.directory),
-            ca_bundle=ca_bundle_from_args(args, settings.ca_bundle),
-            reason=args.reason,
-            cert_key=bundle.key if args.reason == "keyCompromise" else None,
-        )
-        at = Timestamp(dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat())
-        save_record(node.metadata_path, record.replace(revoked=Revoked(serial=bundle.serial, reason=args.reason, at=at)))
-    names = [*bundle.dns_names, *bundle.ip_addresses]
-    again = "sesam-tls issue " + " ".join(f"--ip {n}" if ":" in n or n.replace(".", "").isdigit() else f"-d {n}" for n in names)
+    done = revoke(node_from_args(args), reason=args.reason, directory=args.server, staging=args.staging,
+                  ca_bundle=args.ca_bundle)
+    again = "sesam-tls issue " + " ".join(
+        f"--ip {n}" if ":" in n or n.replace(".", "").isdigit() else f"-d {n}" for n in done.names
+    )
     if args.json:
-        emit_json({"result": "revoked", "serial": bundle.serial, "reason": args.reason, "names": names,
-                   "next": again})
+        emit_json({**done.to_json(), "next": again})
     else:
         print(
             printable(
-                f"revoked certificate serial {bundle.serial} ({args.reason}); nginx serves it until it is replaced: "
+                f"revoked certificate serial {done.serial} ({done.reason}); nginx serves it until it is replaced: "
                 f"get a new one (with a new key) now with `{again}`"
             )
         )

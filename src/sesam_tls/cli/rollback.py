@@ -16,25 +16,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..text import printable
+    from .. import kept_versions, rollback
+    from ..text import human_time, printable
 
     node = node_from_args(args)
     if args.list:
-        from ..rollback import list_versions
-
-        versions = list_versions(node)
+        versions = kept_versions(node)
         if args.json:
-            emit_json({"ssl_dir": str(node.ssl_dir), "versions": versions})
+            emit_json({"ssl_dir": str(node.ssl_dir), "versions": [v.to_json() for v in versions]})
             return 0
         rows = [("live", "version", "names", "serial", "not after")]
         for v in versions:
-            if "error" in v:
-                rows.append(("*" if v["live"] else "", v["version"], f"unusable: {v['error']}", "", ""))
+            if v.error is not None:
+                rows.append(("*" if v.live else "", v.version, f"unusable: {v.error}", "", ""))
             else:
-                from ..renewal import human_time, parse_time
-
-                rows.append(("*" if v["live"] else "", v["version"], ",".join(v["names"]), v["serial"],
-                             human_time(parse_time(v["not_after"]))))
+                rows.append(("*" if v.live else "", v.version, ",".join(v.names), str(v.serial), human_time(v.not_after)))
         widths = [max(len(r[i]) for r in rows) for i in range(4)]
         for row in rows:
             print(printable("  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths, strict=True)) + "  " + row[4]).rstrip())
@@ -42,17 +38,13 @@ def run(args: argparse.Namespace) -> int:
             print(printable(f"no versions kept in {node.ssl_dir}"))
         return 0
 
-    from ..rollback import rollback
-
     outcome = rollback(node, to=args.to, options=deploy_options_from_args(args))
+    if args.json:
+        emit_json(outcome.to_json())
+        return 0
     cert = outcome.record.certificate
     how = {"none": "files only (--no-restart)", "reload": "nginx reloaded", "restart": "nginx restarted"}
     checked = ", verified by TLS handshake" if outcome.deployment.verified else ""
-    if args.json:
-        meta = outcome.metadata
-        emit_json({"result": "rolled-back", "version": outcome.version, "from_version": outcome.from_version,
-                   **meta["certificate"], "deployment": meta["deployment"]})
-        return 0
     print(printable(
         f"rolled back to version {outcome.version} (from {outcome.from_version}): serial {cert.serial}, "
         f"expires {cert.not_after}; {how[outcome.deployment.action]}{checked}"

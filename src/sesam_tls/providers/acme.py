@@ -18,7 +18,6 @@ deploy pipeline puts the certificate in place.
 from __future__ import annotations
 
 import concurrent.futures
-import functools
 import ipaddress
 import logging
 import time
@@ -36,6 +35,7 @@ from ..http01 import Http01Options, WouldStopNginx, open_responder, presented, s
 from ..keys import generate_key
 from ..names import normalize_domain, wildcard_allowed
 from .acme_account import AccountStore, Eab, ensure_account, reregister
+from .acme_compat import new_order_message
 from .acme_net import (
     CA_CONNECTIONS,
     LETSENCRYPT,
@@ -256,7 +256,7 @@ class Acme:
         reregistered = False
         while True:  # each way round happens at most once: a lost account, a refused ``replaces``
             try:
-                response = conn.post(directory["newOrder"], _new_order_message()(**fields))
+                response = conn.post(directory["newOrder"], new_order_message()(**fields))
                 break
             except messages.Error as problem:
                 lost = problem.code == "accountDoesNotExist" or (
@@ -457,18 +457,6 @@ def revoke(
 
 
 # --- helpers -----------------------------------------------------------------------------------
-
-
-@functools.cache
-def _new_order_message() -> Any:
-    """``NewOrder`` plus ``replaces`` (RFC 9773), which the ``acme`` package does not send."""
-    import josepy as jose
-    from acme import messages
-
-    class NewOrder(messages.NewOrder):
-        replaces: Optional[str] = jose.field("replaces", omitempty=True)
-
-    return NewOrder
 
 
 def _status(resource: Any) -> str:

@@ -29,7 +29,7 @@ from ..errors import IssuanceError, StorageError, UsageError
 from ..fsutil import atomic_write, describe_oserror, fsync_dir, write_new
 from .acme_net import Connection, wire_errors
 
-__all__ = ["AccountStore", "Eab", "account_info", "check_registration", "deactivate", "ensure_account", "jwk_for", "reregister", "rollover"]
+__all__ = ["AccountInfo", "AccountStore", "Eab", "account_info", "check_registration", "deactivate", "ensure_account", "jwk_for", "reregister", "rollover"]
 
 log = logging.getLogger("sesam_tls")
 
@@ -48,6 +48,40 @@ class Eab:
 
     def __repr__(self) -> str:  # the HMAC key never reaches a log or a traceback
         return f"Eab(kid={self.kid!r}, hmac_key=<hidden>)"
+
+
+@dataclass(frozen=True)
+class AccountInfo:
+    """The node's account at one CA: what is stored (URL, key, dates) and what the CA says (status, contact).
+
+    ``status`` is the CA's word (``valid``, ``deactivated``, ``revoked``), or
+    ``not usable: <the CA's detail>`` when the CA no longer accepts the
+    account, so that ``show`` still tells what is stored.
+    """
+
+    directory: str
+    uri: str
+    status: str
+    contact: tuple[str, ...]
+    created_at: Optional[str]
+    key_type: Optional[str]
+    key_thumbprint: str
+    key_file: Path
+    rolled_over_at: Optional[str]
+
+    def to_json(self) -> dict[str, Any]:
+        """What ``sesam-tls account show --json`` prints."""
+        return {
+            "directory": self.directory,
+            "uri": self.uri,
+            "status": self.status,
+            "contact": list(self.contact),
+            "created_at": self.created_at,
+            "key_type": self.key_type,
+            "key_thumbprint": self.key_thumbprint,
+            "key_file": str(self.key_file),
+            "rolled_over_at": self.rolled_over_at,
+        }
 
 
 def _now() -> str:
@@ -283,7 +317,7 @@ def _loaded(conn: Connection, store: AccountStore) -> tuple[dict[str, Any], Any]
     return meta, key
 
 
-def account_info(conn: Connection, store: AccountStore) -> dict[str, Any]:
+def account_info(conn: Connection, store: AccountStore) -> AccountInfo:
     """The stored account and what the CA says about it (status, contact)."""
     from acme import messages
 
@@ -297,17 +331,17 @@ def account_info(conn: Connection, store: AccountStore) -> dict[str, Any]:
             if problem.code not in ("accountDoesNotExist", "unauthorized"):
                 raise
             status, contact = f"not usable: {problem.detail}", list(meta.get("contact") or [])
-    return {
-        "directory": store.directory,
-        "uri": meta["uri"],
-        "status": status,
-        "contact": contact,
-        "created_at": meta.get("created_at"),
-        "key_type": meta.get("key_type"),
-        "key_thumbprint": thumbprint(key),
-        "key_file": str(store.key_path),
-        "rolled_over_at": meta.get("rolled_over_at"),
-    }
+    return AccountInfo(
+        directory=store.directory,
+        uri=str(meta["uri"]),
+        status=status,
+        contact=tuple(str(c) for c in contact),
+        created_at=meta.get("created_at"),
+        key_type=meta.get("key_type"),
+        key_thumbprint=thumbprint(key),
+        key_file=store.key_path,
+        rolled_over_at=meta.get("rolled_over_at"),
+    )
 
 
 def rollover(conn: Connection, store: AccountStore) -> str:

@@ -1,6 +1,7 @@
 """The wire to one ACME server: directory, signed requests, nonces, errors in the operator's terms.
 
-JWS, nonces and message types stay in the ``acme`` package; this module
+JWS and message types stay in the ``acme`` package (its internals that this
+module hooks into are all in ``acme_compat``, each with the reason); this module
 adds what it lacks for a fast, concurrent client: one ``ClientV2``, one
 ``requests`` session and one pool of at most ``CA_CONNECTIONS`` keep-alive
 connections for the whole run (the directory too), shared by every worker
@@ -89,104 +90,126 @@ CA_CONNECTIONS = 4
 #: As many as the connections, so they all carry requests; one would serialise every request.
 NONCE_LANES = CA_CONNECTIONS
 
+class _WireState:
+    """What the run's ``ClientNetwork`` keeps of its own (one attribute, ``sesam``: see acme_compat)."""
+
+    def __init__(self, deadline: Deadline, on_date: Optional[Callable[[Any], None]], timeout: float) -> None:
+        self.deadline = deadline
+        self.on_date = on_date
+        self.timeout = timeout
+        #: The directory's newNonce URL (Connection.directory sets it).
+        self.new_nonce_url: Optional[str] = None
+        self.gate = threading.BoundedSemaphore(CA_CONNECTIONS)
+        self.cond = threading.Condition()
+        #: Nonces not used yet, as ``acme.jws`` signs them.
+        self.nonces: set[bytes] = set()
+        #: Answers on their way that will each bring a nonce: a nonce taken for a POST counts
+        #: from the moment it is taken (signing comes before sending), a HEAD from its start.
+        self.coming = 0
+        #: What this run cost on the wire: requests by method, "requests", "connections".
+        self.stats: dict[str, int] = {"requests": 0, "connections": 0, "HEAD": 0}
+
+    def count(self, key: str) -> None:
+        with self.cond:
+            self.stats[key] = self.stats.get(key, 0) + 1
+
+
 @functools.cache
 def _network() -> Any:
-    """``ClientNetwork`` with repeated ``badNonce`` retries (built on first use: lazy import)."""
-    from acme import client, messages
+    """``ClientNetwork`` with bounded requests, a shared nonce pool and repeated ``badNonce`` retries
+    (built on first use: lazy import). Its hooks into acme are acme_compat's."""
+    from acme import errors, messages
 
-    class Network(client.ClientNetwork):
+    from .acme_compat import compat_network, decode_nonce
+
+    class Network(compat_network()):  # type: ignore[misc]  # a class built at run time (lazy import)
         def __init__(
             self,
             *args: Any,
             deadline: Optional[Deadline] = None,
             on_date: Optional[Callable[[Any], None]] = None,
+            timeout: float = 30.0,
             **kwargs: Any,
         ) -> None:
-            super().__init__(*args, **kwargs)
-            self.deadline = deadline or acme_deadline("the ACME server")
-            self.on_date = on_date
+            super().__init__(*args, timeout=timeout, **kwargs)
+            self.sesam = _WireState(deadline or acme_deadline("the ACME server"), on_date, timeout)
             adapter = _watched_adapter(pool_maxsize=CA_CONNECTIONS)
             self.session.mount("http://", adapter)
             self.session.mount("https://", adapter)
-            self._gate = threading.BoundedSemaphore(CA_CONNECTIONS)
-            self._nonce_cond = threading.Condition()
-            #: Answers on their way that will each bring a nonce: a nonce taken for a POST counts
-            #: from the moment it is taken (signing comes before sending), a HEAD from its start.
-            self._coming = 0
-            #: What this run cost on the wire: requests by method, "requests", "connections".
-            self.stats: dict[str, int] = {"requests": 0, "connections": 0, "HEAD": 0}
 
-        def _count(self, key: str) -> None:
-            with self._nonce_cond:
-                self.stats[key] = self.stats.get(key, 0) + 1
-
-        def _send_request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
-            """The package's request, bounded: see the module docstring. Logs no body (it may be a key's chain).
+        def send(self, method: str, url: str, *, data: Any = None, headers: Optional[dict[str, str]] = None,
+                 timeout: Optional[float] = None) -> Any:
+            """One request, bounded: see the module docstring. Logs no body (it may be a key's chain).
             At most ``CA_CONNECTIONS`` at a time; the answer's nonce goes to the pool."""
-            headers = dict(kwargs.get("headers") or {})
+            wire = self.sesam
+            headers = dict(headers or {})
             headers.setdefault("User-Agent", self.user_agent)
             doing = f"waiting for a free connection to {urlsplit(url).netloc or url}"
-            if not self._gate.acquire(timeout=self.deadline.timeout(3600.0, doing)):
-                raise self.deadline.exceeded(doing)
+            if not wire.gate.acquire(timeout=wire.deadline.timeout(3600.0, doing)):
+                raise wire.deadline.exceeded(doing)
             response = None
             try:
-                with self._nonce_cond:
+                with wire.cond:
                     if method == "HEAD":
-                        self._coming += 1
-                    self.stats["requests"] += 1
-                    self.stats[method] = self.stats.get(method, 0) + 1
+                        wire.coming += 1
+                    wire.stats["requests"] += 1
+                    wire.stats[method] = wire.stats.get(method, 0) + 1
                 response = bounded_request(
-                    self.session, method, url, data=kwargs.get("data"), headers=headers, verify=self.verify_ssl,
-                    timeout=self._default_timeout, deadline=self.deadline, connected=lambda: self._count("connections"),
+                    self.session, method, url, data=data, headers=headers, verify=self.verify_ssl,
+                    timeout=timeout or wire.timeout, deadline=wire.deadline, connected=lambda: wire.count("connections"),
                 )
             finally:
-                self._gate.release()
-                with self._nonce_cond:
+                wire.gate.release()
+                with wire.cond:
                     if method in ("HEAD", "POST"):
-                        self._coming = max(0, self._coming - 1)
+                        wire.coming = max(0, wire.coming - 1)
                     if response is not None:
                         self._keep_nonce(response)
-                    self._nonce_cond.notify_all()
-            if self.on_date is not None:
-                self.on_date(response.headers)
+                    wire.cond.notify_all()
+            if wire.on_date is not None:
+                wire.on_date(response.headers)
             if "Accept" not in headers:
                 response.encoding = "utf-8"  # as the package does: ACME JSON is UTF-8
             log.debug("acme: %s %s -> HTTP %d, %d bytes", method, url, response.status_code, len(response.content))
+            if response.status_code == 409 and "Location" not in response.headers:
+                # ``acme`` turns every 409 into ConflictError, which carries only a Location
+                # ("this key has an account there"). A 409 without one is a plain problem,
+                # e.g. RFC 9773's alreadyReplaced: keep its type and detail.
+                try:
+                    body = response.json()
+                except ValueError:
+                    body = None
+                if isinstance(body, dict) and isinstance(body.get("type"), str):
+                    raise messages.Error.from_json(body)
             return response
 
         def _keep_nonce(self, response: Any) -> None:
             """Under the lock: the answer's ``Replay-Nonce`` into the pool (every answer, errors too)."""
-            from acme import jws
-
             value = response.headers.get(self.REPLAY_NONCE_HEADER)
             if not value:
                 return
             try:
-                self._nonces.add(jws.Header._fields["nonce"].decode(value))
-            except Exception:  # noqa: BLE001 - a malformed nonce is not used; the next POST fetches one
+                self.sesam.nonces.add(decode_nonce(value))
+            except ValueError:  # a malformed nonce is not used; the next POST fetches one
                 log.debug("acme: ignoring a malformed Replay-Nonce")
 
-        def _add_nonce(self, response: Any) -> None:
-            """Nothing: :meth:`_send_request` has taken the nonce of every answer already
-            (taking it twice would hand one nonce to two threads)."""
-
-        def _get_nonce(self, url: str, new_nonce_url: Optional[str]) -> str:
+        def take_nonce(self, url: str, new_nonce_url: Optional[str]) -> bytes:
             """A nonce from the pool; while it is empty and ``NONCE_LANES`` answers are on their
             way, wait for their nonces (up to ``NONCE_PATIENCE`` s); else ask ``newNonce`` (one
             HEAD). Ten threads starting at once cost at most ``NONCE_LANES`` HEADs, not ten."""
+            wire = self.sesam
             patience = Deadline(NONCE_PATIENCE, "a nonce")
             while True:
-                with self._nonce_cond:
-                    while not self._nonces and self._coming >= NONCE_LANES and not patience.expired:
-                        self._nonce_cond.wait(min(patience.remaining(),
-                                                  self.deadline.timeout(1.0, "waiting for a nonce")))
-                    if self._nonces:
-                        self._coming += 1
-                        return self._nonces.pop()
-                response = self._check_response(self.head(new_nonce_url or url), content_type=None)
+                with wire.cond:
+                    while not wire.nonces and wire.coming >= NONCE_LANES and not patience.expired:
+                        wire.cond.wait(min(patience.remaining(), wire.deadline.timeout(1.0, "waiting for a nonce")))
+                    if wire.nonces:
+                        wire.coming += 1
+                        return wire.nonces.pop()
+                response = self.head(new_nonce_url or wire.new_nonce_url or url)
+                if not response.ok:
+                    raise errors.ClientError(response)
                 if self.REPLAY_NONCE_HEADER not in response.headers:
-                    from acme import errors
-
                     raise errors.MissingNonce(response)
 
         def post(self, *args: Any, **kwargs: Any) -> Any:
@@ -198,20 +221,6 @@ def _network() -> Any:
                         raise
                     log.debug("acme: badNonce twice in a row; retrying")
             return super().post(*args, **kwargs)
-
-        @classmethod
-        def _check_response(cls, response: Any, content_type: Optional[str] = None) -> Any:
-            # ``acme`` turns every 409 into ConflictError, which carries only a Location
-            # ("this key has an account there"). A 409 without one is a plain problem,
-            # e.g. RFC 9773's alreadyReplaced: keep its type and detail.
-            if response.status_code == 409 and "Location" not in response.headers:
-                try:
-                    body = response.json()
-                except ValueError:
-                    body = None
-                if isinstance(body, dict) and isinstance(body.get("type"), str):
-                    raise messages.Error.from_json(body)
-            return super()._check_response(response, content_type)
 
     return Network
 
@@ -273,7 +282,7 @@ class Connection:
     def stats(self) -> dict[str, int]:
         """What the run cost on the wire so far: ``requests``, ``nonce_heads``, ``connections``
         (each a TCP connection, and a TLS handshake for an https directory)."""
-        raw = dict(self._net.stats) if self._net is not None else {}
+        raw = dict(self._net.sesam.stats) if self._net is not None else {}
         return {"requests": raw.get("requests", 0), "nonce_heads": raw.get("HEAD", 0),
                 "connections": raw.get("connections", 0)}
 
@@ -295,6 +304,8 @@ class Connection:
                     deadline=self.deadline, on_date=self._saw_date, **({"alg": self.alg} if self.alg else {}),
                 )
                 self._net.session.hooks["response"].append(self._remember)
+                if self._directory is not None:  # a run that closed its connections and goes on
+                    self._net.sesam.new_nonce_url = self._directory["newNonce"]
             return self._net
 
     def directory(self) -> Any:
@@ -308,6 +319,7 @@ class Connection:
                     directory = messages.Directory.from_json(net.get(self.url).json())
                     for field in ("newNonce", "newAccount", "newOrder"):
                         directory[field]
+                net.sesam.new_nonce_url = directory["newNonce"]
                 self._directory = directory
             return self._directory
 
@@ -324,7 +336,7 @@ class Connection:
 
     def post(self, url: str, obj: Any = None) -> Any:
         """A signed POST (``obj``) or POST-as-GET (``None``); returns the ``requests`` response."""
-        return self.client().net.post(url, obj, new_nonce_url=self.directory()["newNonce"])
+        return self.client().net.post(url, obj)
 
     def _remember(self, response: Any, *args: Any, **kwargs: Any) -> None:
         """requests response hook: keep a 429's Retry-After, which ``acme`` drops when it raises."""
