@@ -25,6 +25,8 @@ _WHERE = {
     "Acme": ".providers.acme",
     "Bundle": ".bundle",
     "CertRequest": ".providers.base",
+    "CheckItem": ".checks",
+    "CheckReport": ".checks",
     "Configured": ".configure",
     "Deactivation": ".account",
     "DeployGiven": ".replay",
@@ -49,6 +51,7 @@ _WHERE = {
     "SesamTLSError": ".errors",
     "TimerChanges": ".timer",
     "TimerStatus": ".timer",
+    "check": ".checks",
     "configure": ".configure",
     "ensure": ".desired",
     "import_certificate": ".api",
@@ -68,6 +71,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .account import Account, AccountInfo, Deactivation, KeyRollover
     from .api import Outcome, import_certificate, issue
     from .bundle import Bundle
+    from .checks import CheckItem, CheckReport, check
     from .configure import Configured, configure
     from .deploy import DeployResult
     from .desired import Desired, EnsureResult, ensure
@@ -94,6 +98,8 @@ __all__ = [
     "Acme",
     "Bundle",
     "CertRequest",
+    "CheckItem",
+    "CheckReport",
     "Configured",
     "Deactivation",
     "DeployGiven",
@@ -118,6 +124,7 @@ __all__ = [
     "SesamTLSError",
     "TimerChanges",
     "TimerStatus",
+    "check",
     "configure",
     "ensure",
     "import_certificate",

@@ -33,7 +33,7 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Protocol
@@ -108,6 +108,32 @@ class Http01Options:
                 ipaddress.ip_address(address)
             except ValueError:
                 raise UsageError(f"invalid `http01.listen` {address!r}: not an IP address") from None
+
+    @classmethod
+    def given_or_recorded(
+        cls,
+        recorded: Any = None,
+        *,
+        strategy: Optional[str] = None,
+        port: Optional[int] = None,
+        webroot: Optional[str | Path] = None,
+        listen: Sequence[str] = (),
+    ) -> "Http01Options":
+        """Each option as given, else as recorded with the managed certificate (``recorded``: its
+        ``AcmeSettings``, or None), else the default: what the next ``renew`` would use, changed
+        only where told. A ``webroot`` given alone means the webroot strategy (certbot's habit)."""
+        kwargs: dict[str, Any] = {}
+        addresses = tuple(listen) or tuple(getattr(recorded, "http_address", None) or ())
+        if addresses:
+            kwargs["listen"] = addresses
+        folder = webroot or getattr(recorded, "webroot", None)
+        recorded_port = getattr(recorded, "http_port", None)
+        return cls(
+            strategy=strategy or ("webroot" if webroot else None) or getattr(recorded, "http01", None) or "auto",
+            port=int(port if port is not None else recorded_port or 80),
+            webroot=Path(folder).absolute() if folder else None,
+            **kwargs,
+        )
 
 
 def check_token(token: str) -> str:

@@ -4,15 +4,26 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from typing import Optional
 
 from .errors import UsageError
 
-__all__ = ["normalize_domain", "normalize_ip", "MAX_NAMES"]
+__all__ = ["normalize_domain", "normalize_ip", "wildcard_allowed", "MAX_NAMES"]
 
 #: Let's Encrypt's limit of names on one certificate; we apply it everywhere.
 MAX_NAMES = 100
 
 _LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+def wildcard_allowed(challenge: Optional[str]) -> bool:
+    """Whether a wildcard name can be validated over ``challenge`` (None: http-01, the default).
+
+    Only DNS-01 can: HTTP-01 proves control of one web server, not of every
+    name under the zone (RFC 8555 section 7.1.3). The one place this rule is
+    written; ``issue``, ``check`` and the ACME provider ask here.
+    """
+    return challenge == "dns-01"
 
 
 def normalize_domain(value: str, *, allow_wildcard: bool = True) -> str:

@@ -39,7 +39,7 @@ from .failpoints import failpoint
 from .fsutil import TMP_MARK, describe_oserror, fsync_dir, make_dirs, set_dir_mode, write_new
 from .node import CERT_NAME, KEY_NAME
 
-__all__ = ["SslFolder"]
+__all__ = ["SslFolder", "write_probe"]
 
 log = logging.getLogger("sesam_tls")
 
@@ -49,6 +49,19 @@ ADOPTED = "adopted"
 SET_ASIDE = "set-aside"
 #: The ssl folder, .versions and each version: nginx reads them through the container's mount.
 FOLDER_MODE = 0o755
+
+
+def write_probe(folder: Path) -> None:
+    """Write an empty file in ``folder`` and remove it again: OSError when the folder cannot take
+    a new file (read-only mount, full disk, wrong owner). The one write probe: the ssl folder's
+    before a deployment, the state folder's in ``check``. Named as a temporary file (``TMP_MARK``),
+    so that one left by a killed run is never taken for anything of the operator's."""
+    probe = Path(folder) / f"{TMP_MARK}probe-{secrets.token_hex(4)}"
+    write_new(probe, b"", 0o600)
+    # `sesam-tls check` probes without the lock: a run's temp sweep may
+    # have taken the probe already, which still proves the write worked.
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(probe)
 
 
 class SslFolder:
@@ -110,12 +123,7 @@ class SslFolder:
         try:
             make_dirs(self.path, FOLDER_MODE)
             self._versions_dir()
-            probe = self.versions / f"{TMP_MARK}probe-{secrets.token_hex(4)}"
-            write_new(probe, b"", 0o600)
-            # `sesam-tls check` probes without the lock: a run's temp sweep may
-            # have taken the probe already, which still proves the write worked.
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(probe)
+            write_probe(self.versions)
         except OSError as exc:
             raise StorageError(f"cannot write to the ssl folder {self.path}: {describe_oserror(exc)}") from exc
 

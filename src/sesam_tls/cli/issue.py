@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
 
         # HTTP-01 cannot prove a wildcard: refuse it here, before any network call.
         request = CertRequest.build(args.domain, args.ip, key_type=args.key_type,
-                                    allow_wildcard=args.challenge == "dns-01",
+                                    challenge=args.challenge,
                                     key_policy=args.key_policy)
         if not options.restart and args.http01 == "stop-nginx":
             raise UsageError("--http01 stop-nginx stops the nginx container; --no-restart asks to leave it alone")

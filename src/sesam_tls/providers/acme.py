@@ -33,7 +33,7 @@ from ..deadline import Deadline, poll
 from ..errors import IssuanceError, RefusedCertificate, UsageError
 from ..http01 import Http01Options, WouldStopNginx, open_responder, presented, self_check
 from ..keys import generate_key
-from ..names import normalize_domain
+from ..names import normalize_domain, wildcard_allowed
 from .acme_account import AccountStore, Eab, ensure_account, reregister
 from .acme_compat import new_order_message
 from .acme_net import (
@@ -406,7 +406,7 @@ def check_names(request: CertRequest, *, directory: str, profile: Optional[str],
     IP address; Let's Encrypt issues for IP addresses only under its ``shortlived`` profile.
     Returns the warnings."""
     for name in request.names:
-        normalize_domain(name, allow_wildcard=challenge == "dns-01")
+        normalize_domain(name, allow_wildcard=wildcard_allowed(challenge))
     if request.ips and challenge == "dns-01":
         raise UsageError(f"--ip {request.ips[0]}: an IP address cannot be validated over DNS-01 (it has no zone); "
                          "use --challenge http-01 for addresses")

@@ -29,7 +29,7 @@ from ..errors import IssuanceError, StorageError, UsageError
 from ..fsutil import atomic_write, describe_oserror, fsync_dir, write_new
 from .acme_net import Connection, wire_errors
 
-__all__ = ["AccountInfo", "AccountStore", "Eab", "account_info", "deactivate", "ensure_account", "jwk_for", "reregister", "rollover"]
+__all__ = ["AccountInfo", "AccountStore", "Eab", "account_info", "check_registration", "deactivate", "ensure_account", "jwk_for", "reregister", "rollover"]
 
 log = logging.getLogger("sesam_tls")
 
@@ -232,6 +232,31 @@ def _email_of(meta: dict[str, Any]) -> Optional[str]:
     return ",".join(mails) or None
 
 
+def check_registration(
+    url: str,
+    meta: Any,
+    *,
+    agree_tos: bool = False,
+    eab: Optional[Eab] = None,
+    agreed_terms: Optional[str] = None,
+) -> None:
+    """Raise UsageError when registering an account at ``url`` (its directory's ``meta``) would be
+    refused for want of what only the operator can give: agreement to the CA's terms of service
+    (``agreed_terms``: the terms an earlier account of this node agreed to), or External Account
+    Binding. Used by the registration itself and by ``check``, which orders nothing."""
+    terms = getattr(meta, "terms_of_service", None)
+    if terms and not agree_tos and agreed_terms != terms:
+        raise UsageError(
+            f"registering an account at {url} needs --agree-tos, your agreement to the CA's terms of service "
+            f"({terms}): add --agree-tos"
+        )
+    if getattr(meta, "external_account_required", False) and eab is None:
+        raise UsageError(
+            f"{url} requires External Account Binding: add --eab-kid KID and "
+            "--eab-hmac-file FILE (or --eab-hmac-env VAR) with the values your CA gave you"
+        )
+
+
 def _register(
     conn: Connection,
     store: AccountStore,
@@ -246,17 +271,8 @@ def _register(
     from acme import messages
 
     directory = conn.directory()
+    check_registration(conn.url, directory.meta, agree_tos=agree_tos, eab=eab, agreed_terms=agreed_terms)
     terms = getattr(directory.meta, "terms_of_service", None)
-    if terms and not agree_tos and agreed_terms != terms:
-        raise UsageError(
-            f"registering an account at {conn.url} needs your agreement to the CA's terms of service "
-            f"({terms}): add --agree-tos"
-        )
-    if getattr(directory.meta, "external_account_required", False) and eab is None:
-        raise UsageError(
-            f"{conn.url} requires External Account Binding: add --eab-kid KID and "
-            "--eab-hmac-file FILE (or --eab-hmac-env VAR) with the values your CA gave you"
-        )
     if key is None:
         key = store.new_key()
     jwk = jwk_for(key)

@@ -9,7 +9,7 @@ from typing import Any, Optional, Protocol, Sequence, Union
 from ..bundle import Bundle
 from ..errors import UsageError
 from ..keys import DEFAULT_KEY_TYPE, check_key_policy, check_key_type
-from ..names import MAX_NAMES, normalize_domain, normalize_ip
+from ..names import MAX_NAMES, normalize_domain, normalize_ip, wildcard_allowed
 
 __all__ = ["CertRequest", "Provider"]
 
@@ -43,7 +43,12 @@ class CertRequest:
         days: Optional[int] = None,
         allow_wildcard: bool = True,
         key_policy: Optional[str] = None,
+        challenge: Optional[str] = None,
     ) -> "CertRequest":
+        """The checked request. With ``challenge`` (how an ACME CA will validate the names), a
+        wildcard is allowed only where that challenge can prove it (:func:`names.wildcard_allowed`)."""
+        if challenge is not None:
+            allow_wildcard = allow_wildcard and wildcard_allowed(challenge)
         seen: dict[str, None] = {}
         for name in names:
             seen.setdefault(normalize_domain(name, allow_wildcard=allow_wildcard), None)
