@@ -155,7 +155,7 @@ def test_an_account_deactivated_elsewhere_is_replaced(pebble, node_factory, capl
 
 def test_external_account_binding(pebble_eab, node_factory):
     t = node_factory()
-    with pytest.raises(UsageError, match="requires External Account Binding: add --eab-kid"):
+    with pytest.raises(UsageError, match="requires External Account Binding: add `eab_kid`"):
         issue(CertRequest.build([NAME]), acme_for(pebble_eab, t.node), node=t.node, options=FILES_ONLY)
     kid, hmac = min(pebble_eab.eab_keys.items())
     provider = acme_for(pebble_eab, t.node, eab=Eab(kid=kid, hmac_key=hmac))
@@ -277,13 +277,13 @@ def test_an_unreachable_ca_is_explained(tmp_path):
 
 def test_an_untrusted_ca_certificate_is_explained(pebble, tmp_path):
     provider = Acme(state_dir=tmp_path, directory=pebble.directory, agree_tos=True)  # no ca_bundle
-    with pytest.raises(IssuanceError, match="not trusted .* --ca-bundle PEM"):
+    with pytest.raises(IssuanceError, match="not trusted .* `ca_bundle` PEM"):
         provider.issue(CertRequest.build([NAME]))
 
 
 def test_terms_of_service_must_be_agreed_once(pebble, tmp_path):
     provider = Acme(state_dir=tmp_path, directory=pebble.directory, ca_bundle=pebble.ca_bundle)
-    with pytest.raises(UsageError, match=r"terms of service \(data:text/plain.*\): add --agree-tos"):
+    with pytest.raises(UsageError, match=r"terms of service \(data:text/plain.*\): add `agree_tos`"):
         provider.issue(CertRequest.build([NAME]))
 
 

@@ -44,7 +44,7 @@ def test_no_profile_sends_none(pebble, acme_front, node_factory):
 def test_a_profile_the_ca_does_not_list_is_refused_before_ordering(pebble, acme_front, node_factory):
     front = acme_front(profiles=PROFILES)
     t = node_factory()
-    with pytest.raises(UsageError, match=r"--profile tlsserver: .* offers only classic, shortlived"):
+    with pytest.raises(UsageError, match=r"`profile` tlsserver: .* offers only classic, shortlived"):
         issue(CertRequest.build([NAME]), via(front, pebble, t.node, profile="tlsserver"), node=t.node,
               options=FILES_ONLY)
     assert front.orders == []  # refused before any order
@@ -53,7 +53,7 @@ def test_a_profile_the_ca_does_not_list_is_refused_before_ordering(pebble, acme_
 
 def test_a_profile_from_a_ca_without_profiles(pebble, node_factory):
     t = node_factory()
-    with pytest.raises(UsageError, match="--profile shortlived: .* offers no ACME profiles"):
+    with pytest.raises(UsageError, match="`profile` shortlived: .* offers no ACME profiles"):
         issue(CertRequest.build([NAME]), acme_for(pebble, t.node, profile="shortlived"), node=t.node,
               options=FILES_ONLY)
 

@@ -96,7 +96,7 @@ def test_ip_addresses_at_lets_encrypt_need_the_shortlived_profile(directory, pro
     warnings = check_names(CertRequest.build(["n.example"], ["192.0.2.1"]), directory=directory, profile=profile)
     assert bool(warnings) == warned
     if warned:
-        assert "--profile shortlived" in warnings[0]
+        assert "`profile` shortlived" in warnings[0]
     assert check_names(CertRequest.build(["n.example"]), directory=directory, profile=profile) == []
 
 

@@ -99,7 +99,7 @@ def test_webroot_implies_the_webroot_strategy(tmp_path):
     assert strategy("--http01", "standalone") == "standalone"
     from sesam_tls.errors import UsageError
 
-    with pytest.raises(UsageError, match="--webroot is only used with --http01 webroot"):
+    with pytest.raises(UsageError, match="`http01.webroot` is only used with `http01.strategy` webroot"):
         strategy("--http01", "standalone", "--webroot", str(tmp_path))  # given both: as today, refused
 
 

@@ -45,7 +45,7 @@ def test_symbols_idna2008_does_not_allow_are_refused(given):
 
 
 def test_a_dotted_quad_is_not_a_domain():
-    with pytest.raises(UsageError, match="that is an IP address, use --ip"):
+    with pytest.raises(UsageError, match="that is an IP address, use `ip`"):
         normalize_domain("1.2.3.4")
 
 

@@ -128,7 +128,7 @@ class AgentConfig:
                 ) from None
             raise AgentConfigError(
                 f"agent config {path} not found (is the sesam-agent installed? another file is named by "
-                "the node's agent_config: --agent-config or SESAM_TLS_AGENT_CONFIG)"
+                "the node's agent_config: `agent_config` or SESAM_TLS_AGENT_CONFIG)"
             ) from None
         except OSError as exc:
             if exc.errno == errno.ELOOP:

@@ -58,7 +58,7 @@ def recordable_names(names: Iterable[str], secret: Iterable[str]) -> list[str]:
     kept = []
     for name in names:
         if name in never:
-            log.warning("--hook-env %s: that variable is a secret source (--password-env or --eab-hmac-env); "
+            log.warning("`hook_env` %s: that variable is a secret source (`password_env` or `eab_hmac_env`); "
                         "it is never passed to hooks", name)
         elif name not in kept:
             kept.append(name)

@@ -51,7 +51,7 @@ def normalize_domain(value: str, *, allow_wildcard: bool = True) -> str:
         if not allow_wildcard:
             raise UsageError(
                 f"invalid domain name {value!r}: wildcards cannot be validated over HTTP-01 (it proves one "
-                "web server, not every name under the zone): use --challenge dns-01"
+                "web server, not every name under the zone): use `challenge` dns-01"
             )
         if len(labels) < 3:
             raise UsageError(f"invalid domain name {value!r}: a wildcard needs at least two labels after '*'")
@@ -67,7 +67,7 @@ def normalize_domain(value: str, *, allow_wildcard: bool = True) -> str:
     except ValueError:
         pass
     else:  # the label rule lets a dotted quad through
-        raise UsageError(f"invalid domain name {value!r}: that is an IP address, use --ip")
+        raise UsageError(f"invalid domain name {value!r}: that is an IP address, use `ip`")
     if labels[-1].isdigit():
         raise UsageError(f"invalid domain name {value!r}: the last label cannot be all digits")
     return name

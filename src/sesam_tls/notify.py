@@ -105,14 +105,14 @@ def _read_url(source: SecretSource) -> str:
     try:
         data, st = read_bounded(path, MAX_URL)
     except OSError as exc:
-        raise UsageError(f"--notify-url-file {path}: cannot read it ({exc.strerror or exc})") from None
+        raise UsageError(f"`notify_url_file` {path}: cannot read it ({exc.strerror or exc})") from None
     if len(data) > MAX_URL:
-        raise UsageError(f"--notify-url-file {path}: larger than {MAX_URL} bytes, not a URL file")
+        raise UsageError(f"`notify_url_file` {path}: larger than {MAX_URL} bytes, not a URL file")
     url = data.decode("utf-8", "replace").strip()
     if not url.startswith(("https://", "http://")) or any(c.isspace() for c in url):
-        raise UsageError(f"--notify-url-file {path}: does not hold one http(s) URL")
+        raise UsageError(f"`notify_url_file` {path}: does not hold one http(s) URL")
     if st.st_mode & 0o044 and source.kind == "file":
-        log.warning("--notify-url-file %s is readable by others (mode %04o); chmod 600 it: webhook URLs carry a "
+        log.warning("`notify_url_file` %s is readable by others (mode %04o); chmod 600 it: webhook URLs carry a "
                     "token", path, st.st_mode & 0o777)
     return url
 

@@ -70,7 +70,7 @@ _WRONG_KIND = {
     b"TRUSTED CERTIFICATE": "an OpenSSL 'TRUSTED CERTIFICATE'; convert it with 'openssl x509 -in FILE -out cert.pem'",
 }
 
-_ASK = "give its password with --password-file FILE, --password-env VAR or --password-stdin"
+_ASK = "give its password with `password_file` FILE, `password_env` VAR or `password_stdin`"
 
 
 @dataclass(frozen=True)

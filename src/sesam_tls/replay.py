@@ -181,5 +181,5 @@ def missing_secrets(record: Optional[NodeRecord]) -> list[str]:
     source = getattr(record.provider_settings, "eab_key_from", None)
     if source is not None and source.kind == "env":
         return [f"the EAB key came from ${source.name} in the watched run; the unattended run will not have it "
-                "(only a new ACME account needs it: issue again with --eab-hmac-file FILE to record a file)"]
+                "(only a new ACME account needs it: issue again with `eab_hmac_file` FILE to record a file)"]
     return []

@@ -622,7 +622,7 @@ def _tighten(path: Path, mode: int) -> None:
             return
         _WARNED.add(path)
         log.warning("the state folder %s is open to others (mode %04o) and holds files sesam-tls did not make "
-                    "(%s); not changing it: chmod 700 it, or choose another --state-dir", path, mode, foreign[0])
+                    "(%s); not changing it: chmod 700 it, or choose another `state_dir`", path, mode, foreign[0])
         return
     os.chmod(path, 0o700)
     log.warning("tightened the state folder %s from mode %04o to 0700 (it holds the hook commands)", path, mode)

@@ -111,9 +111,9 @@ class Acme:
         dns01: Optional[Dns01Options] = None,
     ) -> None:
         if challenge not in CHALLENGES:
-            raise UsageError(f"--challenge {challenge}: choose http-01 or dns-01")
+            raise UsageError(f"`challenge` {challenge}: choose http-01 or dns-01")
         if challenge == "dns-01" and dns01 is None:
-            raise UsageError("--challenge dns-01 needs --dns-server with a TSIG key, or a DNS hook")
+            raise UsageError("`challenge` dns-01 needs `dns_server` with a TSIG key, or a DNS hook")
         self.challenge = challenge
         self.dns01 = dns01
         self.state_dir = Path(state_dir)
@@ -231,10 +231,10 @@ class Acme:
             return
         offered = dict(getattr(directory.meta, "profiles", None) or {})
         if not offered:
-            raise UsageError(f"--profile {self.profile}: {self.directory} offers no ACME profiles")
+            raise UsageError(f"`profile` {self.profile}: {self.directory} offers no ACME profiles")
         if self.profile not in offered:
             raise UsageError(
-                f"--profile {self.profile}: {self.directory} offers only {', '.join(sorted(offered))}"
+                f"`profile` {self.profile}: {self.directory} offers only {', '.join(sorted(offered))}"
             )
 
     def _new_order(self, conn: Connection, store: AccountStore, request: CertRequest) -> tuple[Any, str]:
@@ -408,13 +408,13 @@ def check_names(request: CertRequest, *, directory: str, profile: Optional[str],
     for name in request.names:
         normalize_domain(name, allow_wildcard=wildcard_allowed(challenge))
     if request.ips and challenge == "dns-01":
-        raise UsageError(f"--ip {request.ips[0]}: an IP address cannot be validated over DNS-01 (it has no zone); "
-                         "use --challenge http-01 for addresses")
+        raise UsageError(f"`ip` {request.ips[0]}: an IP address cannot be validated over DNS-01 (it has no zone); "
+                         "use `challenge` http-01 for addresses")
     if request.ips and directory in (LETSENCRYPT, LETSENCRYPT_STAGING) and profile != "shortlived":
         return [
             (
                 "Let's Encrypt issues certificates for IP addresses only under its 'shortlived' profile "
-                "(6 days): add --profile shortlived"
+                "(6 days): add `profile` shortlived"
             )
         ]
     return []

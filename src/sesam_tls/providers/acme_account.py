@@ -247,13 +247,13 @@ def check_registration(
     terms = getattr(meta, "terms_of_service", None)
     if terms and not agree_tos and agreed_terms != terms:
         raise UsageError(
-            f"registering an account at {url} needs --agree-tos, your agreement to the CA's terms of service "
-            f"({terms}): add --agree-tos"
+            f"registering an account at {url} needs `agree_tos`, your agreement to the CA's terms of service "
+            f"({terms}): add `agree_tos`"
         )
     if getattr(meta, "external_account_required", False) and eab is None:
         raise UsageError(
-            f"{url} requires External Account Binding: add --eab-kid KID and "
-            "--eab-hmac-file FILE (or --eab-hmac-env VAR) with the values your CA gave you"
+            f"{url} requires External Account Binding: add `eab_kid` KID and "
+            "`eab_hmac_file` FILE (or `eab_hmac_env` VAR) with the values your CA gave you"
         )
 
 
@@ -284,7 +284,7 @@ def _register(
                 account_public_key=jwk.public_key(), kid=eab.kid, hmac_key=eab.hmac_key, directory=directory
             )
         except (ValueError, TypeError) as exc:
-            raise UsageError(f"the EAB HMAC key for --eab-kid {eab.kid!r} is not base64url ({exc})") from None
+            raise UsageError(f"the EAB HMAC key for `eab_kid` {eab.kid!r} is not base64url ({exc})") from None
     registration = messages.NewRegistration.from_data(
         email=email, terms_of_service_agreed=True if terms else None, external_account_binding=binding
     )

@@ -645,7 +645,7 @@ def translate(conn: Connection, what: str, exc: BaseException) -> Optional[Issua
     if isinstance(exc, requests.exceptions.SSLError):
         return IssuanceError(
             f"{what}: the TLS certificate of the ACME server {host} is not trusted ({one_line(exc, 240)}); "
-            "for a private CA give its certificate with --ca-bundle PEM"
+            "for a private CA give its certificate with `ca_bundle` PEM"
         )
     if isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout)):
         return IssuanceError(
