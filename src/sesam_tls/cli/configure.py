@@ -37,10 +37,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import os
 
-    from .. import configure
+    import sesam_tls
     from ..text import printable
 
-    done = configure(
+    done = sesam_tls.configure(
         node_from_args(args),
         verify=args.verify,
         verify_name=args.verify_name,

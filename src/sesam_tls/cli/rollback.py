@@ -16,12 +16,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import kept_versions, rollback
+    import sesam_tls
     from ..text import human_time, printable
 
     node = node_from_args(args)
     if args.list:
-        versions = kept_versions(node)
+        versions = sesam_tls.kept_versions(node)
         if args.json:
             emit_json({"ssl_dir": str(node.ssl_dir), "versions": [v.to_json() for v in versions]})
             return 0
@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
             print(printable(f"no versions kept in {node.ssl_dir}"))
         return 0
 
-    outcome = rollback(node, to=args.to, options=deploy_options_from_args(args))
+    outcome = sesam_tls.rollback(node, to=args.to, options=deploy_options_from_args(args))
     if args.json:
         emit_json(outcome.to_json())
         return 0

@@ -17,9 +17,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import status
+    import sesam_tls
 
-    info = status(node_from_args(args), verify=args.verify, warn_days=args.warn_days, metrics_file=args.metrics_file)
+    info = sesam_tls.status(node_from_args(args), verify=args.verify, warn_days=args.warn_days, metrics_file=args.metrics_file)
     code = info.exit_code
     if code:
         _say_why(info.reasons)
