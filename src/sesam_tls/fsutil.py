@@ -168,9 +168,10 @@ def atomic_write(
 
     ``point`` names the failpoints after the temp file and after the rename.
     """
+    import secrets  # here, not at the top: it loads hmac and hashlib, and most runs write nothing
+
     path = Path(path)
-    # secrets.token_hex(6) is os.urandom(6).hex(); importing secrets (hmac, hashlib) costs every run 3 ms
-    tmp = path.with_name(f".{path.name}{TMP_MARK}{os.urandom(6).hex()}")
+    tmp = path.with_name(f".{path.name}{TMP_MARK}{secrets.token_hex(6)}")
     try:
         write_new(tmp, data, mode, uid=uid, gid=gid)
         if point:
