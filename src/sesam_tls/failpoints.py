@@ -15,7 +15,6 @@ a dictionary lookup.
 from __future__ import annotations
 
 import os
-import signal
 
 __all__ = ["POINTS", "failpoint"]
 
@@ -71,4 +70,6 @@ def failpoint(name: str) -> None:
         with open(trace, "a", encoding="utf-8") as f:
             f.write(name + "\n")
     if os.environ.get(ENV) == name:
+        import signal  # only here: every command imports this module
+
         os.kill(os.getpid(), signal.SIGKILL)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import os
-import secrets
 import select
 import stat
 import time
@@ -169,6 +168,8 @@ def atomic_write(
 
     ``point`` names the failpoints after the temp file and after the rename.
     """
+    import secrets  # here, not at the top: it loads hmac and hashlib, and most runs write nothing
+
     path = Path(path)
     tmp = path.with_name(f".{path.name}{TMP_MARK}{secrets.token_hex(6)}")
     try:

@@ -29,7 +29,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-import socket
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
@@ -136,6 +135,8 @@ def make_event(kind: str, rec: "NodeRecord", *, reason: str, now: dt.datetime,
                detail: Optional[str] = None) -> PendingEvent:
     """An event about the record's certificate; ``text`` is the line people read (``detail``, else the reason)."""
     cert = rec.certificate
+    import socket  # here: a run with nothing to tell does not import it
+
     names = tuple(cert.identifiers)
     node = socket.gethostname()
     what = {"renewed": "renewed the certificate", "failed": "renewal failed", "attention": "needs attention",
@@ -277,8 +278,6 @@ def after_renewal(node: "Node", before: "NodeRecord", status: str, decision: Opt
 
 def _after_renewal(node: "Node", before: "NodeRecord", status: str, decision: Optional["Decision"], *,
                    options: "DeployOptions", now: dt.datetime, reason: str) -> None:
-    from .api import hook_env
-    from .hooks import run_hook
     from .state import load_record, save_record
 
     rec = load_record(node.metadata_path)
@@ -290,6 +289,9 @@ def _after_renewal(node: "Node", before: "NodeRecord", status: str, decision: Op
     notify = rec.notify
     due = [(code, line) for code, line in attention_reasons(before, rec, decision, status) if _due(notify, code, now)]
     command = options.failure_hook if options.failure_hook is not None else rec.hooks.failure
+    if due:  # api (and with it the deployment) only when there is a hook to run: not on every timer run
+        from .api import hook_env
+        from .hooks import run_hook
     for code, line in due:
         # the reason itself is the run's own closing line; say only that it is being told
         if command:

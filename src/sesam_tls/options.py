@@ -7,7 +7,6 @@ from typing import Optional
 
 from .errors import UsageError
 from .choices import RELOAD_MODES
-from .verify import parse_address
 
 __all__ = ["DeployOptions", "RELOAD_MODES"]
 
@@ -41,11 +40,17 @@ class DeployOptions:
     def __post_init__(self) -> None:
         if self.reload_mode not in RELOAD_MODES:
             raise UsageError(f"unknown reload mode {self.reload_mode!r}: choose one of {', '.join(RELOAD_MODES)}")
+        # verify (ssl, socket) and hooks (subprocess) only when there is something to check:
+        # a renewal with nothing due builds DeployOptions and must stay cheap to import
         if self.verify:
+            from .verify import parse_address
+
             parse_address(self.verify)
+        if not self.hook_env:
+            return
         from .hooks import check_env_name
 
-        for name in self.hook_env or ():
+        for name in self.hook_env:
             problem = check_env_name(name)
             if problem:
                 raise UsageError(f"`hook_env` {name}: {problem}")

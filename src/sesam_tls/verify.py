@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-import ssl
 import time
 from typing import Optional
 
@@ -39,6 +37,9 @@ def served_certificate(
     No verification here: the caller compares fingerprints, which is stricter
     than a chain check and works for self-signed certificates too.
     """
+    import socket
+    import ssl  # here, not at the top: a replayed --verify address is parsed by every renew run
+
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE

@@ -134,9 +134,11 @@ def _verb_of(argv: Sequence[str]) -> Optional[str]:
     return None
 
 
-def build_parser(verb: Optional[str] = None) -> argparse.ArgumentParser:
+def build_parser(verb: Optional[str] = None, *, alone: bool = False) -> argparse.ArgumentParser:
     """The top-level parser, its verbs listed from ``VERBS`` (name and help line only); only
-    ``verb``'s module is imported and its arguments built: ``--help`` and ``--version`` import none."""
+    ``verb``'s module is imported and its arguments built: ``--help`` and ``--version`` import none.
+    ``alone``: ``verb`` is the first word, so no other verb's parser can be reached: they are not
+    built (10 parsers, a few ms of a timer run's ``renew``)."""
     from .. import __version__
 
     epilog = "exit codes:\n" + "\n".join(f"  {code:>2}  {text}" for code, text in sorted(EXIT_CODES.items()))
@@ -149,6 +151,8 @@ def build_parser(verb: Optional[str] = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"sesam-tls {__version__}")
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
     for name, (module_name, help_text) in VERBS.items():
+        if alone and name != verb:
+            continue
         sub = verbs.add_parser(name, help=help_text, description=help_text, formatter_class=_Help)
         if name == verb:
             module = importlib.import_module(module_name)
@@ -160,7 +164,8 @@ def build_parser(verb: Optional[str] = None) -> argparse.ArgumentParser:
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     """``argv`` parsed by the chosen verb's parser (raises ``_ParseError``, or ``SystemExit`` for --help)."""
     args = list(sys.argv[1:] if argv is None else argv)
-    return build_parser(_verb_of(args)).parse_args(args)
+    verb = _verb_of(args)
+    return build_parser(verb, alone=verb is not None and args[0] == verb).parse_args(args)
 
 
 class _OneLine(logging.Formatter):
