@@ -19,9 +19,15 @@ from ._version import __version__ as __version__
 # renewal with nothing due do not pay for cryptography, acme or docker.
 _WHERE = {
     "Acme": ".providers.acme",
+    "acme_server": ".acme_source",
+    "remembered_acme": ".acme_target",
+    "AcmeSource": ".acme_source",
+    "AcmeTarget": ".acme_target",
     "Bundle": ".bundle",
     "CertRequest": ".providers.base",
+    "DNS01_PARAMETERS": ".acme_source",
     "DeployOptions": ".options",
+    "DeployPlan": ".deploy",
     "DeployResult": ".deploy",
     "Desired": ".desired",
     "EnsureResult": ".desired",
@@ -30,18 +36,33 @@ _WHERE = {
     "Node": ".node",
     "Outcome": ".api",
     "Provider": ".providers.base",
+    "Rehearsal": ".rehearse",
     "RenewResult": ".renew",
+    "RenewStatus": ".renew",
     "SelfSigned": ".providers.selfsigned",
     "SesamTLSError": ".errors",
+    "dns01_options": ".acme_source",
+    "eab_source": ".acme_source",
     "ensure": ".desired",
+    "http01_options": ".acme_source",
     "import_certificate": ".api",
     "issue": ".api",
+    "issue_certificate": ".issuing",
+    "prepare": ".deploy",
+    "read_eab": ".acme_source",
+    "rehearse_certificate": ".issuing",
     "renew": ".renew",
     "rollback": ".api",
     "status": ".api",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .acme_source import DNS01_PARAMETERS, AcmeSource, dns01_options, eab_source, http01_options, read_eab
+    from .acme_source import acme_server
+    from .acme_target import AcmeTarget, remembered_acme
+    from .deploy import DeployPlan, prepare
+    from .issuing import issue_certificate, rehearse_certificate
+    from .rehearse import Rehearsal
     from .api import Outcome, import_certificate, issue, rollback, status
     from .bundle import Bundle
     from .deploy import DeployResult
@@ -54,13 +75,17 @@ if TYPE_CHECKING:  # pragma: no cover
     from .providers.base import CertRequest, Provider
     from .providers.imported import Imported
     from .providers.selfsigned import SelfSigned
-    from .renew import RenewResult, renew
+    from .renew import RenewResult, RenewStatus, renew
 
 __all__ = [
     "Acme",
+    "AcmeSource",
+    "AcmeTarget",
     "Bundle",
     "CertRequest",
+    "DNS01_PARAMETERS",
     "DeployOptions",
+    "DeployPlan",
     "DeployResult",
     "Desired",
     "EnsureResult",
@@ -69,12 +94,23 @@ __all__ = [
     "Node",
     "Outcome",
     "Provider",
+    "Rehearsal",
     "RenewResult",
+    "RenewStatus",
     "SelfSigned",
     "SesamTLSError",
+    "acme_server",
+    "dns01_options",
+    "eab_source",
     "ensure",
+    "http01_options",
     "import_certificate",
     "issue",
+    "issue_certificate",
+    "prepare",
+    "read_eab",
+    "remembered_acme",
+    "rehearse_certificate",
     "renew",
     "rollback",
     "status",

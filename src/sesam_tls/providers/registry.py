@@ -43,6 +43,10 @@ class _Settings:
 
         return {f.name: encode(getattr(self, f.name)) for f in fields(self)}  # type: ignore[arg-type]  # fields() of a dataclass instance; mypy sees the class type
 
+    #: Whether ``build`` takes ``nginx``: the run's container (its deploy plan's), lent to a
+    #: provider that may stop nginx; providers never make one of their own.
+    takes_nginx: ClassVar[bool] = False
+
     def build(self, node: "Node", record: "NodeRecord", *, dry_run: bool = False) -> "Provider":
         raise UsageError(f"the managed certificate's provider {record.provider!r} cannot be renewed by this sesam-tls")
 
@@ -88,6 +92,7 @@ class AcmeSettings(_Settings):
     """Which CA and account, and how HTTP-01 was answered."""
 
     name: ClassVar[str] = "acme"
+    takes_nginx: ClassVar[bool] = True
 
     directory: Optional[str] = None
     account: Optional[str] = None
@@ -104,9 +109,10 @@ class AcmeSettings(_Settings):
     challenge: Optional[str] = None
     dns01: Optional[Dns01Settings] = None
 
-    def build(self, node: "Node", record: "NodeRecord", *, dry_run: bool = False) -> "Provider":
+    def build(  # takes_nginx: called with the run's container
+        self, node: "Node", record: "NodeRecord", *, dry_run: bool = False, nginx: Any = None
+    ) -> "Provider":
         from ..http01 import Http01Options
-        from ..nginx import NginxContainer
         from .acme import Acme
         from .acme_net import LETSENCRYPT, LETSENCRYPT_STAGING
 
@@ -126,7 +132,7 @@ class AcmeSettings(_Settings):
             agree_tos=True,  # the account exists, so its terms were agreed to
             profile=self.profile,
             http01=http01,
-            nginx=NginxContainer(node.container, node.docker_host),
+            nginx=nginx,
             replaces=None if dry_run else record.certificate.ari_cert_id,
             challenge=self.challenge or "http-01",
             dns01=self._dns01(),
