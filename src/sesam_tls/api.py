@@ -125,7 +125,6 @@ def rehearse_issue(
     """``issue --dry-run``: the first issuance rehearsed (:mod:`sesam_tls.rehearse`); nothing is
     deployed or recorded, and the live nginx is never stopped. A Let's Encrypt provider is
     pointed at the staging directory first."""
-
     node = node or Node.from_settings()
     return rehearse_issue_with(request, provider, prepare(node, options, probe=False), now=now)
 

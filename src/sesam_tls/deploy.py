@@ -82,6 +82,7 @@ class DeployPlan:
         self._config: Optional[AgentConfig] = None
         self._config_stat: Optional[tuple[int, int, int]] = None
         self._probed = False
+        self._checked = False
 
     # checks -----------------------------------------------------------------------------
     def check(self, *, probe: bool = True) -> "DeployPlan":
@@ -98,6 +99,7 @@ class DeployPlan:
             self.lock_checks()
         else:
             SslFolder(self.node.ssl_dir).check_access()
+        self._checked = True
         return self
 
     def lock_checks(self) -> None:
@@ -154,8 +156,11 @@ class DeployPlan:
         ``bundle`` is then that version's pair, for ``--verify``. Everything
         else is the same pipeline, the way back on failure included; a kept
         version is never deleted by a failed switch. The checks are not
-        repeated: the caller made the plan with :func:`prepare`.
+        repeated: the caller made the plan with :func:`prepare` (a plan nobody checked is
+        checked here first, so nothing is written before Docker answered).
         """
+        if not self._checked:
+            self.check()
         node = self.node
         options = self.effective_options(recorded_version)
         folder = SslFolder(node.ssl_dir)
