@@ -80,7 +80,7 @@ class DeployPlan:
         #: The run's nginx container; no Docker client is made until it is first asked.
         self.container = NginxContainer(node.container, node.docker_host, timeout=options.timeout)
         self._config: Optional[AgentConfig] = None
-        self._config_stat: Optional[tuple[int, int, int]] = None
+        self._config_stat: Optional[tuple[int, int, int, int, int]] = None
         self._probed = False
         self._checked = False
 
@@ -109,9 +109,12 @@ class DeployPlan:
             self._probed = True
 
     def _read_config(self) -> AgentConfig:
+        # The stat before the read: a change between the two then shows as a changed stat
+        # (and a read again under the lock), never as stale bytes under a new stat.
+        seen = _stat(self.node.agent_config)
         config = AgentConfig.read(self.node.agent_config)
         config.plan(self.node.container_cert_path, self.node.container_key_path)  # parses, can be patched
-        self._config, self._config_stat = config, _stat(self.node.agent_config)
+        self._config, self._config_stat = config, seen
         return config
 
     def _current_config(self) -> AgentConfig:
@@ -236,12 +239,13 @@ class DeployPlan:
         return result
 
 
-def _stat(path: Path) -> Optional[tuple[int, int, int]]:
+def _stat(path: Path) -> Optional[tuple[int, int, int, int, int]]:
+    """What tells a changed file (through links): an atomic write makes a new inode, a write in place a new mtime."""
     try:
         st = os.stat(path)
     except OSError:
         return None
-    return st.st_ino, st.st_size, st.st_mtime_ns
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
 
 def prepare(node: Node, options: DeployOptions = DeployOptions(), *, probe: bool = True) -> DeployPlan:
