@@ -23,14 +23,18 @@ _WHERE = {
     "Account": ".account",
     "AccountInfo": ".account",
     "Acme": ".providers.acme",
+    "AcmeSource": ".acme_source",
+    "AcmeTarget": ".acme_target",
     "Bundle": ".bundle",
     "CertRequest": ".providers.base",
     "CheckItem": ".checks",
     "CheckReport": ".checks",
     "Configured": ".configure",
+    "DNS01_PARAMETERS": ".acme_source",
     "Deactivation": ".account",
     "DeployGiven": ".replay",
     "DeployOptions": ".options",
+    "DeployPlan": ".deploy",
     "DeployResult": ".deploy",
     "Desired": ".desired",
     "EnsureResult": ".desired",
@@ -44,20 +48,31 @@ _WHERE = {
     "Outcome": ".api",
     "Password": ".importing",
     "Provider": ".providers.base",
+    "Rehearsal": ".rehearse",
     "RenewResult": ".renew",
+    "RenewStatus": ".renew",
     "Revocation": ".revocation",
     "RollbackOutcome": ".rollback",
     "SelfSigned": ".providers.selfsigned",
     "SesamTLSError": ".errors",
     "TimerChanges": ".timer",
     "TimerStatus": ".timer",
+    "acme_server": ".acme_source",
     "check": ".checks",
     "configure": ".configure",
+    "dns01_options": ".acme_source",
+    "eab_source": ".acme_source",
     "ensure": ".desired",
+    "http01_options": ".acme_source",
     "import_certificate": ".api",
     "install_timer": ".timer",
     "issue": ".api",
+    "issue_certificate": ".issuing",
     "kept_versions": ".rollback",
+    "prepare": ".deploy",
+    "read_eab": ".acme_source",
+    "rehearse_certificate": ".issuing",
+    "remembered_acme": ".acme_target",
     "remove_timer": ".timer",
     "renew": ".renew",
     "renew_replayed": ".unattended",
@@ -69,22 +84,26 @@ _WHERE = {
 
 if TYPE_CHECKING:  # pragma: no cover
     from .account import Account, AccountInfo, Deactivation, KeyRollover
+    from .acme_source import AcmeSource, DNS01_PARAMETERS, acme_server, dns01_options, eab_source, http01_options, read_eab
+    from .acme_target import AcmeTarget, remembered_acme
     from .api import Outcome, import_certificate, issue
     from .bundle import Bundle
     from .checks import CheckItem, CheckReport, check
     from .configure import Configured, configure
-    from .deploy import DeployResult
+    from .deploy import DeployPlan, DeployResult, prepare
     from .desired import Desired, EnsureResult, ensure
     from .errors import SesamTLSError
     from .http01 import Http01Options
     from .importing import ImportReport, Password
+    from .issuing import issue_certificate, rehearse_certificate
     from .node import Node
     from .options import DeployOptions
     from .providers.acme import Acme
     from .providers.base import CertRequest, Provider
     from .providers.imported import Imported
     from .providers.selfsigned import SelfSigned
-    from .renew import RenewResult, renew
+    from .rehearse import Rehearsal
+    from .renew import RenewResult, RenewStatus, renew
     from .replay import DeployGiven
     from .revocation import Revocation, revoke
     from .rollback import KeptVersion, RollbackOutcome, kept_versions, rollback
@@ -96,14 +115,18 @@ __all__ = [
     "Account",
     "AccountInfo",
     "Acme",
+    "AcmeSource",
+    "AcmeTarget",
     "Bundle",
     "CertRequest",
     "CheckItem",
     "CheckReport",
     "Configured",
+    "DNS01_PARAMETERS",
     "Deactivation",
     "DeployGiven",
     "DeployOptions",
+    "DeployPlan",
     "DeployResult",
     "Desired",
     "EnsureResult",
@@ -117,20 +140,31 @@ __all__ = [
     "Outcome",
     "Password",
     "Provider",
+    "Rehearsal",
     "RenewResult",
+    "RenewStatus",
     "Revocation",
     "RollbackOutcome",
     "SelfSigned",
     "SesamTLSError",
     "TimerChanges",
     "TimerStatus",
+    "acme_server",
     "check",
     "configure",
+    "dns01_options",
+    "eab_source",
     "ensure",
+    "http01_options",
     "import_certificate",
     "install_timer",
     "issue",
+    "issue_certificate",
     "kept_versions",
+    "prepare",
+    "read_eab",
+    "rehearse_certificate",
+    "remembered_acme",
     "remove_timer",
     "renew",
     "renew_replayed",

@@ -16,16 +16,14 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
 
 from cryptography.exceptions import UnsupportedAlgorithm
 
-from .agent_config import AgentConfig
 from .ari import cert_id
 from .hooks import recordable_names, run_hook
 from .bundle import Bundle
-from .deploy import DeployResult, deploy
+from .deploy import DeployPlan, DeployResult, prepare
 from .options import DeployOptions
 from .errors import InputError, RefusedCertificate, SesamTLSError, UsageError, one_line
 from .failpoints import failpoint
 from .names import normalize_domain
-from .nginx import NginxContainer
 from .node import Node
 from .providers.base import CertRequest, Provider
 from .rollback import rollback
@@ -73,20 +71,10 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-def preflight(node: Node, options: DeployOptions, *, probe: bool = True) -> None:
-    """Fail before any cost or write: the agent config parses, Docker and the container answer.
-
-    ``probe=False`` checks the ssl folder without writing to it, for the
-    moment before the node lock is held (another run sweeps temp files there).
-    """
-    AgentConfig.read(node.agent_config).plan(node.container_cert_path, node.container_key_path)
-    if options.restart:
-        NginxContainer(node.container, node.docker_host, timeout=options.timeout).check()
-    folder = SslFolder(node.ssl_dir)
-    if probe:
-        folder.check_writable()
-    else:
-        folder.check_access()
+def preflight(node: Node, options: DeployOptions, *, probe: bool = True) -> DeployPlan:
+    """Fail before any cost or write; the checked :class:`~sesam_tls.deploy.DeployPlan` of the run
+    (:func:`sesam_tls.deploy.prepare`, under its earlier name)."""
+    return prepare(node, options, probe=probe)
 
 
 def issue(
@@ -118,13 +106,28 @@ def issue(
     """
     url_from = _notify_source(notify_url_file)  # (h-thin) checked before anything
     node = node or Node.from_settings()
-    preflight(node, options, probe=False)
-    with node_lock(node.state_dir):
-        check_provider_switch(node, provider, replace=replace)
-        SslFolder(node.ssl_dir).check_writable()
-        outcome = obtain_and_deploy(request, provider, node, options, now=now, settings=settings)
+    outcome = issue_with(request, provider, prepare(node, options, probe=False), now=now, settings=settings,
+                         replace=replace)
     _after_deployment(node, outcome, url_from)  # (h-thin)
     return outcome
+
+
+def issue_with(
+    request: CertRequest,
+    provider: Provider,
+    plan: DeployPlan,
+    *,
+    now: Optional[dt.datetime] = None,
+    settings: Optional[DeploySettings] = None,
+    replace: bool = False,
+) -> Outcome:
+    """:func:`issue` with the run's plan made already (checked without the probe): a provider
+    that stops nginx was given ``plan.container``, so the run has one Docker client."""
+    node = plan.node
+    with node_lock(node.state_dir):
+        check_provider_switch(node, provider, replace=replace)
+        plan.lock_checks()
+        return obtain_and_deploy(request, provider, plan, now=now, settings=settings)
 
 
 # (h-thin) after a deployment: the recorded metrics file, the webhook's source -------------------
@@ -165,15 +168,21 @@ def rehearse_issue(
     """``issue --dry-run``: the first issuance rehearsed (:mod:`sesam_tls.rehearse`); nothing is
     deployed or recorded, and the live nginx is never stopped. A Let's Encrypt provider is
     pointed at the staging directory first."""
+    node = node or Node.from_settings()
+    return rehearse_issue_with(request, provider, prepare(node, options, probe=False), now=now)
+
+
+def rehearse_issue_with(request: CertRequest, provider: Provider, plan: DeployPlan, *,
+                        now: Optional[dt.datetime] = None) -> Any:
+    """:func:`rehearse_issue` with the run's plan made already (checked without the probe: a
+    rehearsal leaves the ssl folder as it was)."""
     from .providers.acme_net import LETSENCRYPT, LETSENCRYPT_STAGING
     from .rehearse import rehearse
 
-    node = node or Node.from_settings()
     if getattr(provider, "directory", None) == LETSENCRYPT:
         provider.directory = LETSENCRYPT_STAGING  # type: ignore[attr-defined]  # only the ACME provider has .directory (checked by getattr above)
-    preflight(node, options, probe=False)  # no probe: a rehearsal leaves the ssl folder as it was
-    with node_lock(node.state_dir):
-        return rehearse(node, request, provider, options, now=now)
+    with node_lock(plan.node.state_dir):
+        return rehearse(plan.node, request, provider, plan.options, now=now, nginx=plan.container)
 
 
 #: How a provider's certificate is named to the operator.
@@ -233,17 +242,16 @@ def _say_adopted(node: Node) -> None:
 
 
 def obtain_and_deploy(
-    request: CertRequest, provider: Provider, node: Node, options: DeployOptions, *, now: Optional[dt.datetime] = None,
+    request: CertRequest, provider: Provider, plan: DeployPlan, *, now: Optional[dt.datetime] = None,
     settings: Optional[DeploySettings] = None,
 ) -> Outcome:
-    """The body of :func:`issue`, for callers that already hold the node lock."""
+    """The body of :func:`issue`, for callers that already hold the node lock and made the plan.
+
+    Whether nginx is restarted rather than reloaded after an interrupted run is
+    the deployment's decision (:meth:`~sesam_tls.deploy.DeployPlan.apply`).
+    """
+    node, options = plan.node, plan.options
     bundle = gate_bundle(provider, request, provider.issue(request), now=now)
-    if options.restart and options.reload_mode == "auto" and _interrupted(node):
-        # An earlier run switched the pair (and maybe the agent config) but was
-        # stopped before it recorded the result: nginx may never have been
-        # restarted on the config, so a reload would not be enough.
-        log.info("the previous run was interrupted; restarting nginx rather than reloading")
-        options = dataclasses.replace(options, reload_mode="restart")
     recorded: list[NodeRecord] = []
 
     def commit(result: DeployResult) -> None:
@@ -252,7 +260,7 @@ def obtain_and_deploy(
         recorded.append(record(node, provider, request, bundle, result, now=now or _now(), options=options,
                                settings=settings))
 
-    result = deploy(node, bundle, options, now=now, on_deployed=commit)
+    result = plan.apply(bundle, now=now, on_deployed=commit, recorded_version=recorded_version(node))
     rec = recorded[-1]
     run_hook("deploy", rec.hooks.deploy, hook_env(node, rec, "deployed"), allow=rec.hooks.env,
              secret=options.secret_env)
@@ -278,8 +286,11 @@ def gate_bundle(
     from .providers.registry import settings_class
 
     from_ca = settings_class(provider.name).from_ca
+    checked = getattr(provider, "report_for", None)  # the import provider validated this very bundle
+    report = checked(bundle, request) if callable(checked) and not from_ca else None
     try:
-        report = gate(bundle, request.identifiers, now=now or _now(), source=origin, from_ca=from_ca)
+        if report is None:
+            report = gate(bundle, request.identifiers, now=now or _now(), source=origin, from_ca=from_ca)
     except (ValueError, UnsupportedAlgorithm) as exc:  # a field damaged inside, read only now (see _check)
         raise refused_as(f"{origin}: the certificate is damaged inside ({one_line(exc, 160)}); not deployed") from None
     if report.errors:
@@ -294,16 +305,16 @@ def gate_bundle(
     return Bundle(key=bundle.key, leaf=report.leaf, chain=report.chain)  # type: ignore[arg-type]  # report.leaf is Optional; validation raised when there is none
 
 
-def _interrupted(node: Node) -> bool:
-    """True when the live version is not the one the metadata records as deployed."""
-    live = SslFolder(node.ssl_dir).live_version()
-    if live is None:
-        return False
+def recorded_version(node: Node) -> Optional[str]:
+    """The version the node record says was deployed (None: no record), for the deployment's
+    decision after an interrupted run (:meth:`~sesam_tls.deploy.DeployPlan.apply`)."""
+    from .deploy import UNREADABLE
+
     try:
         rec = load_record(node.metadata_path)
     except SesamTLSError:
-        return True
-    return (rec.deployment.version if rec else None) != live
+        return UNREADABLE
+    return rec.deployment.version if rec else None
 
 
 def hook_env(node: Node, rec: NodeRecord, event: str, error: str = "") -> dict[str, str]:

@@ -475,25 +475,26 @@ def _reconfigure(node: Node, desired: Desired, now: dt.datetime) -> None:
 
 
 def _issue(node: Node, desired: Desired, now: dt.datetime) -> None:
-    from .api import issue
+    from .api import issue_with
+    from .deploy import DeployPlan
     from .providers.base import CertRequest
 
     request = CertRequest.build(desired.names, desired.ips, key_type=desired.key_type, days=desired.days,
                                 key_policy=desired.key_policy, allow_wildcard=False)
     options = _options(desired, node)
+    plan = DeployPlan(node, options)  # the run's one nginx container, lent to the ACME provider
     if desired.provider == "selfsigned":
         from .providers.selfsigned import SelfSigned
 
         provider: Any = SelfSigned()
     else:
-        provider = _acme(desired, node, options)
-    issue(request, provider, node=node, options=options, settings=deploy_settings(desired, node),
-          replace=desired.replace)
+        provider = _acme(desired, node, options, nginx=plan.container)
+    plan.check(probe=False)  # the probe after the lock (issue_with)
+    issue_with(request, provider, plan, settings=deploy_settings(desired, node), replace=desired.replace)
 
 
-def _acme(desired: Desired, node: Node, options: Any) -> Any:
+def _acme(desired: Desired, node: Node, options: Any, *, nginx: Any = None) -> Any:
     from .http01 import Http01Options
-    from .nginx import NginxContainer
     from .providers.acme import Acme
     from .providers.acme_account import Eab
 
@@ -502,7 +503,7 @@ def _acme(desired: Desired, node: Node, options: Any) -> Any:
     if not options.restart and http["http01"] == "stop-nginx":
         raise UsageError("desired acme.http01 stop-nginx stops the nginx container; deploy.restart false asks to "
                          "leave it alone")
-    nginx = NginxContainer(node.container, node.docker_host, timeout=options.timeout) if options.restart else None
+    nginx = nginx if options.restart else None
     return Acme(
         state_dir=node.state_dir,
         directory=a.effective_directory,

@@ -58,10 +58,16 @@ class Rehearsal:
     message: str
     bundle: Optional[Bundle]
 
+    def to_json(self) -> dict[str, Any]:
+        """What ``issue --dry-run --json`` prints."""
+        return {"result": "dry-run", "message": self.message, "exit_code": 0}
+
 
 def rehearse(
-    node: Node, request: CertRequest, provider: Any, options: DeployOptions, *, now: Optional[dt.datetime] = None
+    node: Node, request: CertRequest, provider: Any, options: DeployOptions, *, now: Optional[dt.datetime] = None,
+    nginx: Any = None,
 ) -> Rehearsal:
+    """``nginx``: the run's :class:`~sesam_tls.nginx.NginxContainer` (its plan's), made here when not given."""
     from .api import gate_bundle
     from .providers.acme_net import LETSENCRYPT_STAGING
 
@@ -81,7 +87,7 @@ def rehearse(
         parts.append(got.note)
         pair, what = _stand_in(got.key, request), "the new key (with a stand-in certificate)"
     if options.restart:
-        nginx_test_copy(node, pair, options)
+        nginx_test_copy(node, pair, options, nginx=nginx)
         parts.append(f"nginx -t accepted {what} in container {node.container} (on a copy; the live pair untouched)")
     else:
         parts.append("nginx -t skipped (--no-restart)")
@@ -89,9 +95,12 @@ def rehearse(
     return Rehearsal("; ".join(parts), bundle)
 
 
-def nginx_test_copy(node: Node, bundle: Bundle, options: DeployOptions) -> None:
+def nginx_test_copy(node: Node, bundle: Bundle, options: DeployOptions, *, nginx: Any = None) -> None:
     """``nginx -t`` in the container on a copy of ``bundle`` in ``ssl/<temp>/``, removed afterwards."""
-    from .nginx import NginxContainer
+    if nginx is None:
+        from .nginx import NginxContainer
+
+        nginx = NginxContainer(node.container, node.docker_host, timeout=options.timeout)
 
     name = f"{TMP_MARK}rehearsal-{secrets.token_hex(4)}"  # swept by the next run if this one is killed
     host = node.ssl_dir / name
@@ -117,7 +126,7 @@ def nginx_test_copy(node: Node, bundle: Bundle, options: DeployOptions) -> None:
         shutil.rmtree(host, ignore_errors=True)
         raise StorageError(f"cannot write the rehearsal's copy into {node.ssl_dir}: {describe_oserror(exc)}") from None
     try:
-        NginxContainer(node.container, node.docker_host, timeout=options.timeout).test_pair(str(inside / CONF_NAME))
+        nginx.test_pair(str(inside / CONF_NAME))
     except DockerError as exc:
         if "refused the new pair" in str(exc):
             raise DeployError(f"{exc}; nothing was deployed") from None

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import enum
 import logging
 import random
 from dataclasses import dataclass
@@ -31,18 +32,32 @@ from .node import Node
 from .renewal import Decision, choose_in_window, decide, parse_time
 from .state import AriWindow, Count, Hooks, NodeRecord, Timestamp, decode, load_record, node_lock, save_record
 
-__all__ = ["RenewResult", "renew", "provider_from_metadata", "provider_from_record", "with_live_key"]
+__all__ = ["RenewResult", "RenewStatus", "renew", "provider_from_metadata", "provider_from_record", "with_live_key"]
 
 log = logging.getLogger("sesam_tls")
 
 ProviderFactory = Callable[[NodeRecord, Node, bool], Any]
 
 
+class RenewStatus(str, enum.Enum):
+    """What a renewal run did. A ``str``: it compares equal to its value (``"renewed"``) and is
+    printed as that value in JSON, as the plain strings of earlier versions were."""
+
+    NOT_DUE = "not-due"
+    RENEWED = "renewed"
+    DRY_RUN = "dry-run"
+    ATTENTION = "attention"
+    FAILED = "failed"
+
+    def __str__(self) -> str:
+        return self.value
+
+
 @dataclass(frozen=True)
 class RenewResult:
-    """``status``: not-due, renewed, dry-run, attention, failed. ``exit_code`` for the CLI."""
+    """``status``: a :class:`RenewStatus`. ``exit_code`` for the CLI."""
 
-    status: str
+    status: RenewStatus
     message: str
     exit_code: int
     decision: Optional[Decision] = None
@@ -62,15 +77,26 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-def provider_from_record(record: NodeRecord, node: Node, dry_run: bool = False, nginx: Any = None) -> Any:
-    """The provider that made the managed certificate, set up the same way again (the registry builds it),
-    with ``nginx``, the run's container handle (one for the node's container when not given)."""
+def provider_from_record(record: NodeRecord, node: Node, dry_run: bool = False, *, nginx: Any = None) -> Any:
+    """The provider that made the managed certificate, set up the same way again (the registry builds it).
+
+    ``nginx``: the run's container (its deploy plan's), for an HTTP-01 strategy that stops nginx;
+    a handle for the node's container when not given (making it opens no connection).
+    """
     from .nginx import NginxContainer
     from .providers.registry import build_provider
 
     if nginx is None:
         nginx = NginxContainer(node.container, node.docker_host)
     return build_provider(record, node, dry_run=dry_run, nginx=nginx)
+
+
+def _provider(factory: ProviderFactory, record: NodeRecord, node: Node, dry_run: bool, plan: Any) -> Any:
+    """The run's provider; the default factory gets the plan's container (one Docker client a run),
+    a caller's own factory is called as it always was."""
+    if factory is provider_from_record:
+        return provider_from_record(record, node, dry_run, nginx=plan.container)
+    return factory(record, node, dry_run)
 
 
 provider_from_metadata = provider_from_record  # the name of earlier versions
@@ -221,8 +247,8 @@ def renew(
         result = _renew_locked(node, record, force=force, days=days, options=options, now=now,
                                metrics_file=metrics_file, provider_factory=provider_factory,
                                key_policy=key_policy, new_key=new_key)
-        reason = result.message if result.status == "failed" else (result.decision.reason if result.decision else "")
-        notify.after_renewal(node, record, result.status, result.decision, options=options, now=now, reason=reason)
+        reason = result.message if result.status is RenewStatus.FAILED else (result.decision.reason if result.decision else "")
+        notify.after_renewal(node, record, result.status.value, result.decision, options=options, now=now, reason=reason)
         return result
 
 
@@ -247,10 +273,12 @@ def _renew_locked(
         return result
 
     log.info("renewing: %s", decision.reason)
-    from .api import hook_env, obtain_and_deploy, preflight
+    from .api import hook_env, obtain_and_deploy
+    from .deploy import DeployPlan
     from .hooks import recordable_names, run_hook
 
-    provider = provider_factory(record, node, False)
+    plan = DeployPlan(node, options)  # checked below, where a failure is recorded
+    provider = _provider(provider_factory, record, node, False, plan)
     request = _request(record)
     hooks = Hooks(
         deploy=options.deploy_hook if options.deploy_hook is not None else record.hooks.deploy,
@@ -260,8 +288,8 @@ def _renew_locked(
     )
     try:
         request = _key_for_run(request, record, node, key_policy=key_policy, new_key=new_key)
-        preflight(node, options)
-        outcome = obtain_and_deploy(request, provider, node, options, now=now)
+        plan.check()  # under the lock, so with the write probe
+        outcome = obtain_and_deploy(request, provider, plan, now=now)
     except SesamTLSError as exc:
         log.debug("traceback of the failed attempt:", exc_info=True)  # shown with --debug only
         record = _record_failure(node, record.replace(hooks=hooks), now, exc, provider)
@@ -269,11 +297,11 @@ def _renew_locked(
         run_hook("failure", hooks.failure, hook_env(node, record, "failed", str(exc)),
                  allow=hooks.env, secret=options.secret_env)
         _metrics(metrics_file, record, now)
-        return RenewResult("failed", f"renewal failed: {exc}", exc.exit_code, decision, record)
+        return RenewResult(RenewStatus.FAILED, f"renewal failed: {exc}", exc.exit_code, decision, record)
     _metrics(metrics_file, outcome.record, now)
     cert = outcome.record.certificate
     return RenewResult(
-        "renewed",
+        RenewStatus.RENEWED,
         f"renewed {', '.join(cert.identifiers)}: serial {cert.serial}, expires {cert.not_after}",
         0,
         decision,
@@ -291,21 +319,21 @@ def _rehearse(
     starts no backoff. An imported certificate is not renewed by sesam-tls,
     so there is nothing to rehearse: the answer is what ``renew`` says.
     """
-    from .api import preflight
+    from .deploy import prepare
     from .rehearse import rehearse
 
     decision = decide(record, now)
     if record.provider == "import":
-        said = _result_without_renewal(decision, record) or RenewResult("not-due", decision.reason, 0, decision, record)
+        said = _result_without_renewal(decision, record) or RenewResult(RenewStatus.NOT_DUE, decision.reason, 0, decision, record)
         message = f"dry run: an imported certificate is not renewed by sesam-tls, nothing to rehearse; {said.message}"
         return RenewResult(said.status, message, said.exit_code, decision, record)
-    preflight(node, options, probe=False)  # no probe: a rehearsal leaves the ssl folder as it was
-    provider = provider_factory(record, node, True)
+    plan = prepare(node, options, probe=False)  # no probe: a rehearsal leaves the ssl folder as it was
+    provider = _provider(provider_factory, record, node, True, plan)
     request = _request(record)
     log.info("dry run: rehearsing the renewal of %s as if it were due (%s)", ", ".join(request.identifiers),
              decision.reason)
-    rehearsal = rehearse(node, request, provider, options, now=now)
-    return RenewResult("dry-run", f"dry run succeeded for {', '.join(request.identifiers)}: {rehearsal.message}", 0,
+    rehearsal = rehearse(node, request, provider, options, now=now, nginx=plan.container)
+    return RenewResult(RenewStatus.DRY_RUN, f"dry run succeeded for {', '.join(request.identifiers)}: {rehearsal.message}", 0,
                        decision, record)
 
 
@@ -313,8 +341,8 @@ def _result_without_renewal(decision: Decision, record: NodeRecord) -> Optional[
     if decision.due:  # due and attention: a certificate clients refuse, which a renewal fixes
         return None
     if decision.attention or decision.backing_off:
-        return RenewResult("attention", decision.reason, AttentionNeeded.exit_code, decision, record)
-    return RenewResult("not-due", f"not due: {decision.reason}", 0, decision, record)
+        return RenewResult(RenewStatus.ATTENTION, decision.reason, AttentionNeeded.exit_code, decision, record)
+    return RenewResult(RenewStatus.NOT_DUE, f"not due: {decision.reason}", 0, decision, record)
 
 
 def _record_failure(node: Node, record: NodeRecord, now: dt.datetime, exc: SesamTLSError,

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from .bundle import Bundle, key_matches_cert
-from .deploy import DeployResult, deploy
+from .deploy import DeployResult, prepare
 from .options import DeployOptions
 from .errors import InputError, SesamTLSError, UsageError, one_line
 from .failpoints import failpoint
@@ -149,12 +149,12 @@ def rollback(
     no older one, or its pair is unusable (UsageError, InputError); a pair
     nginx refuses is switched back (DeployError, exit 7).
     """
-    from .api import hook_env, preflight
+    from .api import hook_env
     from .hooks import run_hook
 
     node = node or Node.from_settings()
     now = now or dt.datetime.now(dt.timezone.utc)
-    preflight(node, options, probe=False)
+    plan = prepare(node, options, probe=False)
     with node_lock(node.state_dir):
         rec = load_record(node.metadata_path)
         if rec is None:
@@ -163,16 +163,15 @@ def rollback(
         live = folder.live_version()
         target = choose_target(folder.version_ids(), live, to, str(folder.versions))
         bundle = _checked_pair(folder, target, now)
-        folder.check_writable()
-        if options.restart and options.reload_mode == "auto" and live != rec.deployment.version:
-            options = dataclasses.replace(options, reload_mode="restart")  # as api.obtain_and_deploy
+        plan.lock_checks()  # restart rather than reload after an interrupted run: the plan decides
         log.info("rolling back from version %s to %s (serial %s)", live, target, bundle.serial)
         recorded: list[NodeRecord] = []
 
         def commit(result: DeployResult) -> None:
             recorded.append(_record_rollback(node, rec, bundle, result, now))
 
-        result = deploy(node, bundle, options, now=now, on_deployed=commit, version=target)
+        result = plan.apply(bundle, now=now, on_deployed=commit, version=target,
+                            recorded_version=rec.deployment.version)
         from . import notify
 
         notify.tell(node, "rolled-back", reason=f"rolled back from version {live} to {target}", now=now)

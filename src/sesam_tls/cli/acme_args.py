@@ -1,16 +1,13 @@
 """ACME options shared by ``issue``, ``check``, ``revoke`` and ``account``: which CA, which account,
-how HTTP-01 is answered. Parsing only; the values are turned into objects by the helpers below."""
+how HTTP-01 is answered. Parsing only; the helpers below hand the values to the library
+(:mod:`sesam_tls.acme_source`), which checks them and builds the objects."""
 
 from __future__ import annotations
 
 import argparse
-import os
-from pathlib import Path
 from typing import Any, Optional
-from ..choices import CHALLENGES, HTTP01_STRATEGIES as HTTP01_CHOICES, TSIG_ALGORITHMS
 
-#: An EAB HMAC key is some 50 characters; a larger file is the wrong file.
-MAX_EAB_FILE = 64 * 1024
+from ..choices import CHALLENGES, HTTP01_STRATEGIES as HTTP01_CHOICES, TSIG_ALGORITHMS
 
 
 
@@ -90,13 +87,14 @@ def add_challenge_arguments(parser: argparse.ArgumentParser, *, remembered: bool
     g.add_argument("--dns-hook-timeout", type=float, metavar="S", help="stop a DNS hook after S seconds (default 60)")
 
 
-#: The DNS-01 options with their "not given" values, for refusing them with http-01.
-DNS01_ONLY: dict[str, object] = {
-    "dns_server": None, "dns_tsig_name": None, "dns_tsig_algorithm": None, "dns_tsig_file": None,
-    "dns_tsig_env": None, "dns_zone": None, "dns_resolvers": None, "dns_propagation_wait": None,
-    "dns_propagation_timeout": None, "dns_auth_hook": None, "dns_cleanup_hook": None, "dns_exec_hook": None,
-    "dns_hook_env": [], "dns_hook_timeout": None,
-}
+def _dns01_only() -> dict[str, object]:
+    from .. import DNS01_PARAMETERS
+
+    return DNS01_PARAMETERS
+
+
+#: The DNS-01 options with their "not given" values, for refusing them with http-01 (the library's list).
+DNS01_ONLY: dict[str, object] = _dns01_only()
 
 
 def challenge_from_args(args: argparse.Namespace, remembered: Any = None) -> str:
@@ -105,160 +103,76 @@ def challenge_from_args(args: argparse.Namespace, remembered: Any = None) -> str
 
 
 def dns01_from_args(args: argparse.Namespace, remembered: Any = None) -> Any:
-    """The DNS-01 options for --challenge dns-01 (None for http-01, which refuses DNS options).
-    Given on the command line, else recorded with the managed certificate when it used DNS-01."""
-    from ..errors import UsageError
+    """The DNS-01 options for --challenge dns-01 (None for http-01): :func:`sesam_tls.dns01_options`."""
+    from .. import dns01_options
 
-    challenge = challenge_from_args(args, remembered)
-    given = {k: getattr(args, k, default) for k, default in DNS01_ONLY.items()
-             if getattr(args, k, default) != default}
-    if challenge != "dns-01":
-        if given:
-            flag = "--" + next(iter(given)).replace("_", "-")
-            raise UsageError(f"{flag} is a DNS-01 option: add --challenge dns-01")
-        return None
-    secret_sources = {getattr(args, "eab_hmac_env", None), args.dns_tsig_env} - {None}
-    for name in args.dns_hook_env:
-        if name in secret_sources:
-            raise UsageError(f"--dns-hook-env {name}: that variable holds a secret of sesam-tls's own; "
-                             "it is never passed to a hook")
-    from ..dns01 import Dns01Options  # here: the HTTP-01 path does not load dns01
-    from ..state import encode
-
-    recorded = getattr(remembered, "dns01", None) if getattr(remembered, "challenge", None) == "dns-01" else None
-    rec = dict(encode(recorded)) if recorded is not None else {}
-    if not given and rec:
-        return Dns01Options.from_settings(rec)
-    return Dns01Options.build(
-        server=args.dns_server,
-        tsig_name=args.dns_tsig_name,
-        tsig_algorithm=args.dns_tsig_algorithm or "hmac-sha256",
-        tsig_file=args.dns_tsig_file,
-        tsig_env=args.dns_tsig_env,
-        zone=args.dns_zone,
-        resolvers=args.dns_resolvers or (),
-        propagation_wait=args.dns_propagation_wait,
-        propagation_timeout=args.dns_propagation_timeout or 120.0,
-        auth_hook=args.dns_auth_hook,
-        cleanup_hook=args.dns_cleanup_hook,
-        exec_hook=args.dns_exec_hook,
-        hook_env=args.dns_hook_env,
-        hook_timeout=args.dns_hook_timeout or 60.0,
-    )
+    given = {k: getattr(args, k, default) for k, default in DNS01_ONLY.items()}
+    return dns01_options(challenge_from_args(args, remembered), remembered=remembered,
+                         secret_env=(getattr(args, "eab_hmac_env", None),), given=given)
 
 
 def directory_from_args(args: argparse.Namespace, remembered: Optional[str] = None) -> str:
-    from ..providers.acme_net import LETSENCRYPT, LETSENCRYPT_STAGING
+    """--server, else --staging's, else ``remembered`` (the managed certificate's CA), else Let's Encrypt."""
+    from .. import acme_server
 
-    if args.server:
-        return str(args.server)
-    if args.staging:
-        return LETSENCRYPT_STAGING
-    return remembered or LETSENCRYPT
+    return acme_server(None, directory=args.server or (None if args.staging else remembered),
+                       staging=args.staging).directory
 
 
 def ca_bundle_from_args(args: argparse.Namespace, remembered: Optional[str] = None) -> Optional[str]:
-    from ..errors import UsageError
+    """--ca-bundle (it must be a file), else the remembered one when the CA is the remembered one too."""
+    from .. import acme_server
 
     if not args.ca_bundle:
         return remembered if not (args.server or args.staging) else None
-    path = Path(args.ca_bundle).absolute()
-    if not path.is_file():
-        raise UsageError(f"--ca-bundle {args.ca_bundle}: no such file")
-    return str(path)
+    return acme_server(None, ca_bundle=args.ca_bundle).ca_bundle
 
 
 def eab_from_args(args: argparse.Namespace) -> Any:
-    """The EAB kid and HMAC key; the key comes from a file or the environment, never argv."""
-    from ..errors import UsageError
-    from ..providers.acme_account import Eab
+    """The EAB kid and HMAC key (:func:`sesam_tls.read_eab`); the key comes from a file or the environment."""
+    from .. import read_eab
 
-    source = args.eab_hmac_file or args.eab_hmac_env
-    if not args.eab_kid and not source:
-        return None
-    if not args.eab_kid:
-        raise UsageError("an EAB HMAC key was given without --eab-kid")
-    if args.eab_hmac_file:
-        from ..fsutil import read_bounded
-
-        try:
-            raw, _ = read_bounded(args.eab_hmac_file, MAX_EAB_FILE)
-        except OSError as exc:
-            raise UsageError(f"--eab-hmac-file {args.eab_hmac_file}: {exc.strerror or exc}") from None
-        if len(raw) > MAX_EAB_FILE:
-            raise UsageError(f"--eab-hmac-file {args.eab_hmac_file}: larger than 64 KiB, not an HMAC key file")
-        try:
-            value = raw.decode("utf-8").strip()
-        except UnicodeDecodeError:
-            raise UsageError(f"--eab-hmac-file {args.eab_hmac_file}: not text (an HMAC key is base64url)") from None
-    elif args.eab_hmac_env:
-        value = os.environ.get(args.eab_hmac_env, "").strip()
-        if not value:
-            raise UsageError(f"--eab-hmac-env {args.eab_hmac_env}: that environment variable is empty or unset")
-    else:
-        raise UsageError("--eab-kid needs the HMAC key: --eab-hmac-file FILE or --eab-hmac-env VAR")
-    if not value:
-        raise UsageError(f"--eab-hmac-file {args.eab_hmac_file}: the file is empty")
-    return Eab(kid=args.eab_kid, hmac_key=value)
+    return read_eab(args.eab_kid, hmac_file=args.eab_hmac_file, hmac_env=args.eab_hmac_env)
 
 
 def http01_from_args(args: argparse.Namespace, remembered: Any = None) -> Any:
     """The HTTP-01 options: given on the command line, else recorded with the
     managed certificate (``remembered``: its ``AcmeSettings``), else defaults."""
-    from ..http01 import Http01Options
-    from ..providers.registry import AcmeSettings
+    from .. import http01_options
 
-    rec = remembered or AcmeSettings()
-    kwargs: dict[str, Any] = {}
-    listen = args.http_address or rec.http_address
-    if listen:
-        kwargs["listen"] = tuple(listen)
-    webroot = args.webroot or rec.webroot
-    return Http01Options(
-        # certbot's habit: --webroot DIR alone means the webroot strategy
-        strategy=args.http01 or ("webroot" if args.webroot else None) or rec.http01 or "auto",
-        port=int(args.http_port if args.http_port is not None else rec.http_port or 80),
-        webroot=Path(webroot).absolute() if webroot else None,
-        **kwargs,
-    )
+    return http01_options(args.http01, webroot=args.webroot, http_port=args.http_port,
+                          http_address=args.http_address, remembered=remembered)
 
 
-def acme_provider(args: argparse.Namespace, node: Any, *, nginx: Any) -> Any:
-    from ..providers.acme import Acme
+def acme_source_from_args(args: argparse.Namespace) -> Any:
+    """What ``issue`` asks the CA for, as :class:`sesam_tls.AcmeSource`: checked by the library."""
+    from .. import AcmeSource
 
-    provider = Acme(
-        state_dir=node.state_dir,
-        directory=directory_from_args(args),
-        ca_bundle=ca_bundle_from_args(args),
+    return AcmeSource(
+        directory=args.server,
+        staging=args.staging,
+        ca_bundle=args.ca_bundle,
         email=args.email,
         agree_tos=args.agree_tos,
-        eab=eab_from_args(args),
+        eab_kid=args.eab_kid,
+        eab_hmac_file=args.eab_hmac_file,
+        eab_hmac_env=args.eab_hmac_env,
         profile=args.profile,
-        http01=http01_from_args(args),
-        nginx=nginx,
         challenge=challenge_from_args(args),
+        http01=http01_from_args(args),
         dns01=dns01_from_args(args),
     )
-    provider.eab_source = eab_source_from_args(args)  # type: ignore[attr-defined]  # an extra attribute Acme does not declare, recorded by the registry
-    return provider
 
 
 def eab_source_from_args(args: argparse.Namespace) -> Any:
     """Where the EAB HMAC key came from (never the key): a file, else an environment variable."""
-    from ..state import SecretSource
+    from .. import eab_source
 
-    if args.eab_hmac_file:
-        return SecretSource(kind="file", name=str(Path(args.eab_hmac_file).absolute()))
-    if args.eab_hmac_env:
-        return SecretSource(kind="env", name=args.eab_hmac_env)
-    return None
+    return eab_source(args.eab_hmac_file, args.eab_hmac_env)
 
 
 def remembered_settings(node: Any) -> Any:
     """The managed certificate's ACME settings (``AcmeSettings``), when it came from an ACME CA, else None."""
-    from ..state import load_record
+    from .. import remembered_acme
 
-    record = load_record(node.metadata_path)
-    if record is None or record.provider != "acme":
-        return None
-    return record.provider_settings
+    return remembered_acme(node)

@@ -6,7 +6,7 @@ import argparse
 
 from .acme_args import (
     DNS01_ONLY,
-    acme_provider,
+    acme_source_from_args,
     add_account_arguments,
     add_ca_arguments,
     add_challenge_arguments,
@@ -33,7 +33,7 @@ ACME_ONLY: dict[str, object] = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from ..keys import DEFAULT_KEY_TYPE, KEY_TYPE_ALIASES, KEY_TYPES
+    from ..choices import DEFAULT_KEY_TYPE, KEY_TYPE_ALIASES, KEY_TYPES
 
     g = parser.add_argument_group("certificate")
     add_name_argument(g, "a DNS name")
@@ -62,60 +62,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..api import issue
+    from .. import issue_certificate, rehearse_certificate
     from ..errors import UsageError
-    from ..providers.base import CertRequest
-
-    from ..notify import check_url_file, remember_url_file
 
     node = node_from_args(args)
     settings, options = new_certificate_settings(args, node)
-    url_from = check_url_file(args.notify_url_file) if args.notify_url_file else None
+    acme = None
     if args.self_signed:
         given = [k for k, default in ACME_ONLY.items() if getattr(args, k) != default]
         if given:
             flag = "--" + given[0].replace("_", "-")
             raise UsageError(f"{flag} is an ACME option; it has no meaning with --self-signed")
-        from ..providers.selfsigned import SelfSigned
-
-        request = CertRequest.build(args.domain, args.ip, key_type=args.key_type, days=args.days,
-                                    key_policy=args.key_policy)
-        provider = SelfSigned()
     else:
-        if args.days is not None:
-            raise UsageError("--days is for --self-signed; the CA chooses an ACME certificate's lifetime")
-        from ..nginx import NginxContainer
-
-        # HTTP-01 cannot prove a wildcard: refuse it here, before any network call.
-        request = CertRequest.build(args.domain, args.ip, key_type=args.key_type,
-                                    challenge=args.challenge,
-                                    key_policy=args.key_policy)
-        if not options.restart and args.http01 == "stop-nginx":
-            raise UsageError("--http01 stop-nginx stops the nginx container; --no-restart asks to leave it alone")
-        nginx = None if not options.restart else NginxContainer(node.container, node.docker_host, timeout=options.timeout)
-        provider = acme_provider(args, node, nginx=nginx)
-    if args.key_policy == "reuse":
-        from ..renew import with_live_key
-        from ..store import SslFolder
-
-        if SslFolder(node.ssl_dir).read_pair() is not None:  # else there is no key to keep yet
-            request = with_live_key(request, node)
+        acme = acme_source_from_args(args)
+    order = dict(self_signed=args.self_signed, acme=acme, key_type=args.key_type, days=args.days,
+                 key_policy=args.key_policy, node=node, options=options, notify_url_file=args.notify_url_file)
     if args.dry_run:
-        from ..api import rehearse_issue
         from .common import emit_json
 
-        rehearsal = rehearse_issue(request, provider, node=node, options=options)
-        message = f"dry run succeeded for {', '.join(request.identifiers)}: {rehearsal.message}"
+        rehearsal = rehearse_certificate(args.domain, args.ip, **order)
         if args.json:
-            emit_json({"result": "dry-run", "message": message, "exit_code": 0})
+            emit_json(rehearsal.to_json())
         else:
             from ..text import printable
 
-            print(printable(message))
+            print(printable(rehearsal.message))
         return 0
-    outcome = issue(request, provider, node=node, options=options, settings=settings, replace=args.replace)
+    outcome = issue_certificate(args.domain, args.ip, settings=settings, replace=args.replace, **order)
     write_recorded_metrics(outcome.record)
-    if url_from is not None:
-        remember_url_file(node, url_from)
     print_outcome(args, outcome)
     return 0

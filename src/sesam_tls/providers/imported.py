@@ -81,6 +81,8 @@ class Imported:
         self.names_origin = names_origin
         self._clock = clock or (lambda: dt.datetime.now(dt.timezone.utc))
         self._decoded: Optional[tuple[list[Decoded], list[Finding]]] = None
+        #: The one validation of a run: the names it was made for, and its report.
+        self._report: Optional[tuple[tuple[str, ...], Report]] = None
 
     def __repr__(self) -> str:  # never the password
         return f"Imported({', '.join(str(p) for p in self.files)})"
@@ -100,7 +102,27 @@ class Imported:
 
     # the two verbs -----------------------------------------------------------
     def check(self, request: CertRequest) -> Report:
-        """Every finding for these files and ``request``'s names; raises nothing for bad input."""
+        """Every finding for these files and ``request``'s names; raises nothing for bad input.
+
+        Validated once for the same names: ``import`` checks before the node lock and
+        :meth:`issue` deploys that same report, which the gate takes as it is (:meth:`report_for`).
+        """
+        names = tuple(request.identifiers)
+        if self._report is not None and self._report[0] == names:
+            return self._report[1]
+        report = self._validate(request)
+        self._report = (names, report)
+        return report
+
+    def report_for(self, bundle: Bundle, request: CertRequest) -> Optional[Report]:
+        """The report of the validation that gave ``bundle`` for ``request``'s names, or None: the
+        gate's checks (:func:`~sesam_tls.validate.gate`) are :func:`validate`'s, run there already."""
+        if self._report is None or self._report[0] != tuple(request.identifiers):
+            return None
+        report = self._report[1]
+        return report if report.leaf is bundle.leaf and report.key is bundle.key else None
+
+    def _validate(self, request: CertRequest) -> Report:
         decoded, failures = self._decode_all()
         certs = [Sourced(c, d.source) for d in decoded for c in d.certificates]
         keys = [Sourced(k, d.source) for d in decoded for k in d.keys]
@@ -142,7 +164,8 @@ class Imported:
 
     # reading -----------------------------------------------------------------
     def _decode_all(self) -> tuple[list[Decoded], list[Finding]]:
-        """Each file once (a prompt must not come twice), then the password is forgotten."""
+        """Each file once (a password prompt must not come twice, even for a check with other
+        names), then the password is forgotten."""
         if self._decoded is None:
             decoded: list[Decoded] = []
             failures: list[Finding] = []
