@@ -24,7 +24,6 @@ _WHERE = {
     "AccountInfo": ".account",
     "Acme": ".providers.acme",
     "AcmeSource": ".acme_source",
-    "AcmeTarget": ".acme_target",
     "Bundle": ".bundle",
     "CertRequest": ".providers.base",
     "CheckItem": ".checks",
@@ -57,11 +56,9 @@ _WHERE = {
     "SesamTLSError": ".errors",
     "TimerChanges": ".timer",
     "TimerStatus": ".timer",
-    "acme_server": ".acme_source",
     "check": ".checks",
     "configure": ".configure",
     "dns01_options": ".acme_source",
-    "eab_source": ".acme_source",
     "ensure": ".desired",
     "http01_options": ".acme_source",
     "import_certificate": ".api",
@@ -72,7 +69,6 @@ _WHERE = {
     "prepare": ".deploy",
     "read_eab": ".acme_source",
     "rehearse_certificate": ".issuing",
-    "remembered_acme": ".acme_target",
     "remove_timer": ".timer",
     "renew": ".renew",
     "renew_replayed": ".unattended",
@@ -84,8 +80,7 @@ _WHERE = {
 
 if TYPE_CHECKING:  # pragma: no cover
     from .account import Account, AccountInfo, Deactivation, KeyRollover
-    from .acme_source import AcmeSource, DNS01_PARAMETERS, acme_server, dns01_options, eab_source, http01_options, read_eab
-    from .acme_target import AcmeTarget, remembered_acme
+    from .acme_source import AcmeSource, DNS01_PARAMETERS, dns01_options, http01_options, read_eab
     from .api import Outcome, import_certificate, issue
     from .bundle import Bundle
     from .checks import CheckItem, CheckReport, check
@@ -116,7 +111,6 @@ __all__ = [
     "AccountInfo",
     "Acme",
     "AcmeSource",
-    "AcmeTarget",
     "Bundle",
     "CertRequest",
     "CheckItem",
@@ -149,11 +143,9 @@ __all__ = [
     "SesamTLSError",
     "TimerChanges",
     "TimerStatus",
-    "acme_server",
     "check",
     "configure",
     "dns01_options",
-    "eab_source",
     "ensure",
     "http01_options",
     "import_certificate",
@@ -164,7 +156,6 @@ __all__ = [
     "prepare",
     "read_eab",
     "rehearse_certificate",
-    "remembered_acme",
     "remove_timer",
     "renew",
     "renew_replayed",

@@ -5,7 +5,7 @@ how HTTP-01 is answered. Parsing only; the helpers below hand the values to the 
 from __future__ import annotations
 
 import argparse
-from typing import Any, Optional
+from typing import Any
 
 from ..choices import CHALLENGES, HTTP01_STRATEGIES as HTTP01_CHOICES, TSIG_ALGORITHMS
 
@@ -111,21 +111,6 @@ def dns01_from_args(args: argparse.Namespace, remembered: Any = None) -> Any:
                          secret_env=(getattr(args, "eab_hmac_env", None),), given=given)
 
 
-def directory_from_args(args: argparse.Namespace, remembered: Optional[str] = None) -> str:
-    """--server, else --staging's, else ``remembered`` (the managed certificate's CA), else Let's Encrypt."""
-    from .. import acme_server
-
-    return acme_server(None, directory=args.server or (None if args.staging else remembered),
-                       staging=args.staging).directory
-
-
-def ca_bundle_from_args(args: argparse.Namespace, remembered: Optional[str] = None) -> Optional[str]:
-    """--ca-bundle (it must be a file), else the remembered one when the CA is the remembered one too."""
-    from .. import acme_server
-
-    if not args.ca_bundle:
-        return remembered if not (args.server or args.staging) else None
-    return acme_server(None, ca_bundle=args.ca_bundle).ca_bundle
 
 
 def eab_from_args(args: argparse.Namespace) -> Any:
@@ -162,17 +147,3 @@ def acme_source_from_args(args: argparse.Namespace) -> Any:
         http01=http01_from_args(args),
         dns01=dns01_from_args(args),
     )
-
-
-def eab_source_from_args(args: argparse.Namespace) -> Any:
-    """Where the EAB HMAC key came from (never the key): a file, else an environment variable."""
-    from .. import eab_source
-
-    return eab_source(args.eab_hmac_file, args.eab_hmac_env)
-
-
-def remembered_settings(node: Any) -> Any:
-    """The managed certificate's ACME settings (``AcmeSettings``), when it came from an ACME CA, else None."""
-    from .. import remembered_acme
-
-    return remembered_acme(node)
