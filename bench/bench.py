@@ -468,10 +468,22 @@ DNS01_CLIENTS: dict[str, type[Client]] = {"sesam-tls": SesamTlsDns01, "lego": Le
 
 
 def clean_env(**extra: str) -> dict[str, str]:
+    """The environment every measured tool runs in: none of our settings, and Python's bytecode cache
+    on (a session may set PYTHONDONTWRITEBYTECODE; an installed tool runs from cached bytecode, as
+    pip compiles it at install: without it sesam-tls, installed editable, would compile its own
+    modules at every run while certbot's come compiled; see :func:`compile_sources`)."""
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("SESAM_TLS_", "REQUESTS_CA_BUNDLE", "LEGO_", "PEBBLE_", "RFC2136_"))}
+           if not k.startswith(("SESAM_TLS_", "REQUESTS_CA_BUNDLE", "LEGO_", "PEBBLE_", "RFC2136_",
+                                "PYTHONDONTWRITEBYTECODE"))}
     env.update(extra)
     return env
+
+
+def compile_sources() -> None:
+    """sesam-tls's bytecode, written before any run is timed, as pip writes it when it installs a
+    package (certbot's venv has its own): the first timed run does not pay for compiling."""
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "src")], check=True,
+                   env=clean_env(), stdout=subprocess.DEVNULL)
 
 
 def make_root(root: Path) -> None:
@@ -1449,6 +1461,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                     help="testbed folder for the benchmark's Pebble (default $SESAM_TESTBED_DIR, so that "
                          "make clean-testbed stops a Pebble a crashed run left)")
     args = ap.parse_args(argv)
+    compile_sources()
     if args.free_ports:
         use_free_ports()
     else:
