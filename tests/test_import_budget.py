@@ -153,3 +153,14 @@ def test_a_renewal_that_is_due_still_loads_what_it_needs(issued, tmp_path):
     assert got["code"] == 0, got["out"]
     assert got["out"].startswith("renewed a.example")
     assert {"cryptography", "sesam_tls.deploy", "sesam_tls.providers.selfsigned"} <= set(got["modules"])
+
+
+def test_the_issue_path_loads_no_status_rollback_or_port_inspection():
+    """``issue`` loads what issuing needs: not the status report, the rollback machinery or the
+    port-holder inspection (each only where it is used: a bench measure, issue 16)."""
+    loaded = run_fresh(
+        "import json, sys\n"
+        "import sesam_tls.cli.issue, sesam_tls.issuing, sesam_tls.api, sesam_tls.providers.acme, sesam_tls.http01\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    assert not {"sesam_tls.status", "sesam_tls.rollback", "sesam_tls.ports"} & set(loaded)

@@ -1,4 +1,4 @@
-"""The operations, for Python callers and the CLI alike: issue, import, status.
+"""The operations, for Python callers and the CLI alike: issue and import (status, rollback: their own modules).
 
 Each operation checks what it can before doing anything costly, holds the
 node's lock while it changes things, and records what it deployed.
@@ -26,7 +26,6 @@ from .failpoints import failpoint
 from .names import normalize_domain
 from .node import Node
 from .providers.base import CertRequest, Provider
-from .rollback import rollback
 from .state import CertificateInfo, DeploySettings, Deployment, HistoryEntry, Hooks, NodeRecord, Notify, RenewalState, ReplacesDropped, Request, Timestamp, load_record, node_lock, save_record
 from .store import SslFolder
 
@@ -35,8 +34,7 @@ if TYPE_CHECKING:  # pragma: no cover - the import path loads these when it runs
     from .providers.imported import Imported, Password
     from .validate import Report
 
-__all__ = ["Outcome", "check_provider_switch", "gate_bundle", "import_certificate", "issue", "preflight", "rollback",
-           "status"]
+__all__ = ["Outcome", "check_provider_switch", "gate_bundle", "import_certificate", "issue", "preflight"]
 
 log = logging.getLogger("sesam_tls")
 
@@ -526,6 +524,3 @@ def _key_policy(provider: Provider, request: CertRequest) -> Optional[str]:
 
     return request.key_policy or default_key_policy(provider.name)
 
-
-# ``status`` moved to :mod:`sesam_tls.status`; still importable from here (last: that module imports this one).
-from .status import status as status  # noqa: E402

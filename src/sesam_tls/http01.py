@@ -42,7 +42,6 @@ from .deadline import Deadline, poll
 from .choices import HTTP01_STRATEGIES as STRATEGIES
 from .errors import DockerError, IssuanceError, SesamTLSError, StorageError, UsageError, one_line
 from .fsutil import describe_oserror, write_new
-from .ports import container_holds_port, describe_holders, port_holders
 
 __all__ = [
     "STRATEGIES",
@@ -449,6 +448,8 @@ def _auto(options: Http01Options, nginx: Any, *, rehearsal: bool = False) -> Ite
     except PortBusy as busy:
         if busy.errno != errno.EADDRINUSE:
             raise IssuanceError(f"cannot serve HTTP-01 challenges: {busy} ({_busy_reason(busy)})") from None
+        from .ports import container_holds_port, describe_holders, port_holders  # only for a port in use
+
         holders = port_holders(options.port)
         if nginx is not None and container_holds_port(nginx, options.port, holders):
             found = mounted_webroot(nginx, options.port)
@@ -555,6 +556,8 @@ def plan(options: Http01Options, nginx: Any = None) -> str:
     except PortBusy as busy:
         if busy.errno != errno.EADDRINUSE:
             raise IssuanceError(f"cannot bind port {options.port}: {busy} ({_busy_reason(busy)})") from None
+        from .ports import container_holds_port, describe_holders, port_holders
+
         holders = port_holders(options.port)
         if options.strategy != "standalone" and nginx is not None and container_holds_port(nginx, options.port, holders):
             found = mounted_webroot(nginx, options.port) if options.strategy == "auto" else None
@@ -623,4 +626,6 @@ def _busy_reason(exc: PortBusy) -> str:
         return "ports below 1024 need root or CAP_NET_BIND_SERVICE"
     if exc.errno == errno.EADDRNOTAVAIL:
         return f"{exc.address} is not an address of this host"
+    from .ports import describe_holders, port_holders
+
     return "held by " + describe_holders(port_holders(exc.port))
