@@ -12,7 +12,6 @@ it. Both are pure but for the clock and the sleep, which tests may replace.
 from __future__ import annotations
 
 import datetime as dt
-import email.utils
 import math
 import os
 import time
@@ -85,6 +84,8 @@ def poll(
     cap: float = 2.0,
     slow_after: Optional[float] = None,
     slow_every: float = 1.0,
+    at_once: bool = False,
+    give_up: Optional[Callable[[], BaseException]] = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> T:
     """Wait ``first`` s (0: none), call ``attempt()``, and again with the delay growing by ``growth``
@@ -97,18 +98,34 @@ def poll(
     ``slow_every`` s after the one before: a server elsewhere (Let's Encrypt asks
     for it) is not asked more than about once a second once the quick first tries
     are over, while one next door is found ready within a few ms. No wait runs
-    past the deadline: when it has passed, ``deadline.exceeded(doing)`` is raised.
+    past the deadline: when it has passed, ``deadline.exceeded(doing)`` is raised,
+    or what ``give_up()`` builds from what the attempts saw (the last handshake
+    error, the holder of a lock, the servers that lag) when the wait's error says that.
+
+    With ``at_once``, ``attempt()`` is called once straight away, before any wait
+    and whatever the deadline, and the waits between the next ones are ``first``,
+    ``first * growth``...: a lock asked for with no wait is still tried, and a
+    check that would pass at once costs nothing.
     """
     began = deadline.remaining()  # elapsed = began - remaining(): the deadline's own clock
     delay = first
     asked: Optional[float] = None
+
+    def check() -> None:
+        if deadline.expired:
+            raise give_up() if give_up is not None else deadline.exceeded(doing)
+
+    if at_once:
+        done, value, asked = attempt()
+        if done:
+            return value
     while True:
         wait = max(delay, asked) if asked is not None else delay
         if slow_after is not None and began - deadline.remaining() + wait > slow_after:
             wait = max(wait, slow_every)
-        deadline.check(doing)
+        check()
         sleep(min(wait, deadline.remaining()))
-        deadline.check(doing)
+        check()
         done, value, asked = attempt()
         if done:
             return value
@@ -142,6 +159,8 @@ def retry_after_seconds(value: Optional[str], *, now: Optional[dt.datetime] = No
     value = value.strip()
     if value.isascii() and value.isdigit():
         return float(value)
+    import email.utils  # here: the lock and the handshake wait too, on a renewal run that loads no email
+
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):

@@ -20,6 +20,7 @@ from typing import Callable, Optional
 
 from .agent_config import AgentConfig
 from .bundle import Bundle
+from .deadline import Deadline, poll
 from .errors import DeployError, DockerError, SesamTLSError, one_line
 from .failpoints import failpoint
 from .fsutil import sweep_temp_siblings
@@ -282,28 +283,36 @@ def _apply(container: NginxContainer, action: str) -> str:
     return "restart"
 
 
-def _verify(options: DeployOptions, bundle: Bundle) -> None:
-    """A TLS handshake must show the new certificate before ``timeout`` runs out."""
+def _verify(options: DeployOptions, bundle: Bundle, *, clock: Callable[[], float] = time.monotonic,
+            sleep: Callable[[float], None] = time.sleep) -> None:
+    """A TLS handshake must show the new certificate before ``timeout`` runs out.
+
+    Asked at once, then every 20 ms doubling to 250 ms: nginx's old workers may
+    still answer for a moment after a reload. ``clock`` and ``sleep``: for tests."""
     host, port = parse_address(options.verify or "")
     name = options.verify_name or (bundle.dns_names[0] if bundle.dns_names else None)
-    deadline = time.monotonic() + options.timeout
-    delay = 0.02
-    while True:
+    deadline = Deadline(options.timeout, f"the verification of {host}:{port}", error=DeployError, clock=clock)
+    served = ""
+
+    def serves_new() -> tuple[bool, None, None]:
+        nonlocal served
         try:
-            der = served_certificate(host, port, server_name=name, timeout=max(0.5, deadline - time.monotonic()))
+            der = served_certificate(host, port, server_name=name, timeout=max(0.5, deadline.remaining()),
+                                     clock=clock, sleep=sleep)
         except ConnectionError as exc:
             raise DeployError(f"verification failed: {exc}") from None
         served = hashlib.sha256(der).hexdigest()  # fingerprint() without parsing what the server sent
-        if served == bundle.fingerprint:
-            log.info("verified: %s:%d serves the new certificate (sha256 %s…)", host, port, served[:16])
-            return
-        if time.monotonic() + delay > deadline:
-            raise DeployError(
-                f"verification failed: {host}:{port} serves certificate {served[:16]}…, "
-                f"not the new {bundle.fingerprint[:16]}…"
-            )
-        time.sleep(delay)
-        delay = min(delay * 2, 0.25)
+        return served == bundle.fingerprint, None, None
+
+    def give_up() -> DeployError:
+        return DeployError(
+            f"verification failed: {host}:{port} serves certificate {served[:16]}…, "
+            f"not the new {bundle.fingerprint[:16]}…"
+        )
+
+    poll(serves_new, deadline, "verifying", at_once=True, first=0.02, growth=2, cap=0.25, give_up=give_up,
+         sleep=sleep)
+    log.info("verified: %s:%d serves the new certificate (sha256 %s…)", host, port, served[:16])
 
 
 def _rollback(

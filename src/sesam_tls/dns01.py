@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from .choices import CHALLENGES, TSIG_ALGORITHMS
+from .deadline import Deadline, poll
 from .errors import IssuanceError, UsageError
 
 __all__ = [
@@ -742,49 +743,55 @@ def open_dns01(options: Dns01Options, domains: Sequence[str], *, total: Optional
 # --- the propagation check ----------------------------------------------------------------------
 
 
-def wait_visible(session: Dns01Session, records: Sequence[Record]) -> None:
-    """Until every server the check asks serves every value, bounded; or the fixed wait."""
+def wait_visible(session: Dns01Session, records: Sequence[Record], *, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+    """Until every server the check asks serves every value, bounded; or the fixed wait.
+
+    Asked at once, then every 20 ms doubling to 1 s until `dns01.propagation_timeout`; a server
+    that has served a value is not asked for it again. ``clock`` and ``sleep``: for tests."""
     options = session.options
     if options.propagation_wait is not None:
         log.info("DNS: waiting %g s for the TXT records to propagate (`dns01.propagation_wait`)",
                  options.propagation_wait)
-        time.sleep(options.propagation_wait)
+        sleep(options.propagation_wait)
         return
     servers = session.servers_for_check(records)
-    assert session.dns is not None
-    started = time.monotonic()
-    deadline = started + options.propagation_timeout
+    dns_ = session.dns
+    assert dns_ is not None
+    started = clock()
+    deadline = Deadline(options.propagation_timeout, "the TXT records' propagation", error=IssuanceError, clock=clock)
     waiting = {id(r): r for r in records}
     seen: dict[tuple[int, tuple[str, int]], bool] = {}
-    delay = 0.02
-    while True:
+
+    def look() -> tuple[bool, None, None]:
         for key, record in list(waiting.items()):
             for server in servers:
                 if seen.get((key, server)):
                     continue
                 try:
-                    seen[(key, server)] = record.value in session.dns.txt_values(server, record.fqdn)
+                    seen[(key, server)] = record.value in dns_.txt_values(server, record.fqdn)
                 except IssuanceError as exc:
                     log.debug("DNS: %s", exc)
             if all(seen.get((key, s)) for s in servers):
                 del waiting[key]
                 log.info("DNS: %s serves the value for %s on %s after %.2f s", record.fqdn, record.domain,
-                         ", ".join(_label(s) for s in servers), time.monotonic() - started)
-        if not waiting:
-            return
-        if time.monotonic() >= deadline:
-            record = next(iter(waiting.values()))
-            good = [_label(s) for s in servers if seen.get((id(record), s))]
-            lagging = [_label(s) for s in servers if not seen.get((id(record), s))]
-            more = f" ({len(waiting) - 1} more names waited too)" if len(waiting) > 1 else ""
-            raise IssuanceError(
-                f"the TXT record {record.fqdn} for {record.domain} was not visible after "
-                f"{options.propagation_timeout:g} s: served by {', '.join(good) or 'no server'} but not by "
-                f"{', '.join(lagging)} (that server lags or does not get the zone's updates; "
-                f"`dns01.resolvers` names the servers to ask, `dns01.propagation_timeout` waits longer){more}"
-            )
-        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-        delay = min(delay * 2, 1.0)
+                         ", ".join(_label(s) for s in servers), clock() - started)
+        return not waiting, None, None
+
+    def give_up() -> IssuanceError:
+        record = next(iter(waiting.values()))
+        good = [_label(s) for s in servers if seen.get((id(record), s))]
+        lagging = [_label(s) for s in servers if not seen.get((id(record), s))]
+        more = f" ({len(waiting) - 1} more names waited too)" if len(waiting) > 1 else ""
+        return IssuanceError(
+            f"the TXT record {record.fqdn} for {record.domain} was not visible after "
+            f"{options.propagation_timeout:g} s: served by {', '.join(good) or 'no server'} but not by "
+            f"{', '.join(lagging)} (that server lags or does not get the zone's updates; "
+            f"`dns01.resolvers` names the servers to ask, `dns01.propagation_timeout` waits longer){more}"
+        )
+
+    poll(look, deadline, "waiting for the TXT records", at_once=True, first=0.02, growth=2, cap=1.0,
+         give_up=give_up, sleep=sleep)
 
 
 def txt_value(key_authorization: str) -> str:

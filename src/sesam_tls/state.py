@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterator, NewType, Optional, Union
 
+from .deadline import Deadline, poll
 from .errors import LockError, StorageError, UsageError
 from .fsutil import TMP_MARK, atomic_write, describe_oserror, make_dirs, sweep_temp_siblings
 
@@ -629,8 +630,11 @@ def _tighten(path: Path, mode: int) -> None:
 
 
 @contextlib.contextmanager
-def node_lock(state_dir: Path, *, wait: float = 10.0) -> Iterator[None]:
-    """One sesam-tls run at a time per node; a second one waits ``wait`` s, then fails."""
+def node_lock(state_dir: Path, *, wait: float = 10.0, clock: Callable[[], float] = time.monotonic,
+              sleep: Callable[[float], None] = time.sleep) -> Iterator[None]:
+    """One sesam-tls run at a time per node; a second one waits ``wait`` s, then fails.
+
+    Tried at once (with ``wait`` 0 too), then every 50 ms. ``clock`` and ``sleep``: for tests."""
     _ensure_dir(state_dir)
     path = state_dir / "lock"
     try:
@@ -638,18 +642,21 @@ def node_lock(state_dir: Path, *, wait: float = 10.0) -> Iterator[None]:
     except OSError as exc:
         raise StorageError(f"cannot open lock {path}: {describe_oserror(exc)}") from None
     try:
-        deadline = time.monotonic() + wait
-        while True:
+        def take() -> tuple[bool, None, None]:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
+                return True, None, None
             except OSError as exc:
                 if exc.errno not in (errno.EAGAIN, errno.EACCES):
                     raise
-                if time.monotonic() >= deadline:
-                    holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-                    raise LockError(f"another sesam-tls run (pid {holder}) holds {path}; try again later") from None
-                time.sleep(0.05)
+                return False, None, None
+
+        def give_up() -> LockError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            return LockError(f"another sesam-tls run (pid {holder}) holds {path}; try again later")
+
+        poll(take, Deadline(wait, f"the lock {path}", error=LockError, clock=clock), "waiting for the lock",
+             at_once=True, first=0.05, growth=1, cap=0.05, give_up=give_up, sleep=sleep)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield

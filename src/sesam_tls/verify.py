@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
-from typing import Optional
+from typing import Callable, Optional
 
+from .deadline import Deadline, poll
 from .errors import UsageError
 
 __all__ = ["parse_address", "served_certificate"]
@@ -30,12 +31,20 @@ def parse_address(value: str, default_port: int = 443) -> tuple[str, int]:
 
 
 def served_certificate(
-    host: str, port: int, *, server_name: Optional[str] = None, timeout: float = 10.0
+    host: str,
+    port: int,
+    *,
+    server_name: Optional[str] = None,
+    timeout: float = 10.0,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> bytes:
     """DER of the leaf certificate served at ``host:port``, retrying while the port comes up.
 
     No verification here: the caller compares fingerprints, which is stricter
-    than a chain check and works for self-signed certificates too.
+    than a chain check and works for self-signed certificates too. Tried at
+    once, then every 20 ms doubling to 250 ms until ``timeout``; the
+    ConnectionError then names the last failure. ``clock`` and ``sleep``: for tests.
     """
     import socket
     import ssl  # here, not at the top: a replayed --verify address is parsed by every renew run
@@ -43,18 +52,25 @@ def served_certificate(
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
-    deadline = time.monotonic() + timeout
-    delay = 0.02
-    while True:
+    deadline = Deadline(timeout, f"the TLS handshake with {host}:{port}", clock=clock)
+    failed: list[BaseException] = []
+
+    def handshake() -> tuple[bool, bytes, None]:
         try:
-            with socket.create_connection((host, port), timeout=max(0.5, deadline - time.monotonic())) as sock:
+            with socket.create_connection((host, port), timeout=max(0.5, deadline.remaining())) as sock:
                 with context.wrap_socket(sock, server_hostname=server_name) as tls:
                     der = tls.getpeercert(binary_form=True)
                     if der:
-                        return der
+                        return True, der, None
                     raise OSError("the server sent no certificate")
         except (OSError, ssl.SSLError) as exc:
-            if time.monotonic() + delay > deadline:
-                raise ConnectionError(f"no TLS handshake with {host}:{port}: {exc}") from exc
-            time.sleep(delay)
-            delay = min(delay * 2, 0.25)
+            failed[:] = [exc]
+            return False, b"", None
+
+    def give_up() -> ConnectionError:
+        error = ConnectionError(f"no TLS handshake with {host}:{port}: {failed[-1]}")
+        error.__cause__ = failed[-1]
+        return error
+
+    return poll(handshake, deadline, "connecting", at_once=True, first=0.02, growth=2, cap=0.25,
+                give_up=give_up, sleep=sleep)
