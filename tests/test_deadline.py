@@ -10,19 +10,9 @@ from sesam_tls.deadline import Deadline, poll, seconds_from_env
 from sesam_tls.errors import DockerError, IssuanceError, UsageError
 from sesam_tls.providers.acme_net import CLOCK_SKEW, clock_skew_problem
 
+from .helpers import FakeClock
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.slept: list[float] = []
 
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        assert seconds >= 0
-        self.slept.append(seconds)
-        self.now += seconds
 
 
 def test_a_deadline_counts_down_and_raises_the_class_it_guards():

@@ -23,21 +23,9 @@ from sesam_tls.options import DeployOptions
 from sesam_tls.state import node_lock
 from sesam_tls.verify import served_certificate
 
+from .helpers import FakeClock
 
-class FakeClock:
-    """A monotonic clock that moves only when slept on; it remembers each sleep."""
 
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        assert seconds >= 0
-        self.slept.append(seconds)
-        self.now += seconds
 
 
 def ended_at(clock: FakeClock, seconds: float) -> None:
