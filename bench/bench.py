@@ -881,9 +881,17 @@ def m_warm(pebble: tb.Pebble, work: Path, runs: int) -> dict:
                   "--ca-bundle", pebble.ca_bundle, "--http-port", str(HTTP01_PORT), "--root", str(root),
                   "--runs", str(runs)], env=clean_env()), "bench/warm.py")
     data = json.loads(r.output.strip().splitlines()[-1])
-    out = {k: stats(data[k]) for k in ("wall", "ca", "own")}
+    out = {k: stats(data[k]) for k in ("wall", "ca", "own", "cpu")}
     log(f"m9 warm in-process issuance: {out['wall']['median'] * 1000:.0f} ms, CA "
         f"{out['ca']['median'] * 1000:.0f} ms, own {out['own']['median'] * 1000:.0f} ms")
+    # the same with 10 names: where the extra names' time goes (our CPU, or waiting on the CA)
+    r = must(run([str(REPO / ".venv/bin/python"), str(REPO / "bench/warm.py"), "--server", pebble.directory,
+                  "--ca-bundle", pebble.ca_bundle, "--http-port", str(HTTP01_PORT), "--root", str(root),
+                  "--runs", str(max(3, runs // 2)), "--names", "10"], env=clean_env()), "bench/warm.py --names 10")
+    data = json.loads(r.output.strip().splitlines()[-1])
+    out["ten"] = {k: stats(data[k]) for k in ("wall", "cpu")}
+    log(f"m9 warm, 10 names: {out['ten']['wall']['median'] * 1000:.0f} ms, CPU "
+        f"{out['ten']['cpu']['median'] * 1000:.0f} ms")
     return out
 
 
@@ -1018,8 +1026,16 @@ def goals(res: dict) -> list[tuple[str, str, str]]:
     sc = m1.get("scaling", {}).get("sesam-tls", {})
     if sc.get("1", {}).get("n") and sc.get("10", {}).get("n"):
         x = sc["10"]["median"] / sc["1"]["median"]
+        why = "not met"
+        w9 = res.get("warm") or {}
+        if "ten" in w9 and "cpu" in w9:
+            extra = w9["ten"]["wall"]["median"] - w9["wall"]["median"]
+            cpu = w9["ten"]["cpu"]["median"] - w9["cpu"]["median"]
+            why = (f"not met: warm (table 9) the 9 extra names add {extra * 1000:.0f} ms, of which "
+                   f"{cpu * 1000:.0f} ms our CPU (signing, TLS, checks) and {(extra - cpu) * 1000:.0f} ms "
+                   f"waiting on the CA; 1.2× allows {sc['1']['median'] * 200:.0f} ms")
         rows.append(("10 names ≤ 1.2× the one-name time", f"{x:.2f}× ({fmt_s(sc['10']['median'])} vs "
-                     f"{fmt_s(sc['1']['median'])})", "met" if x <= 1.2 else "not met"))
+                     f"{fmt_s(sc['1']['median'])})", "met" if x <= 1.2 else why))
     wire = {str(r["names"]): r for r in (res.get("wire") or {}).get("rows", [])}
     if "10" in wire:
         w = wire["10"]
@@ -1350,7 +1366,13 @@ def write_report(res: dict, out: Path, chart: Optional[str]) -> Path:
                   "is the wall time inside HTTP requests to it plus the waits between polls.", "",
                   "| | median (min–max) |", "| --- | --- |",
                   f"| whole issuance | {fmt_stat(w9['wall'])} |", f"| the CA's own time | {fmt_stat(w9['ca'])} |",
-                  f"| sesam-tls's own time | {fmt_stat(w9['own'])} |", ""]
+                  f"| sesam-tls's own time | {fmt_stat(w9['own'])} |"]
+        if "cpu" in w9:
+            lines.append(f"| sesam-tls's CPU time (every thread) | {fmt_stat(w9['cpu'])} |")
+        if "ten" in w9:
+            lines += [f"| 10 names: whole issuance | {fmt_stat(w9['ten']['wall'])} |",
+                      f"| 10 names: sesam-tls's CPU time | {fmt_stat(w9['ten']['cpu'])} |"]
+        lines.append("")
     w10 = res.get("wire")
     if w10:
         lines += ["## 10. On the wire", "",
