@@ -163,11 +163,6 @@ def new_certificate_settings(args: argparse.Namespace, node: Any) -> tuple[Any, 
     return given_from_args(args).for_new_certificate(node, os.environ)
 
 
-def write_recorded_metrics(record: Any) -> None:
-    """Nothing: ``sesam_tls.issue`` and ``sesam_tls.import_certificate`` rewrite the metrics file the
-    record names after their deployment themselves. Kept so that a verb calling it still works."""
-
-
 def emit_json(data: Any) -> None:
     json.dump(data, sys.stdout, indent=2, default=str)
     sys.stdout.write("\n")

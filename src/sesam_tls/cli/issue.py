@@ -21,7 +21,6 @@ from .common import (
     new_certificate_settings,
     node_from_args,
     print_outcome,
-    write_recorded_metrics,
 )
 
 #: Options that only mean something to the ACME path, with their defaults.
@@ -89,6 +88,5 @@ def run(args: argparse.Namespace) -> int:
             print(printable(rehearsal.message))
         return 0
     outcome = issue_certificate(args.domain, args.ip, settings=settings, replace=args.replace, **order)
-    write_recorded_metrics(outcome.record)
     print_outcome(args, outcome)
     return 0
