@@ -98,3 +98,21 @@ class FakeClock:
         assert seconds >= 0
         self.slept.append(seconds)
         self.now += seconds
+
+
+@contextlib.contextmanager
+def serve_folder(folder: Path, port: int) -> Iterator[None]:
+    """An existing web server on 127.0.0.1:``port`` serving ``folder`` (what ``--webroot`` writes into)."""
+    import functools
+    import http.server
+    import threading
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *a: None  # type: ignore[attr-defined]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True).start()
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()

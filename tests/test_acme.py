@@ -238,25 +238,15 @@ def test_self_check_failure_never_asks_the_ca(pebble, node_factory, tmp_path, ca
 
 
 def test_webroot_served_by_an_existing_web_server(pebble, node_factory, tmp_path):
-    import functools
-    import http.server
-    import threading
+    from .helpers import serve_folder
 
     webroot = tmp_path / "www"
     webroot.mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(webroot))
-    handler.log_message = lambda *a: None  # type: ignore[attr-defined]
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", pebble.http_port), handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
-    thread.start()
-    try:
+    with serve_folder(webroot, pebble.http_port):
         t = node_factory()
         options = Http01Options(strategy="webroot", webroot=webroot, port=pebble.http_port)
         outcome = issue(CertRequest.build([NAME]), acme_for(pebble, t.node, http01=options), node=t.node,
                         options=FILES_ONLY)
-    finally:
-        server.shutdown()
-        server.server_close()
     assert outcome.bundle.covers(NAME)
     assert not (webroot / ".well-known").exists()
 

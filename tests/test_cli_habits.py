@@ -20,7 +20,7 @@ from sesam_tls.cli import VERBS, main
 
 from . import certgen as g
 from .acme_fixtures import node_factory  # noqa: F401 - a fixture
-from .helpers import make_root, tree_digest
+from .helpers import make_root, serve_folder, tree_digest
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -318,29 +318,17 @@ def test_a_verb_builds_only_its_own_parser():
 def test_lego_and_certbot_spellings_issue_from_pebble_by_webroot(pebble, node_factory, tmp_path, capsys):
     """`--webroot DIR` alone (no --http01), -m, --domains, -n and a lego key type: a real issuance,
     the token served from DIR by a web server of the test's own on Pebble's HTTP-01 port."""
-    import functools
-    import http.server
-    import threading
-
     from sesam_tls.state import load_record
 
     from .acme_fixtures import NAME  # a name Pebble resolves to loopback
 
     webroot = tmp_path / "www"
     webroot.mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(webroot))
-    handler.log_message = lambda *a: None  # type: ignore[attr-defined]
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", pebble.http_port), handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
-    thread.start()
-    try:
+    with serve_folder(webroot, pebble.http_port):
         t = node_factory()
         code = main(["issue", "--domains", NAME, "-m", "ops@example.test", "--agree-tos", "--key-type", "ec384", "-n",
                      "--server", pebble.directory, "--ca-bundle", pebble.ca_bundle, "--webroot", str(webroot),
                      "--http-port", str(pebble.http_port), "--root", str(t.node.root), "--no-restart", "--json"])
-    finally:
-        server.shutdown()
-        server.server_close()
     out, err = capsys.readouterr()
     assert code == 0, err
     assert json.loads(out)["key_type"] == "ecdsa-p384"

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 
-from .acme_target import acme_target as acme_server
 from .errors import UsageError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -26,9 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .providers.acme_account import Eab
     from .state import SecretSource
 
-#: ``acme_server`` is :func:`sesam_tls.acme_target.acme_target` as ``sesam_tls`` exports it: there
-#: ``acme_target`` names the module.
-__all__ = ["DNS01_PARAMETERS", "AcmeSource", "acme_server", "dns01_options", "eab_source", "http01_options", "read_eab"]
+__all__ = ["DNS01_PARAMETERS", "AcmeSource", "dns01_options", "eab_source", "http01_options", "read_eab"]
 
 #: An EAB HMAC key is some 50 characters; a larger file is the wrong file.
 MAX_EAB_FILE = 64 * 1024

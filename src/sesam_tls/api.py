@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # pragma: no cover - the import path loads these when it runs
     from .providers.imported import Imported, Password
     from .validate import Report
 
-__all__ = ["Outcome", "check_provider_switch", "gate_bundle", "import_certificate", "issue", "preflight"]
+__all__ = ["Outcome", "check_provider_switch", "gate_bundle", "import_certificate", "issue"]
 
 log = logging.getLogger("sesam_tls")
 
@@ -69,12 +69,6 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-def preflight(node: Node, options: DeployOptions, *, probe: bool = True) -> DeployPlan:
-    """Fail before any cost or write; the checked :class:`~sesam_tls.deploy.DeployPlan` of the run
-    (:func:`sesam_tls.deploy.prepare`, under its earlier name)."""
-    return prepare(node, options, probe=probe)
-
-
 def issue(
     request: CertRequest,
     provider: Provider,
@@ -102,11 +96,11 @@ def issue(
     A certificate from another provider than the managed one is refused
     unless ``replace`` (:func:`check_provider_switch`).
     """
-    url_from = _notify_source(notify_url_file)  # (h-thin) checked before anything
+    url_from = _notify_source(notify_url_file)  # checked before anything
     node = node or Node.from_settings()
     outcome = issue_with(request, provider, prepare(node, options, probe=False), now=now, settings=settings,
                          replace=replace)
-    _after_deployment(node, outcome, url_from)  # (h-thin)
+    _after_deployment(node, outcome, url_from)
     return outcome
 
 
@@ -128,12 +122,12 @@ def issue_with(
         return obtain_and_deploy(request, provider, plan, now=now, settings=settings)
 
 
-# (h-thin) after a deployment: the recorded metrics file, the webhook's source -------------------
+# After a deployment: the recorded metrics file, the webhook's source -------------------
 
 
 def _notify_source(notify_url_file: Optional[str]) -> Any:
     """The webhook URL's source for ``notify_url_file``, checked now (None: not given)."""
-    if notify_url_file is None:
+    if not notify_url_file:
         return None
     from .notify import check_url_file
 
@@ -363,7 +357,7 @@ def import_certificate(
     :class:`~sesam_tls.importing.Password` says where it comes from.
     ``notify_url_file``: as for :func:`issue` (checked with ``check_only`` too).
     """
-    url_from = _notify_source(notify_url_file)  # (h-thin) a bad file fails first, even with check_only
+    url_from = _notify_source(notify_url_file)  # a bad file fails first, even with check_only
     node = node or Node.from_settings()
     request, origin = _import_request(node, domains)
     from .providers.imported import Imported
@@ -381,13 +375,13 @@ def import_certificate(
     if check_only:
         for finding in report.warnings:
             log.warning("%s", finding.message)
-        from .importing import ImportReport  # (h-thin)
+        from .importing import ImportReport
 
         return ImportReport.of(report)
     bundle = report.bundle()  # refuses here, before Docker is asked or a folder is made
     request = dataclasses.replace(request, key_type=bundle.key_type)
     outcome = issue(request, provider, node=node, options=options, now=now, settings=settings, replace=replace)
-    _remember_notify(node, url_from)  # (h-thin)
+    _remember_notify(node, url_from)
     return outcome
 
 

@@ -99,11 +99,11 @@ def issue_certificate(
     working). ``notify_url_file``: the file holding the renewals' webhook URL, checked
     first and recorded after the deployment. ``settings``, ``replace``: as :func:`sesam_tls.issue`.
     """
-    from .api import _after_deployment, issue_with
+    from .api import _after_deployment, _notify_source, issue_with
     from .node import Node
 
     node = node or Node.from_settings()
-    url_from = _url_source(notify_url_file)
+    url_from = _notify_source(notify_url_file)
     request, provider, plan = _order(names, ips, self_signed=self_signed, acme=acme, key_type=key_type, days=days,
                                      key_policy=key_policy, node=node, options=options)
     plan.check(probe=False)  # the probe after the lock (issue_with)
@@ -129,11 +129,11 @@ def rehearse_certificate(
     """``issue --dry-run``: :func:`issue_certificate` rehearsed (:mod:`sesam_tls.rehearse`);
     nothing is deployed or recorded and the live nginx is never stopped. The message
     starts with the names rehearsed for."""
-    from .api import rehearse_issue_with
+    from .api import _notify_source, rehearse_issue_with
     from .node import Node
 
     node = node or Node.from_settings()
-    _url_source(notify_url_file)
+    _notify_source(notify_url_file)  # a bad file fails the rehearsal too
     request, provider, plan = _order(names, ips, self_signed=self_signed, acme=acme, key_type=key_type, days=days,
                                      key_policy=key_policy, node=node, options=options)
     plan.check(probe=False)  # no probe: a rehearsal leaves the ssl folder as it was
@@ -141,10 +141,3 @@ def rehearse_certificate(
     message = f"dry run succeeded for {', '.join(request.identifiers)}: {rehearsal.message}"
     return dataclasses.replace(rehearsal, message=message)
 
-
-def _url_source(path: Optional[str]) -> Any:
-    if not path:
-        return None
-    from .notify import check_url_file
-
-    return check_url_file(path)

@@ -69,7 +69,7 @@ class RenewResult:
         return None if self.record is None else self.record.to_json()
 
     def to_json(self) -> dict[str, Any]:
-        """The result as the CLI prints it under ``--json``."""  # (h-thin)
+        """The result as the CLI prints it under ``--json``."""
         return {"result": self.status, "message": self.message, "exit_code": self.exit_code}
 
 

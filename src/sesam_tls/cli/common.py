@@ -137,19 +137,6 @@ def given_from_args(args: argparse.Namespace) -> Any:
     )
 
 
-def settings_from_args(args: argparse.Namespace, node: Any = None, env: Any = None) -> Any:
-    """The deployment settings given on the command line (None: not given), as the record keeps them.
-
-    With ``node``, its container and Docker host (from a flag, the
-    environment or the default) are recorded; with ``env``, its proxy (a
-    value that cannot be recorded is said in one warning line).
-    """
-    import dataclasses
-
-    given = dataclasses.replace(given_from_args(args), container=None, docker_host=None)
-    return given.settings(node, env)
-
-
 def deploy_options_from_args(args: argparse.Namespace, recorded: Any = None) -> Any:
     """The deploy options: the command line's, over ``recorded`` settings (a ``DeploySettings``), over the defaults."""
     return given_from_args(args).options(recorded)
@@ -168,14 +155,9 @@ def emit_json(data: Any) -> None:
     sys.stdout.write("\n")
 
 
-def outcome_summary(outcome: Any) -> dict[str, Any]:
-    """The JSON result of a verb that deployed a certificate (``Outcome.to_json()``)."""
-    return dict(outcome.to_json())
-
-
 def print_outcome(args: argparse.Namespace, outcome: Any) -> None:
     if args.json:
-        emit_json(outcome_summary(outcome))
+        emit_json(outcome.to_json())
         return
     cert = outcome.record.certificate
     names = ", ".join(cert.identifiers)
