@@ -27,6 +27,7 @@ import json
 import socket
 import ssl
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -176,8 +177,12 @@ class AcmeFront:
 
     def __init__(self, pebble: Any, folder: Path, *, profiles: Optional[dict[str, str]] = None,
                  ari: bool = False, rate_limit_after: Optional[str] = None, already_replaced: int = 0,
-                 refuse_all: bool = False) -> None:
+                 refuse_all: bool = False, delay: float = 0.0) -> None:
         self.pebble = pebble
+        self.delay = delay  # seconds added to every answer: a CA far away
+        self.in_flight = 0  # requests being answered now, and the most at once
+        self.most_in_flight = 0
+        self._count = threading.Lock()
         self.profiles = profiles
         self.ari = ari
         self.rate_limit_after = rate_limit_after  # Retry-After value for a 429 on newOrder
@@ -217,6 +222,18 @@ class AcmeFront:
 
     # --------------------------------------------------------------------------------------
     def handle(self, h: http.server.BaseHTTPRequestHandler, method: str) -> None:
+        with self._count:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            if self.delay:
+                time.sleep(self.delay)
+            self._handle(h, method)
+        finally:
+            with self._count:
+                self.in_flight -= 1
+
+    def _handle(self, h: http.server.BaseHTTPRequestHandler, method: str) -> None:
         body = h.rfile.read(int(h.headers.get("Content-Length") or 0)) if method == "POST" else b""
         if method == "GET" and h.path.startswith("/renewal-info/"):
             self.ari_requests.append(h.path.rsplit("/", 1)[1])
@@ -286,7 +303,7 @@ def _payload(body: bytes) -> dict[str, Any]:
 
 @pytest.fixture
 def acme_front(pebble, tmp_path):
-    """acme_front(profiles=..., ari=..., rate_limit_after=..., already_replaced=..., refuse_all=...) -> AcmeFront,
+    """acme_front(profiles=..., ari=..., rate_limit_after=..., already_replaced=..., refuse_all=..., delay=...) -> AcmeFront,
     closed at teardown."""
     fronts: list[AcmeFront] = []
 

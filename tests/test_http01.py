@@ -173,3 +173,41 @@ def test_a_port_that_stays_busy_after_stopping_nginx_is_named_within_the_wait():
     assert time.monotonic() - started < 30
     server = _bind_when_free(port, ["127.0.0.1"], timeout=0.5)  # free now: bound at once
     server.stop()
+
+
+def raw_exchange(port: int, data: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(data)
+        answer = b""
+        while chunk := s.recv(65536):
+            answer += chunk
+    return answer
+
+
+def test_standalone_answers_what_is_not_a_token_request_with_one_status_line():
+    port = free_port()
+    with open_responder(Http01Options(strategy="standalone", port=port, listen=("127.0.0.1",))) as responder:
+        with presented(responder, [(TOKEN, KEY_AUTH)]):
+            assert raw_exchange(port, b"nonsense\r\n\r\n").startswith(b"HTTP/1.0 400 ")
+            assert raw_exchange(port, b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.0 400 ")
+            assert raw_exchange(port, f"POST /.well-known/acme-challenge/{TOKEN} HTTP/1.1\r\n"
+                                      "Content-Length: 0\r\n\r\n".encode()).startswith(b"HTTP/1.0 501 ")
+            answer = raw_exchange(port, f"GET /.well-known/acme-challenge/{TOKEN}?x=1 HTTP/1.1\r\n"
+                                        "Host: node.example.test\r\nAccept: */*\r\n\r\n".encode())
+            head, _, body = answer.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.0 200 OK\r\n") and b"Content-Length: %d" % len(KEY_AUTH) in head
+            assert body == KEY_AUTH.encode()
+
+
+def test_a_client_that_sends_nothing_does_not_hold_up_the_ca():
+    port = free_port()
+    with open_responder(Http01Options(strategy="standalone", port=port, listen=("127.0.0.1",))) as responder:
+        with presented(responder, [(TOKEN, KEY_AUTH)]):
+            silent = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(3)]
+            try:
+                silent[0].sendall(b"GET /.well-known/acme-challenge/")  # half a request line, then nothing
+                for _ in range(5):
+                    assert get("127.0.0.1", port, f"/.well-known/acme-challenge/{TOKEN}") == (200, KEY_AUTH.encode())
+            finally:
+                for s in silent:
+                    s.close()

@@ -24,13 +24,14 @@ from __future__ import annotations
 import contextlib
 import errno
 import http.client
-import http.server
 import ipaddress
 import logging
 import os
+import queue
 import re
 import secrets
 import socket
+import socketserver
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -71,6 +72,10 @@ class Responder(Protocol):
     """Makes ``http://<name>:<port>/.well-known/acme-challenge/<token>`` answer."""
 
     description: str
+    #: What answers depends on the request's ``Host`` (a web server with virtual hosts), so the
+    #: self-check fetches every name's token; a server of ours answers every name alike, and
+    #: one token proves it.
+    by_host: bool
 
     def present(self, token: str, key_authorization: str) -> None: ...
 
@@ -154,39 +159,51 @@ class PortBusy(Exception):
         self.errno = exc.errno
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
+#: Seconds a client has to send its request to the standalone server, and bytes and lines
+#: it may send: an HTTP-01 request is one short line and a few headers.
+_REQUEST_TIMEOUT = 10.0
+_MAX_LINE = 8192
+_MAX_HEADERS = 100
+#: Requests the standalone server answers at a time (threads kept for the server's life).
+_SERVER_THREADS = 16
+_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 501: "Not Implemented"}
+
+
+class _Handler(socketserver.StreamRequestHandler):
+    """One HTTP/1.0 exchange: a GET or HEAD for a token, answered from the server's ``tokens``.
+    Small on purpose (the CA asks for each token several times, from several places): no header
+    parsing beyond skipping them, every read bounded in size and time."""
+
     server: _Server
-    protocol_version = "HTTP/1.0"
-    server_version = "sesam-tls"
-    sys_version = ""
+    timeout = _REQUEST_TIMEOUT
 
-    def do_GET(self) -> None:  # http.server names these
-        self._answer(body=True)
-
-    def do_HEAD(self) -> None:  # http.server names these
-        self._answer(body=False)
-
-    def _answer(self, *, body: bool) -> None:
-        path = self.path.split("?", 1)[0]
-        value = None
-        if path.startswith(WELL_KNOWN):
-            value = self.server.tokens.get(path[len(WELL_KNOWN):])
+    def handle(self) -> None:
+        line = self.rfile.readline(_MAX_LINE + 1)
+        for _ in range(_MAX_HEADERS):  # read the headers to their end: closing on unread bytes resets
+            header = self.rfile.readline(_MAX_LINE + 1)
+            if header in (b"\r\n", b"\n", b"") or len(header) > _MAX_LINE:
+                break
+        parts = line.decode("latin-1").split()
+        if len(parts) != 3 or not parts[2].startswith("HTTP/") or len(line) > _MAX_LINE:
+            return self._send(400, "bad request\n", body=True)
+        method, target = parts[0], parts[1]
+        if method not in ("GET", "HEAD"):
+            return self._send(501, "only GET and HEAD\n", body=True)
+        path = target.split("?", 1)[0]
+        value = self.server.tokens.get(path[len(WELL_KNOWN):]) if path.startswith(WELL_KNOWN) else None
         log.debug("http01: %s asked for %s: %s", self.client_address[0], path, "200" if value else "404")
-        data = (value or "not found\n").encode()
-        self.send_response(200 if value else 404)
-        self.send_header("Content-Type", "text/plain" if value else "text/plain; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        if body:
-            self.wfile.write(data)
+        self._send(200 if value else 404, value or "not found\n", body=method == "GET", token=value is not None)
 
-    def log_message(self, format: str, *args: Any) -> None:  # http.server's signature
-        """Quiet: library code never prints; requests are logged at debug level above."""
+    def _send(self, status: int, text: str, *, body: bool, token: bool = False) -> None:
+        data = text.encode()
+        head = (f"HTTP/1.0 {status} {_REASONS[status]}\r\nServer: sesam-tls\r\n"
+                f"Content-Type: {'text/plain' if token else 'text/plain; charset=utf-8'}\r\n"
+                f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n").encode()
+        self.wfile.write(head + data if body else head)
 
 
-class _Server(http.server.ThreadingHTTPServer):
+class _Server(socketserver.TCPServer):
     allow_reuse_address = True  # SO_REUSEADDR: rebinding over TIME_WAIT, never over a listener
-    daemon_threads = True
     # socketserver's backlog of 5 drops the CA's connections when it validates many names at once
     # (each drop costs a SYN retransmission: a second, then three).
     request_queue_size = socket.SOMAXCONN
@@ -197,6 +214,45 @@ class _Server(http.server.ThreadingHTTPServer):
             # Only IPv6 here; IPv4 has its own socket, so both work whatever bindv6only says.
             self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         super().server_bind()
+
+    def server_activate(self) -> None:
+        super().server_activate()
+        # Threads kept for the server's life (daemons, started as requests come, at most
+        # _SERVER_THREADS), rather than one thread started per request.
+        self._waiting: queue.SimpleQueue[Optional[tuple[Any, Any]]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._idle = 0
+        self._workers: list[threading.Thread] = []
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        self._waiting.put((request, client_address))
+        with self._lock:
+            if self._idle == 0 and len(self._workers) < _SERVER_THREADS:
+                worker = threading.Thread(target=self._work, name="http01-answer", daemon=True)
+                worker.start()
+                self._workers.append(worker)
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                self._idle += 1
+            item = self._waiting.get()
+            with self._lock:
+                self._idle -= 1
+            if item is None:
+                return
+            request, client_address = item
+            try:
+                self.finish_request(request, client_address)
+            except Exception:  # noqa: BLE001 - a client that hangs up or times out ends its own exchange
+                log.debug("http01: an exchange with %s ended early", client_address[0], exc_info=True)
+            finally:
+                self.shutdown_request(request)
+
+    def server_close(self) -> None:
+        super().server_close()
+        for _ in getattr(self, "_workers", ()):
+            self._waiting.put(None)
 
 
 class TokenServer:
@@ -209,6 +265,7 @@ class TokenServer:
         self._servers: list[_Server] = []
         self._threads: list[threading.Thread] = []
         self.description = f"standalone server on port {port}"
+        self.by_host = False
 
     def start(self) -> None:
         """Bind every listen address or none; raise :class:`PortBusy` when one is taken."""
@@ -346,6 +403,7 @@ class WebrootResponder:
         self.root = Path(root)
         self.folder = self.root if alias else self.root / WELL_KNOWN.strip("/")
         self.description = f"webroot {self.folder}" if alias else f"webroot {self.root}"
+        self.by_host = True
         self._created: list[Path] = []
         self._files: dict[str, Path] = {}
 

@@ -20,13 +20,17 @@ so that ``import sesam_tls`` and ``sesam-tls --help`` do not pay for them.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import datetime as dt
 import email.utils
 import functools
+import heapq
+import itertools
 import logging
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any, Optional, Union
 from urllib.parse import urljoin, urlsplit
@@ -108,6 +112,8 @@ class _WireState:
         self.coming = 0
         #: What this run cost on the wire: requests by method, "requests", "connections".
         self.stats: dict[str, int] = {"requests": 0, "connections": 0, "HEAD": 0}
+        #: Seconds the last few requests waited on the wire and the CA (Connection.ca_wait).
+        self.waited: collections.deque[float] = collections.deque(maxlen=8)
 
     def count(self, key: str) -> None:
         with self.cond:
@@ -134,6 +140,7 @@ def _network() -> Any:
             super().__init__(*args, timeout=timeout, **kwargs)
             self.sesam = _WireState(deadline or acme_deadline("the ACME server"), on_date, timeout)
             adapter = _watched_adapter(pool_maxsize=CA_CONNECTIONS)
+            self.session.trust_env = False  # bounded_request reads the environment once per origin
             self.session.mount("http://", adapter)
             self.session.mount("https://", adapter)
 
@@ -154,10 +161,12 @@ def _network() -> Any:
                         wire.coming += 1
                     wire.stats["requests"] += 1
                     wire.stats[method] = wire.stats.get(method, 0) + 1
+                sent, cpu = time.monotonic(), time.thread_time()
                 response = bounded_request(
                     self.session, method, url, data=data, headers=headers, verify=self.verify_ssl,
                     timeout=timeout or wire.timeout, deadline=wire.deadline, connected=lambda: wire.count("connections"),
                 )
+                wire.waited.append((time.monotonic() - sent) - (time.thread_time() - cpu))
             finally:
                 wire.gate.release()
                 with wire.cond:
@@ -286,6 +295,16 @@ class Connection:
         return {"requests": raw.get("requests", 0), "nonce_heads": raw.get("HEAD", 0),
                 "connections": raw.get("connections", 0)}
 
+    def ca_wait(self) -> Optional[float]:
+        """How long a request waits on the wire and the CA (seconds): of the last few requests,
+        the shortest time between sending and the answer read, less the CPU the thread spent on
+        it (so a cold first request's work does not count as waiting). None before any request."""
+        wire = self._net.sesam if self._net is not None else None
+        if wire is None:
+            return None
+        with wire.cond:
+            return min(wire.waited, default=None)
+
     def close(self) -> None:
         """Close the connections (the run's end; a later call opens new ones)."""
         with self._lock:
@@ -406,6 +425,47 @@ class _Slot:
     conn: Any = None
     #: The connection had no socket when the pool handed it out: this request connects.
     fresh = False
+    #: The request has ended: the watchdog leaves it alone.
+    done = False
+
+
+class _Watchdog:
+    """One thread that shuts the socket of every request that outlives its time (a
+    ``threading.Timer`` per request started a thread per request: a tenth of a millisecond
+    each, for every signed request). Started on first use; a daemon that sleeps until the
+    earliest time it watches."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, _Slot]] = []
+        self._order = itertools.count()
+        self._thread: Optional[threading.Thread] = None
+
+    def watch(self, slot: _Slot, seconds: float) -> None:
+        with self._cond:
+            heapq.heappush(self._heap, (time.monotonic() + seconds, next(self._order), slot))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="acme-watchdog", daemon=True)
+                self._thread.start()
+            elif self._heap[0][2] is slot:  # earlier than what the thread sleeps for
+                self._cond.notify()
+
+    @staticmethod
+    def release(slot: _Slot) -> None:
+        slot.done, slot.conn = True, None
+
+    def _run(self) -> None:
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                while self._heap and (self._heap[0][2].done or self._heap[0][0] <= now):
+                    _, _, slot = heapq.heappop(self._heap)
+                    if not slot.done:
+                        _cut(slot)
+                self._cond.wait(self._heap[0][0] - now if self._heap else None)
+
+
+_WATCHDOG = _Watchdog()
 
 
 def bounded_request(
@@ -435,14 +495,14 @@ def bounded_request(
     host = urlsplit(url).netloc or url
     for _ in range(MAX_REDIRECTS + 1):
         doing = f"{method} {url}"
+        proxies, verified = _environment(session, url, verify)
         slot = _Slot()
-        watchdog = threading.Timer(deadline.timeout(timeout, doing), _cut, (slot,))
-        watchdog.daemon = True
         _current.slot = slot
-        watchdog.start()
+        _WATCHDOG.watch(slot, deadline.timeout(timeout, doing))
         try:
             response = session.request(
-                method, url, data=data, headers=headers, verify=verify, stream=True, allow_redirects=False,
+                method, url, data=data, headers=headers, verify=verified, proxies=proxies, stream=True,
+                allow_redirects=False,
                 timeout=deadline.timeout(timeout, doing),
             )
             _read_body(response, deadline, doing, host)
@@ -451,7 +511,7 @@ def bounded_request(
                 raise deadline.exceeded(doing) from None
             raise
         finally:
-            watchdog.cancel()
+            _WATCHDOG.release(slot)
             _current.slot = None
             if slot.fresh and connected is not None:
                 connected()
@@ -465,11 +525,31 @@ def bounded_request(
     )
 
 
+def _environment(session: Any, url: str, verify: Any) -> tuple[dict[str, str], Any]:
+    """What ``requests`` takes from the environment for ``url``: the proxies (``HTTPS_PROXY``,
+    ``NO_PROXY``) and, for ``verify=True``, ``REQUESTS_CA_BUNDLE`` or ``CURL_CA_BUNDLE``. Read once
+    per session and origin, not on every request as ``requests`` does (a scan of ``os.environ``
+    of about a millisecond, twice a request); the sessions made here have ``trust_env`` off."""
+    import os
+
+    from requests.utils import get_environ_proxies
+
+    cache: dict[tuple[str, str], tuple[dict[str, str], Optional[str]]] = session.__dict__.setdefault(
+        "_sesam_environment", {})
+    origin = urlsplit(url)[:2]
+    if origin not in cache:
+        ca = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        cache[origin] = (get_environ_proxies(url), ca)
+    proxies, ca = cache[origin]
+    return dict(proxies), (ca or True) if verify is True else verify
+
+
 def bounded_session() -> Any:
     """A ``requests`` session for :func:`bounded_request` outside ``acme`` (the ARI poll)."""
     import requests
 
     session = requests.Session()
+    session.trust_env = False  # bounded_request reads the environment once per origin
     adapter = _watched_adapter()
     session.mount("http://", adapter)
     session.mount("https://", adapter)
