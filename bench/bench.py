@@ -1377,7 +1377,7 @@ def write_report(res: dict, out: Path, chart: Optional[str]) -> Path:
     if w10:
         lines += ["## 10. On the wire", "",
                   "bench/wire.py, in process, a Pebble of its own: requests counted by wrapping "
-                  "`requests.Session.request`, connections (each a TLS handshake) by wrapping urllib3's "
+                  "`requests.Session.send`, connections (each a TLS handshake) by wrapping urllib3's "
                   "`HTTPConnection._new_conn`; a HEAD is a nonce fetch. Before issue 16 (commit 9779822): "
                   "1 name 9 requests, 1 HEAD, 2 connections; 10 names 37, 11, 12; 100 names 226, 17, 18.", "",
                   "| names | requests | nonce HEADs | connections | in-process |", "| --- | --- | --- | --- | --- |"]

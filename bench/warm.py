@@ -6,7 +6,7 @@ whole pipeline (``sesam_tls.issue``: ACME exchange, checks, files, state; no con
     .venv/bin/python bench/warm.py --server URL --ca-bundle PEM --http-port N --root DIR [--runs 10] [--names 1]
 
 Prints one JSON object: per run the wall time, the time spent inside HTTP requests to the CA
-(``requests.Session.request``, wrapped) and in the waits between polls (``poll``'s sleeps,
+(``requests.Session.send``, wrapped) and in the waits between polls (``poll``'s sleeps,
 wrapped): together "the CA's own time", which on loopback is the CA's work plus a few
 hundred microseconds of wire per request. The rest is this process's own time. With
 ``--names N`` each certificate has N names; their authorizations run in worker threads, so
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     from sesam_tls.providers.acme import Acme
 
     waited = [0.0]
-    request = requests.Session.request
+    request = requests.Session.send
 
     def timed_request(self, *a, **kw):  # type: ignore[no-untyped-def]
         t = time.perf_counter()
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return real_poll(*a, sleep=sleep, **kw)
 
-    requests.Session.request = timed_request
+    requests.Session.send = timed_request
     acme_mod.poll = timed_poll
 
     node = Node.from_settings(root=args.root, env={})

@@ -5,7 +5,7 @@ connections, for 1, 10 and 100 names (new key, existing account), in process.
     .venv/bin/python bench/wire.py [--sizes 1,10,100] [--json]
 
 Counted from outside the library, so the same script measures any version of it:
-``requests.Session.request`` is wrapped to count requests by method (a HEAD is a nonce
+``requests.Session.send`` is wrapped to count requests by method (a HEAD is a nonce
 fetch: nothing else in the exchange sends one), and
 ``urllib3.connection.HTTPConnection._new_conn`` (the socket of every HTTP and HTTPS connect) to count connections (each one a TLS
 handshake with the CA; the self-check's plain-HTTP fetches of the local responder do not
@@ -45,19 +45,19 @@ def main(argv: list[str] | None = None) -> int:
 
     counts: collections.Counter[str] = collections.Counter()
     lock = threading.Lock()
-    request, connect = requests.Session.request, urllib3.connection.HTTPConnection._new_conn
+    request, connect = requests.Session.send, urllib3.connection.HTTPConnection._new_conn
 
-    def counted_request(self, method, url, *a, **kw):  # type: ignore[no-untyped-def]
+    def counted_request(self, prepared, *a, **kw):  # type: ignore[no-untyped-def]
         with lock:
-            counts[method.upper()] += 1
-        return request(self, method, url, *a, **kw)
+            counts[prepared.method.upper()] += 1
+        return request(self, prepared, *a, **kw)
 
     def counted_connect(self):  # type: ignore[no-untyped-def]
         with lock:
             counts["connections"] += 1
         return connect(self)
 
-    requests.Session.request = counted_request
+    requests.Session.send = counted_request
     urllib3.connection.HTTPConnection._new_conn = counted_connect
 
     pebble = tb.start_pebble(f"wire-{os.getpid()}", knobs={"PEBBLE_VA_NOSLEEP": "1", "PEBBLE_AUTHZREUSE": "0",

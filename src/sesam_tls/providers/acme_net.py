@@ -500,10 +500,9 @@ def bounded_request(
         _current.slot = slot
         _WATCHDOG.watch(slot, deadline.timeout(timeout, doing))
         try:
-            response = session.request(
-                method, url, data=data, headers=headers, verify=verified, proxies=proxies, stream=True,
-                allow_redirects=False,
-                timeout=deadline.timeout(timeout, doing),
+            response = session.send(
+                _prepared(session, method, url, headers, data), verify=verified, proxies=proxies, stream=True,
+                allow_redirects=False, cert=None, timeout=deadline.timeout(timeout, doing),
             )
             _read_body(response, deadline, doing, host)
         except requests.exceptions.RequestException:
@@ -523,6 +522,18 @@ def bounded_request(
         f"the ACME server {host} redirected {method} more than {MAX_REDIRECTS} times (last to {url}): "
         "a redirect loop; is that the right ACME directory URL?"
     )
+
+
+def _prepared(session: Any, method: str, url: str, headers: Optional[dict[str, str]], data: Any) -> Any:
+    """The request as ``Session.request`` would prepare it (the session's headers, cookies and
+    hooks), without its merging of settings from the environment and of per-request auth
+    (none here; the environment is :func:`_environment`'s): a third of a request's CPU."""
+    import requests
+
+    prepared = requests.PreparedRequest()
+    prepared.prepare(method=method, url=url, headers={**session.headers, **(headers or {})}, data=data,
+                     cookies=session.cookies, hooks=session.hooks)
+    return prepared
 
 
 def _environment(session: Any, url: str, verify: Any) -> tuple[dict[str, str], Any]:
