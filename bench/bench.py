@@ -486,6 +486,10 @@ def compile_sources() -> None:
                    env=clean_env(), stdout=subprocess.DEVNULL)
 
 
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 def make_root(root: Path) -> None:
     """A scratch Sesam node: the agent config from the Sesam guide."""
     (root / "etc/sesam-agent").mkdir(parents=True, exist_ok=True)
@@ -1040,7 +1044,8 @@ def goals(res: dict) -> list[tuple[str, str, str]]:
     if "10" in wire:
         w = wire["10"]
         rows.append(("no more TLS handshakes than connections needed; nonces from answers",
-                     f"10 names: {w.get('connections', 0)} connections, {w.get('HEAD', 0)} nonce HEADs "
+                     f"10 names: {plural(w.get('connections', 0), 'connection')}, "
+                     f"{plural(w.get('HEAD', 0), 'nonce HEAD')} "
                      f"(before: 12 and 11)", "met" if w.get("connections", 99) <= 4 else "not met"))
     for cmd, goal_ms in (("sesam-tls --help", 50), ("sesam-tls --version", 50), ("sesam-tls renew (nothing due)", 80)):
         v = m3.get(cmd, {})
@@ -1458,8 +1463,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--tools", default=",".join(TOOLS), help="comma-separated subset of sesam-tls,certbot,lego")
     ap.add_argument("--out", default=str(REPO / "bench" / "results"))
     ap.add_argument("--runs", type=int, help="issuance runs per tool (default 10, smoke 1)")
-    ap.add_argument("--sizes", default=None, help="name counts for scaling (default 1,10,50,100; smoke 1,2)")
-    ap.add_argument("--size-runs", type=int, default=None, help="runs per size above 1 (default 3, smoke 1)")
+    ap.add_argument("--sizes", default=None, help="name counts for scaling (default 1,3,10,50,100; smoke 1,2)")
+    ap.add_argument("--size-runs", type=int, default=None, help="runs per size above 1 (default 5, smoke 1)")
     ap.add_argument("--lego-max-names", type=int, default=10,
                     help="largest name count lego is run with (it validates names one after another, ~5 s each)")
     ap.add_argument("--lego-size-runs", type=int, default=2, help="lego's runs per size above 1")
@@ -1509,7 +1514,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     sizes = [int(s) for s in (args.sizes or ("1,2" if args.smoke else "1,3,10,50,100")).split(",")]
     if "2" not in only:
         sizes = [1]
-    size_runs_n = args.size_runs or (1 if args.smoke else 3)
+    size_runs_n = args.size_runs or (1 if args.smoke else 5)
     size_runs = {t: {s: size_runs_n for s in sizes} for t in tools}
     if "lego" in tools:
         size_runs["lego"] = {s: (min(size_runs_n, args.lego_size_runs) if s <= args.lego_max_names else 0)

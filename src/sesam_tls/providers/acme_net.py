@@ -527,7 +527,8 @@ def bounded_request(
 def _prepared(session: Any, method: str, url: str, headers: Optional[dict[str, str]], data: Any) -> Any:
     """The request as ``Session.request`` would prepare it (the session's headers, cookies and
     hooks), without its merging of settings from the environment and of per-request auth
-    (none here; the environment is :func:`_environment`'s): a third of a request's CPU."""
+    (none here; the environment is :func:`_environment`'s). Measured warm, 10 names on Pebble:
+    5 ms of CPU less per issuance."""
     import requests
 
     prepared = requests.PreparedRequest()
@@ -539,8 +540,8 @@ def _prepared(session: Any, method: str, url: str, headers: Optional[dict[str, s
 def _environment(session: Any, url: str, verify: Any) -> tuple[dict[str, str], Any]:
     """What ``requests`` takes from the environment for ``url``: the proxies (``HTTPS_PROXY``,
     ``NO_PROXY``) and, for ``verify=True``, ``REQUESTS_CA_BUNDLE`` or ``CURL_CA_BUNDLE``. Read once
-    per session and origin, not on every request as ``requests`` does (a scan of ``os.environ``
-    of about a millisecond, twice a request); the sessions made here have ``trust_env`` off."""
+    per session and origin, not on every request as ``requests`` does (a scan of the whole
+    environment, twice a request); the sessions made here have ``trust_env`` off."""
     import os
 
     from requests.utils import get_environ_proxies
