@@ -1035,9 +1035,14 @@ def goals(res: dict) -> list[tuple[str, str, str]]:
         if "ten" in w9 and "cpu" in w9:
             extra = w9["ten"]["wall"]["median"] - w9["wall"]["median"]
             cpu = w9["ten"]["cpu"]["median"] - w9["cpu"]["median"]
+            allowed = sc["1"]["median"] * 0.2
+            ten = sc["10"]
             why = (f"not met: warm (table 9) the 9 extra names add {extra * 1000:.0f} ms, of which "
                    f"{cpu * 1000:.0f} ms our CPU (signing, TLS, checks) and {(extra - cpu) * 1000:.0f} ms "
-                   f"waiting on the CA; 1.2× allows {sc['1']['median'] * 200:.0f} ms")
+                   f"waiting on the CA; 1.2× allows {allowed * 1000:.0f} ms")
+            if extra <= allowed:
+                why += (f", so the cost per name is within it and the fresh processes' spread decides "
+                        f"(10 names: {fmt_s(ten['min'])}–{fmt_s(ten['max'])} in {ten['n']} runs)")
         rows.append(("10 names ≤ 1.2× the one-name time", f"{x:.2f}× ({fmt_s(sc['10']['median'])} vs "
                      f"{fmt_s(sc['1']['median'])})", "met" if x <= 1.2 else why))
     wire = {str(r["names"]): r for r in (res.get("wire") or {}).get("rows", [])}
