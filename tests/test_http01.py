@@ -189,7 +189,7 @@ def test_standalone_answers_what_is_not_a_token_request_with_one_status_line():
     with open_responder(Http01Options(strategy="standalone", port=port, listen=("127.0.0.1",))) as responder:
         with presented(responder, [(TOKEN, KEY_AUTH)]):
             assert raw_exchange(port, b"nonsense\r\n\r\n").startswith(b"HTTP/1.0 400 ")
-            assert raw_exchange(port, b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.0 400 ")
+            assert raw_exchange(port, b"GET /" + b"a" * 17000).startswith(b"HTTP/1.0 400 ")  # over the cap
             assert raw_exchange(port, f"POST /.well-known/acme-challenge/{TOKEN} HTTP/1.1\r\n"
                                       "Content-Length: 0\r\n\r\n".encode()).startswith(b"HTTP/1.0 501 ")
             answer = raw_exchange(port, f"GET /.well-known/acme-challenge/{TOKEN}?x=1 HTTP/1.1\r\n"
@@ -211,3 +211,27 @@ def test_a_client_that_sends_nothing_does_not_hold_up_the_ca():
             finally:
                 for s in silent:
                     s.close()
+
+
+def test_a_client_that_trickles_its_request_is_cut_off_at_the_deadline(monkeypatch):
+    """The request has one deadline all told: a byte every 0.1 s does not keep the thread."""
+    import select
+
+    from sesam_tls import http01
+
+    monkeypatch.setattr(http01, "_REQUEST_TIMEOUT", 0.3)
+    port = free_port()
+    with open_responder(Http01Options(strategy="standalone", port=port, listen=("127.0.0.1",))) as responder:
+        with presented(responder, [(TOKEN, KEY_AUTH)]), socket.create_connection(("127.0.0.1", port)) as s:
+            closed = False
+            for _ in range(50):  # 5 s of trickling at most
+                try:
+                    s.sendall(b"G")
+                    if select.select([s], [], [], 0.1)[0] and s.recv(100) == b"":
+                        closed = True
+                        break
+                except (BrokenPipeError, ConnectionResetError):
+                    closed = True
+                    break
+            assert closed
+            assert get("127.0.0.1", port, f"/.well-known/acme-challenge/{TOKEN}") == (200, KEY_AUTH.encode())

@@ -159,47 +159,69 @@ class PortBusy(Exception):
         self.errno = exc.errno
 
 
-#: Seconds a client has to send its request to the standalone server, and bytes and lines
-#: it may send: an HTTP-01 request is one short line and a few headers.
+#: Seconds a client has to send its whole request to the standalone server, and the bytes it
+#: may send: an HTTP-01 request is one short line and a few headers.
 _REQUEST_TIMEOUT = 10.0
-_MAX_LINE = 8192
-_MAX_HEADERS = 100
-#: Requests the standalone server answers at a time (threads kept for the server's life).
-_SERVER_THREADS = 16
+_MAX_REQUEST = 16384
+#: Requests the standalone server answers at a time (threads kept for the server's life, started
+#: as requests come), and connections it keeps waiting for one of them before it closes new ones.
+_SERVER_THREADS = 64
+_MAX_WAITING = 256
 _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 501: "Not Implemented"}
 
 
-class _Handler(socketserver.StreamRequestHandler):
+class _Handler(socketserver.BaseRequestHandler):
     """One HTTP/1.0 exchange: a GET or HEAD for a token, answered from the server's ``tokens``.
-    Small on purpose (the CA asks for each token several times, from several places): no header
-    parsing beyond skipping them, every read bounded in size and time."""
+    Small on purpose (the CA asks for each token several times, from several places): the
+    request is read whole, at most ``_MAX_REQUEST`` bytes within ``_REQUEST_TIMEOUT`` seconds
+    all told (a client that trickles bytes cannot hold a thread longer), and only its first
+    line is looked at."""
 
     server: _Server
-    timeout = _REQUEST_TIMEOUT
 
     def handle(self) -> None:
-        line = self.rfile.readline(_MAX_LINE + 1)
-        for _ in range(_MAX_HEADERS):  # read the headers to their end: closing on unread bytes resets
-            header = self.rfile.readline(_MAX_LINE + 1)
-            if header in (b"\r\n", b"\n", b"") or len(header) > _MAX_LINE:
-                break
+        deadline = time.monotonic() + _REQUEST_TIMEOUT
+        request = self._read(deadline)
+        if request is None:
+            return
+        line = request.split(b"\n", 1)[0]
         parts = line.decode("latin-1").split()
-        if len(parts) != 3 or not parts[2].startswith("HTTP/") or len(line) > _MAX_LINE:
-            return self._send(400, "bad request\n", body=True)
+        if len(parts) != 3 or not parts[2].startswith("HTTP/"):
+            return self._send(400, "bad request\n", deadline, body=True)
         method, target = parts[0], parts[1]
         if method not in ("GET", "HEAD"):
-            return self._send(501, "only GET and HEAD\n", body=True)
+            return self._send(501, "only GET and HEAD\n", deadline, body=True)
         path = target.split("?", 1)[0]
         value = self.server.tokens.get(path[len(WELL_KNOWN):]) if path.startswith(WELL_KNOWN) else None
         log.debug("http01: %s asked for %s: %s", self.client_address[0], path, "200" if value else "404")
-        self._send(200 if value else 404, value or "not found\n", body=method == "GET", token=value is not None)
+        self._send(200 if value else 404, value or "not found\n", deadline, body=method == "GET",
+                   token=value is not None)
 
-    def _send(self, status: int, text: str, *, body: bool, token: bool = False) -> None:
+    def _read(self, deadline: float) -> Optional[bytes]:
+        """The request line and headers (to their end: closing on unread bytes would reset the
+        connection before the answer is read), or None when the client took too long or hung up."""
+        sock = self.request
+        data = b""
+        while b"\r\n\r\n" not in data and b"\n\n" not in data:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            if len(data) > _MAX_REQUEST:
+                break  # answered 400 unless its first line is a request; the rest is not read
+            sock.settimeout(left)
+            chunk = sock.recv(4096)
+            if not chunk:
+                return data or None
+            data += chunk
+        return data
+
+    def _send(self, status: int, text: str, deadline: float, *, body: bool, token: bool = False) -> None:
         data = text.encode()
         head = (f"HTTP/1.0 {status} {_REASONS[status]}\r\nServer: sesam-tls\r\n"
                 f"Content-Type: {'text/plain' if token else 'text/plain; charset=utf-8'}\r\n"
                 f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n").encode()
-        self.wfile.write(head + data if body else head)
+        self.request.settimeout(max(deadline - time.monotonic(), 1.0))
+        self.request.sendall(head + data if body else head)
 
 
 class _Server(socketserver.TCPServer):
@@ -225,6 +247,9 @@ class _Server(socketserver.TCPServer):
         self._workers: list[threading.Thread] = []
 
     def process_request(self, request: Any, client_address: Any) -> None:
+        if self._waiting.qsize() >= _MAX_WAITING:  # a flood of connections: no more sockets held
+            self.shutdown_request(request)
+            return
         self._waiting.put((request, client_address))
         with self._lock:
             if self._idle == 0 and len(self._workers) < _SERVER_THREADS:
