@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import os
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -235,3 +236,31 @@ def test_a_client_that_trickles_its_request_is_cut_off_at_the_deadline(monkeypat
                     break
             assert closed
             assert get("127.0.0.1", port, f"/.well-known/acme-challenge/{TOKEN}") == (200, KEY_AUTH.encode())
+
+
+def test_connections_beyond_the_cap_are_closed_and_the_server_goes_on(monkeypatch):
+    from sesam_tls import http01
+
+    monkeypatch.setattr(http01, "_MAX_CONNECTIONS", 3)
+    port = free_port()
+    with open_responder(Http01Options(strategy="standalone", port=port, listen=("127.0.0.1",))) as responder:
+        with presented(responder, [(TOKEN, KEY_AUTH)]):
+            held = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(3)]
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=5) as extra:
+                    extra.sendall(f"GET /.well-known/acme-challenge/{TOKEN} HTTP/1.0\r\n\r\n".encode())
+                    try:
+                        assert extra.recv(100) == b""  # closed unanswered: three are open already
+                    except ConnectionResetError:
+                        pass
+            finally:
+                for s in held:
+                    s.close()
+            answered = None
+            for _ in range(100):  # once the server has seen the held ones go, it answers again
+                try:
+                    answered = get("127.0.0.1", port, f"/.well-known/acme-challenge/{TOKEN}")
+                    break
+                except (ConnectionError, http.client.HTTPException):
+                    time.sleep(0.01)
+            assert answered == (200, KEY_AUTH.encode())

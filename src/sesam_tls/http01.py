@@ -27,11 +27,10 @@ import http.client
 import ipaddress
 import logging
 import os
-import queue
 import re
 import secrets
+import selectors
 import socket
-import socketserver
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -63,9 +62,6 @@ log = logging.getLogger("sesam_tls")
 WELL_KNOWN = "/.well-known/acme-challenge/"
 #: RFC 8555 section 8.3: a token is base64url; anything else could walk out of a webroot.
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,256}$")
-#: How often the server threads look at their shutdown flag; ``serve_forever``'s
-#: default of 0.5 s would add half a second to every issuance.
-_POLL_INTERVAL = 0.01
 
 
 class Responder(Protocol):
@@ -159,185 +155,196 @@ class PortBusy(Exception):
         self.errno = exc.errno
 
 
-#: Seconds a client has to send its whole request to the standalone server, and the bytes it
-#: may send: an HTTP-01 request is one short line and a few headers.
+#: Seconds a client has to send its whole request to the standalone server and read the
+#: answer, and the bytes it may send: an HTTP-01 request is one short line and a few headers.
 _REQUEST_TIMEOUT = 10.0
 _MAX_REQUEST = 16384
-#: Requests the standalone server answers at a time (threads kept for the server's life, started
-#: as requests come), and connections it keeps waiting for one of them before it closes new ones.
-_SERVER_THREADS = 64
-_MAX_WAITING = 256
+#: Connections the standalone server keeps open at once; more are closed as they come.
+_MAX_CONNECTIONS = 256
 _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 501: "Not Implemented"}
 
 
-class _Handler(socketserver.BaseRequestHandler):
-    """One HTTP/1.0 exchange: a GET or HEAD for a token, answered from the server's ``tokens``.
-    Small on purpose (the CA asks for each token several times, from several places): the
-    request is read whole, at most ``_MAX_REQUEST`` bytes within ``_REQUEST_TIMEOUT`` seconds
-    all told (a client that trickles bytes cannot hold a thread longer), and only its first
-    line is looked at."""
-
-    server: _Server
-
-    def handle(self) -> None:
-        deadline = time.monotonic() + _REQUEST_TIMEOUT
-        request = self._read(deadline)
-        if request is None:
-            return
-        line = request.split(b"\n", 1)[0]
-        parts = line.decode("latin-1").split()
-        if len(parts) != 3 or not parts[2].startswith("HTTP/"):
-            return self._send(400, "bad request\n", deadline, body=True)
-        method, target = parts[0], parts[1]
-        if method not in ("GET", "HEAD"):
-            return self._send(501, "only GET and HEAD\n", deadline, body=True)
-        path = target.split("?", 1)[0]
-        value = self.server.tokens.get(path[len(WELL_KNOWN):]) if path.startswith(WELL_KNOWN) else None
-        log.debug("http01: %s asked for %s: %s", self.client_address[0], path, "200" if value else "404")
-        self._send(200 if value else 404, value or "not found\n", deadline, body=method == "GET",
-                   token=value is not None)
-
-    def _read(self, deadline: float) -> Optional[bytes]:
-        """The request line and headers (to their end: closing on unread bytes would reset the
-        connection before the answer is read), or None when the client took too long or hung up."""
-        sock = self.request
-        data = b""
-        while b"\r\n\r\n" not in data and b"\n\n" not in data:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return None
-            if len(data) > _MAX_REQUEST:
-                break  # answered 400 unless its first line is a request; the rest is not read
-            sock.settimeout(left)
-            chunk = sock.recv(4096)
-            if not chunk:
-                return data or None
-            data += chunk
-        return data
-
-    def _send(self, status: int, text: str, deadline: float, *, body: bool, token: bool = False) -> None:
-        data = text.encode()
-        head = (f"HTTP/1.0 {status} {_REASONS[status]}\r\nServer: sesam-tls\r\n"
-                f"Content-Type: {'text/plain' if token else 'text/plain; charset=utf-8'}\r\n"
-                f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n").encode()
-        self.request.settimeout(max(deadline - time.monotonic(), 1.0))
-        self.request.sendall(head + data if body else head)
+def _answer(request: bytes, tokens: dict[str, str], client: str) -> bytes:
+    """The whole HTTP/1.0 answer to ``request`` (its line and headers; only the line is read)."""
+    parts = request.split(b"\n", 1)[0].decode("latin-1").split()
+    if len(parts) != 3 or not parts[2].startswith("HTTP/"):
+        status, text, body, token = 400, "bad request\n", True, False
+    elif parts[0] not in ("GET", "HEAD"):
+        status, text, body, token = 501, "only GET and HEAD\n", True, False
+    else:
+        path = parts[1].split("?", 1)[0]
+        value = tokens.get(path[len(WELL_KNOWN):]) if path.startswith(WELL_KNOWN) else None
+        log.debug("http01: %s asked for %s: %s", client, path, "200" if value else "404")
+        status, text, body, token = (200, value, parts[0] == "GET", True) if value else (
+            404, "not found\n", parts[0] == "GET", False)
+    data = text.encode()
+    head = (f"HTTP/1.0 {status} {_REASONS[status]}\r\nServer: sesam-tls\r\n"
+            f"Content-Type: {'text/plain' if token else 'text/plain; charset=utf-8'}\r\n"
+            f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n").encode()
+    return head + data if body else head
 
 
-class _Server(socketserver.TCPServer):
-    allow_reuse_address = True  # SO_REUSEADDR: rebinding over TIME_WAIT, never over a listener
-    # socketserver's backlog of 5 drops the CA's connections when it validates many names at once
-    # (each drop costs a SYN retransmission: a second, then three).
-    request_queue_size = socket.SOMAXCONN
-    tokens: dict[str, str]
+class _Exchange:
+    """One connection to the standalone server: what has come, what is left to send, by when."""
 
-    def server_bind(self) -> None:
-        if self.address_family == socket.AF_INET6:
-            # Only IPv6 here; IPv4 has its own socket, so both work whatever bindv6only says.
-            self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        super().server_bind()
+    __slots__ = ("client", "deadline", "received", "answer")
 
-    def server_activate(self) -> None:
-        super().server_activate()
-        # Threads kept for the server's life (daemons, started as requests come, at most
-        # _SERVER_THREADS), rather than one thread started per request.
-        self._waiting: queue.SimpleQueue[Optional[tuple[Any, Any]]] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._idle = 0
-        self._workers: list[threading.Thread] = []
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        if self._waiting.qsize() >= _MAX_WAITING:  # a flood of connections: no more sockets held
-            self.shutdown_request(request)
-            return
-        self._waiting.put((request, client_address))
-        with self._lock:
-            if self._idle == 0 and len(self._workers) < _SERVER_THREADS:
-                worker = threading.Thread(target=self._work, name="http01-answer", daemon=True)
-                worker.start()
-                self._workers.append(worker)
-
-    def _work(self) -> None:
-        while True:
-            with self._lock:
-                self._idle += 1
-            item = self._waiting.get()
-            with self._lock:
-                self._idle -= 1
-            if item is None:
-                return
-            request, client_address = item
-            try:
-                self.finish_request(request, client_address)
-            except Exception:  # noqa: BLE001 - a client that hangs up or times out ends its own exchange
-                log.debug("http01: an exchange with %s ended early", client_address[0], exc_info=True)
-            finally:
-                self.shutdown_request(request)
-
-    def server_close(self) -> None:
-        super().server_close()
-        for _ in getattr(self, "_workers", ()):
-            self._waiting.put(None)
+    def __init__(self, client: str, deadline: float) -> None:
+        self.client = client
+        self.deadline = deadline
+        self.received = b""
+        self.answer: Optional[bytes] = None
 
 
 class TokenServer:
-    """The standalone responder: one small HTTP server per listen address."""
+    """The standalone responder: one thread with one event loop for every listen address and
+    every connection. No thread is started per request and none is handed a request (the CA
+    asks for each token several times at once), and a client that is slow or silent costs a
+    socket until its deadline, never a thread: each exchange has ``_REQUEST_TIMEOUT`` seconds
+    all told and at most ``_MAX_REQUEST`` bytes. ``stop()`` wakes the loop at once."""
 
     def __init__(self, port: int, listen: Iterable[str] = ("0.0.0.0", "::")) -> None:
         self.port = port
         self.listen = tuple(listen)
         self.tokens: dict[str, str] = {}
-        self._servers: list[_Server] = []
-        self._threads: list[threading.Thread] = []
         self.description = f"standalone server on port {port}"
         self.by_host = False
+        self._listeners: list[socket.socket] = []
+        self._wake: Optional[tuple[socket.socket, socket.socket]] = None
+        self._thread: Optional[threading.Thread] = None
 
     def start(self) -> None:
         """Bind every listen address or none; raise :class:`PortBusy` when one is taken."""
         try:
             for address in self.listen:
                 family = socket.AF_INET6 if ":" in address else socket.AF_INET
-                server_cls = type("_Server6" if family == socket.AF_INET6 else "_Server4", (_Server,),
-                                  {"address_family": family})
                 try:
-                    server = server_cls((address, self.port), _Handler)
+                    listener = _listener(family, address, self.port)
                 except OSError as exc:
                     if family == socket.AF_INET6 and exc.errno in (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL):
                         log.debug("http01: no IPv6 on this host; serving IPv4 only")
                         continue
                     raise PortBusy(self.port, address, exc) from exc
-                server.tokens = self.tokens
-                self._servers.append(server)
+                self._listeners.append(listener)
+            self._wake = socket.socketpair()
         except BaseException:
             self._close()
             raise
-        for server in self._servers:
-            thread = threading.Thread(
-                target=server.serve_forever, kwargs={"poll_interval": _POLL_INTERVAL},
-                name=f"http01-{server.server_address[0]!s}", daemon=True,
-            )
-            thread.start()
-            self._threads.append(thread)
+        self._thread = threading.Thread(target=self._serve, name=f"http01-{self.port}", daemon=True)
+        self._thread.start()
 
     def stop(self) -> None:
-        if self._threads:  # shutdown() waits for serve_forever, so only when it runs
-            for server in self._servers:
-                server.shutdown()
+        if self._thread is not None and self._wake is not None:
+            with contextlib.suppress(OSError):
+                self._wake[1].send(b"x")
+            self._thread.join(timeout=2.0)
         self._close()
 
     def _close(self) -> None:
-        for server in self._servers:
-            server.server_close()
-        for thread in self._threads:
-            thread.join(timeout=1.0)
-        self._servers.clear()
-        self._threads.clear()
+        for sock in (*self._listeners, *(self._wake or ())):
+            sock.close()
+        self._listeners.clear()
+        self._wake, self._thread = None, None
 
     def present(self, token: str, key_authorization: str) -> None:
         self.tokens[check_token(token)] = key_authorization
 
     def cleanup(self, token: str) -> None:
         self.tokens.pop(token, None)
+
+    # the loop ---------------------------------------------------------------------------
+    def _serve(self) -> None:
+        assert self._wake is not None
+        selector = selectors.DefaultSelector()
+        open_: dict[socket.socket, _Exchange] = {}
+        try:
+            for listener in self._listeners:
+                selector.register(listener, selectors.EVENT_READ)
+            selector.register(self._wake[0], selectors.EVENT_READ)
+            while True:
+                now = time.monotonic()
+                soonest = min((x.deadline for x in open_.values()), default=None)
+                for key, _ in selector.select(None if soonest is None else max(soonest - now, 0.0)):
+                    sock = key.fileobj
+                    assert isinstance(sock, socket.socket)
+                    if sock is self._wake[0]:
+                        return
+                    if key.data is None:
+                        self._accept(sock, selector, open_)
+                    else:
+                        self._step(sock, key.data, selector, open_)
+                now = time.monotonic()
+                for sock in [s for s, x in open_.items() if x.deadline <= now]:
+                    self._end(sock, selector, open_)
+        except Exception:  # noqa: BLE001 - a bug here must not go unseen, nor kill the run from a thread
+            log.exception("http01: the standalone server stopped")
+        finally:
+            for sock in list(open_):
+                self._end(sock, selector, open_)
+            selector.close()
+
+    def _accept(self, listener: socket.socket, selector: selectors.BaseSelector,
+                open_: dict[socket.socket, _Exchange]) -> None:
+        try:
+            sock, address = listener.accept()
+        except OSError:  # gone before it was accepted, or out of descriptors: the next one
+            return
+        if len(open_) >= _MAX_CONNECTIONS:
+            sock.close()
+            return
+        sock.setblocking(False)
+        exchange = _Exchange(str(address[0]), time.monotonic() + _REQUEST_TIMEOUT)
+        open_[sock] = exchange
+        selector.register(sock, selectors.EVENT_READ, exchange)
+
+    def _step(self, sock: socket.socket, exchange: _Exchange, selector: selectors.BaseSelector,
+              open_: dict[socket.socket, _Exchange]) -> None:
+        try:
+            if exchange.answer is None:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    return self._end(sock, selector, open_)
+                exchange.received += chunk
+                request = exchange.received
+                if b"\r\n\r\n" not in request and b"\n\n" not in request and len(request) <= _MAX_REQUEST:
+                    return
+                exchange.answer = _answer(request, self.tokens, exchange.client)
+                selector.modify(sock, selectors.EVENT_WRITE, exchange)
+            sent = sock.send(exchange.answer)
+            exchange.answer = exchange.answer[sent:]
+            if not exchange.answer:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_WR)
+                self._end(sock, selector, open_)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:  # the client hung up or reset
+            self._end(sock, selector, open_)
+
+    @staticmethod
+    def _end(sock: socket.socket, selector: selectors.BaseSelector, open_: dict[socket.socket, _Exchange]) -> None:
+        open_.pop(sock, None)
+        with contextlib.suppress(KeyError, ValueError):
+            selector.unregister(sock)
+        sock.close()
+
+
+def _listener(family: int, address: str, port: int) -> socket.socket:
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # over TIME_WAIT, never over a listener
+        if family == socket.AF_INET6:
+            # Only IPv6 here; IPv4 has its own socket, so both work whatever bindv6only says.
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind((address, port))
+        # socketserver's backlog of 5 dropped the CA's connections when it validated many names at
+        # once (each drop costs a SYN retransmission: a second, then three).
+        sock.listen(socket.SOMAXCONN)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 @contextlib.contextmanager
