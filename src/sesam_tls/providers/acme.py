@@ -69,10 +69,11 @@ MAX_POLL = 2.0
 SLOW_AFTER = 1.0
 SLOW_EVERY = 1.0
 MAX_THREADS = 16
-#: A CA that answers within this many seconds (the quickest of the run's requests so far) gets the
-#: per-name requests one after another: each costs us ~1 ms of CPU under the GIL, more than its
-#: wait, and threads then only contend (measured, 10 names on a loopback Pebble: 60 ms of CPU
-#: in one thread, 80 ms in 16). Slower, they go out concurrently: the waits overlap.
+#: A CA that keeps a request waiting less than this many seconds (``Connection.ca_wait``: its
+#: time less our CPU, the shortest of the run's requests so far) gets the per-name requests one
+#: after another: each costs us ~1 ms of CPU under the GIL, more than its wait, and threads then
+#: only contend (measured, 10 names on a loopback Pebble: 60 ms of CPU in one thread, 80 ms in
+#: 16). Slower, they go out concurrently: the waits overlap.
 SERIAL_BELOW = 0.003
 
 
